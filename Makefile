@@ -1,0 +1,50 @@
+# siamese-bench. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# The offline copy of full MNIST; users elsewhere get torchvision's download or the fallback.
+export SIAMESE_BENCH_MNIST_DIR ?= $(abspath ../shared/datasets/mnist)
+
+# `make train` variables (override on the command line: make train HEAD=subtract-dense)
+DATASET ?= mnist
+HEAD ?= euclidean
+LOSS ?= contrastive
+MARGIN ?= 1
+EPOCHS ?= 20
+SEED ?= 0
+
+.PHONY: help venv test lint train mlflow-ui bench-throughput clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## create the virtual environment (once; again when pyproject.toml changes)
+
+test: $(STAMP) ## run the test suite (includes a short real training run)
+	$(PY) -m pytest -q
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check siamese_bench tests benchmarks
+
+train: $(STAMP) ## train one variant: make train HEAD=abs-diff-dense LOSS=bce EPOCHS=5
+	$(BIN)/siamese-bench train --dataset $(DATASET) --head $(HEAD) --loss $(LOSS) \
+		--margin $(MARGIN) --epochs $(EPOCHS) --seed $(SEED)
+
+mlflow-ui: $(STAMP) ## browse the local tracking store on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000
+
+bench-throughput: $(STAMP) ## pairs/s of siamese-bench vs a bare PyTorch loop (C1 config)
+	$(PY) benchmarks/throughput.py
+
+clean: ## remove tracking stores, reports and caches (not the venv, not downloaded data)
+	rm -rf mlruns.db mlartifacts mlruns .pytest_cache reports/*/ optuna*.log
+	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,71 @@
+"""The in-memory dataset record, the dataset registry and the seeded validation split."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from siamese_bench.registry import Registry
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Labelled images held as tensors: x is float32 (N, C, H, W) in [0, 1], y int64 (N,)."""
+
+    name: str  # the name asked for, e.g. "mnist"
+    variant: str  # what was actually loaded, e.g. "mnist-full" or "mnist-5k"
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    source: str  # where it came from, for the log and MLflow tags
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.y_train.max()) + 1
+
+
+DATASETS: Registry[Callable[[], ImageData]] = Registry("dataset")
+
+
+def load_dataset(name: str) -> ImageData:
+    return DATASETS.get(name)()
+
+
+def data_home() -> Path:
+    """The project's `datasets/` folder (cache and manifests); SIAMESE_BENCH_DATA_DIR overrides."""
+    env = os.environ.get("SIAMESE_BENCH_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "datasets"
+
+
+def stratified_split(
+    y: torch.Tensor, fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (keep, held_out) with `fraction` of every class held out."""
+    keep, held = [], []
+    for c in torch.unique(y):
+        idx = torch.nonzero(y == c).squeeze(1)
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        n_held = round(len(idx) * fraction)
+        held.append(idx[:n_held])
+        keep.append(idx[n_held:])
+    return torch.cat(keep).sort().values, torch.cat(held).sort().values
+
+
+def split_validation(
+    x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded stratified train/validation split; kept indices stay in their original order,
+    which the Keras pair recipe depends on."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    keep, held = stratified_split(y, fraction, torch.Generator().manual_seed(seed))
+    return x[keep], y[keep], x[held], y[held]

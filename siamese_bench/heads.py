@@ -1,0 +1,155 @@
+"""Heads: how a pair of embeddings becomes a dissimilarity.
+
+The one convention that lets every head work with every loss: a head returns a
+dissimilarity d(a, b) >= 0, where LOWER MEANS MORE ALIKE.
+- Distance heads (euclidean, l1) return the distance itself.
+- Probabilistic heads compute a logit z with p = sigmoid(z) = P(same) and return
+  d = 1 - p (= sigmoid(-z)), plus the logit. Contrastive loss on such a head is exactly C2's
+  "inverted" loss y * max(1 - p, 0)^2 + (1 - y) * p^2 (contrastive on d = 1 - p, m = 1);
+  BCE uses the logit; triplet loss compares d(a, p) with d(a, n).
+The sources' fixed decision rule is the same for both kinds: "same" when d < 0.5
+(distance below 0.5, or probability above 0.5).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from siamese_bench.registry import Registry
+
+HEADS: Registry[type[Head]] = Registry("head")
+
+KERAS_EPSILON = 1e-7  # Keras' K.epsilon(), used inside the square root of C1's distance
+
+
+class HeadOutput(NamedTuple):
+    dissimilarity: torch.Tensor  # (B,), lower = more alike
+    logit: torch.Tensor | None  # (B,) logit of P(same), probabilistic heads only
+
+
+class Head(nn.Module):
+    """Base class: maps embeddings a, b of shape (B, D) to a HeadOutput."""
+
+    has_logit: ClassVar[bool] = False
+
+    def __init__(self, embedding_dim: int) -> None:
+        super().__init__()
+        self.embedding_dim = embedding_dim
+
+
+@HEADS.register("euclidean")
+class EuclideanHead(Head):
+    """C1: d = sqrt(max(sum((a - b)^2), eps)), Keras' euclidean_distance."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> HeadOutput:
+        squared = (a - b).pow(2).sum(dim=1)
+        return HeadOutput(torch.sqrt(squared.clamp_min(KERAS_EPSILON)), None)
+
+
+@HEADS.register("l1")
+class L1Head(Head):
+    """C4's advice: Manhattan distance, said to beat L2 in high dimensions."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> HeadOutput:
+        return HeadOutput((a - b).abs().sum(dim=1), None)
+
+
+class ProbabilisticHead(Head):
+    """A pair feature vector followed by an output network ending in one logit.
+
+    Subclasses define `pair_features` (and `feature_dim` when it is not D); `hidden` adds
+    Dense(relu) layers between the features and the output unit.
+    """
+
+    has_logit = True
+    hidden: ClassVar[tuple[int, ...]] = ()
+
+    def __init__(self, embedding_dim: int) -> None:
+        super().__init__(embedding_dim)
+        layers: list[nn.Module] = []
+        width = self.feature_dim(embedding_dim)
+        for units in self.hidden:
+            layers += [nn.Linear(width, units), nn.ReLU()]
+            width = units
+        layers.append(nn.Linear(width, 1))
+        self.out = nn.Sequential(*layers)
+
+    def feature_dim(self, embedding_dim: int) -> int:
+        return embedding_dim
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> HeadOutput:
+        logit = self.out(self.pair_features(a, b)).squeeze(-1)  # (B, F) -> (B,)
+        return HeadOutput(torch.sigmoid(-logit), logit)  # 1 - sigmoid(z) == sigmoid(-z)
+
+
+@HEADS.register("subtract-dense")
+class SubtractDenseHead(ProbabilisticHead):
+    """C2: a - b -> Dense(1, sigmoid). The logit is odd under swapping a and b."""
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a - b
+
+
+@HEADS.register("abs-diff-dense")
+class AbsDiffDenseHead(ProbabilisticHead):
+    """Koch et al. 2015: |a - b| -> weighted sigmoid; symmetric in (a, b)."""
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).abs()
+
+
+@HEADS.register("square-diff-dense")
+class SquareDiffDenseHead(ProbabilisticHead):
+    """C3's sharper account: a square of the difference is symmetric, so it should learn."""
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).pow(2)
+
+
+@HEADS.register("one-minus-diff-dense")
+class OneMinusDiffDenseHead(ProbabilisticHead):
+    """C3 answer's first transform, 1 - (a - b). Still affine in a - b, so still odd up to
+    the bias: the sharper account predicts it fails like subtract-dense."""
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return 1.0 - (a - b)
+
+
+@HEADS.register("reciprocal-dense")
+class ReciprocalDenseHead(ProbabilisticHead):
+    """C3 answer's second transform: a reciprocal of the difference, then normalised.
+
+    1 / x is made finite as x / (x^2 + eps); the result is L2-normalised per pair. Both steps
+    keep the feature odd in (a - b), so the sharper account predicts failure here too.
+    """
+
+    eps: ClassVar[float] = 1e-3
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        diff = a - b
+        return F.normalize(diff / (diff.pow(2) + self.eps), dim=1)
+
+
+@HEADS.register("concat-dense")
+class ConcatDenseHead(ProbabilisticHead):
+    """C5: [a, b] -> Dense(1, sigmoid). Order-dependent; no built-in notion of sameness."""
+
+    def feature_dim(self, embedding_dim: int) -> int:
+        return 2 * embedding_dim
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.cat([a, b], dim=1)  # (B, 2D)
+
+
+@HEADS.register("subtract-mlp")
+class SubtractMLPHead(SubtractDenseHead):
+    """C3's fix: hidden Dense(relu) layers after the subtraction break the oddness."""
+
+    hidden = (128, 128)

@@ -1,0 +1,86 @@
+"""The LightningModule: built encoder, head and loss objects plus an optimizer factory.
+
+Train, validation and test go through shared steps; metric keys are `stage/metric`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from siamese_bench.heads import Head, HeadOutput
+from siamese_bench.losses import Loss
+from siamese_bench.metrics import FIXED_THRESHOLD, pair_metrics
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+class SiameseModule(pl.LightningModule):
+    def __init__(self, encoder: nn.Module, head: Head, loss: Loss,
+                 optimizer_factory: OptimizerFactory,
+                 eval_stages: tuple[str, ...] = ("test",)) -> None:
+        super().__init__()
+        self.encoder, self.head, self.loss = encoder, head, loss
+        self.optimizer_factory = optimizer_factory
+        self.eval_stages = eval_stages  # names of the test dataloaders, in order
+        self.val_threshold: float | None = None  # chosen on validation, used on test
+        self._buffers: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.final_outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # stage -> (d, y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())
+
+    def compare(self, x1: torch.Tensor, x2: torch.Tensor) -> HeadOutput:
+        # One encoder pass over both sides: (2B, ...) -> (2B, D) -> two (B, D) halves.
+        emb = self.encoder(torch.cat([x1, x2]))
+        a, b = emb.split(len(x1))
+        return self.head(a, b)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.loss.sampling == "triplets":
+            emb = self.encoder(torch.cat([batch["anchor"], batch["positive"], batch["negative"]]))
+            a, p, n = emb.split(len(batch["anchor"]))  # 3 x (B, D)
+            d_ap, d_an = self.head(a, p).dissimilarity, self.head(a, n).dissimilarity
+            value = self.loss(d_ap, d_an)
+            self.log("train/triplet_order_acc", (d_ap < d_an).float().mean(), on_step=False, on_epoch=True)
+        else:
+            out = self.compare(batch["x1"], batch["x2"])
+            value = self.loss(out, batch["y"])
+            acc = ((out.dissimilarity < FIXED_THRESHOLD).float() == batch["y"]).float().mean()
+            self.log("train/acc", acc, on_step=False, on_epoch=True)
+        self.log("train/loss", value.loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/active_fraction", value.active_fraction, on_step=False, on_epoch=True)
+        return value.loss
+
+    def _eval_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
+        out = self.compare(batch["x1"], batch["x2"])
+        self._buffers.setdefault(stage, []).append((out.dissimilarity.detach(), batch["y"]))
+        if self.loss.sampling == "pairs":
+            self.log(f"{stage}/loss", self.loss(out, batch["y"]).loss, on_step=False,
+                     on_epoch=True, add_dataloader_idx=False, batch_size=len(batch["y"]))
+
+    def _collect(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = self._buffers.pop(stage, [])
+        return torch.cat([d for d, _ in parts]), torch.cat([y for _, y in parts])
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        d, y = self._collect("val")
+        metrics = pair_metrics(d, y)
+        self.val_threshold = metrics["threshold"]
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()})
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step(self.eval_stages[dataloader_idx], batch)
+
+    def on_test_epoch_end(self) -> None:
+        for stage in self.eval_stages:
+            d, y = self._collect(stage)
+            self.final_outputs[stage] = (d.cpu(), y.cpu())
+            metrics = pair_metrics(d, y, tuned_threshold=self.val_threshold)
+            self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, add_dataloader_idx=False)

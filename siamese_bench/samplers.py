@@ -1,0 +1,128 @@
+"""Pair and triplet sampling, vectorised; samples are index tensors into an image tensor.
+
+Pairs follow the Keras `mnist_siamese` recipe (CLAIMS.md, C1): for each class c and i < n,
+a positive (image i of c, image i+1 of c) and a negative (image i of c, image i of a random
+other class), where n = (smallest class size) - 1 and "image i of c" means the i-th image of
+class c in dataset order. Labels: y = 1 same, y = 0 different.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+NEGATIVE_POLICIES = ("other", "any")
+
+
+@dataclass(frozen=True)
+class PairIndex:
+    left: torch.Tensor  # (P,) int64 image indices
+    right: torch.Tensor  # (P,)
+    y: torch.Tensor  # (P,) float32, 1 = same
+
+    def fields(self) -> dict[str, torch.Tensor]:
+        return {"x1": self.left, "x2": self.right, "y": self.y}
+
+
+@dataclass(frozen=True)
+class TripletIndex:
+    anchor: torch.Tensor  # (T,) int64 image indices
+    positive: torch.Tensor  # (T,) same class as anchor
+    negative: torch.Tensor  # (T,) another class, unless the policy is "any"
+
+    def fields(self) -> dict[str, torch.Tensor]:
+        return {"anchor": self.anchor, "positive": self.positive, "negative": self.negative}
+
+
+def class_table(y: torch.Tensor) -> torch.Tensor:
+    """(C, m) image indices: row c holds the first m images of class c in dataset order,
+    with m the size of the smallest class."""
+    num_classes = int(y.max()) + 1
+    counts = torch.bincount(y, minlength=num_classes)
+    if int(counts.min()) < 2:
+        raise ValueError(f"every class needs at least 2 images to form pairs; counts: {counts.tolist()}")
+    order = torch.argsort(y, stable=True)  # (N,) grouped by class, dataset order within a class
+    starts = torch.cumsum(counts, 0) - counts  # (C,)
+    m = int(counts.min())
+    return order[starts[:, None] + torch.arange(m)[None, :]]  # (C, m)
+
+
+def _other_classes(num_classes: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """(C, n) class ids, each uniformly one of the other classes (Keras' (c + randrange(1, C)) % C)."""
+    shift = torch.randint(1, num_classes, (num_classes, n), generator=generator)
+    return (torch.arange(num_classes)[:, None] + shift) % num_classes
+
+
+def keras_pairs(y: torch.Tensor, generator: torch.Generator) -> PairIndex:
+    table = class_table(y)  # (C, m)
+    num_classes, n = table.shape[0], table.shape[1] - 1
+    anchor, positive = table[:, :n], table[:, 1:]  # (C, n) each
+    negative = table[_other_classes(num_classes, n, generator), torch.arange(n)[None, :]]  # (C, n)
+    left = torch.stack([anchor, anchor], dim=2).reshape(-1)  # (2 C n,) pos, neg interleaved
+    right = torch.stack([positive, negative], dim=2).reshape(-1)
+    labels = torch.tensor([1.0, 0.0]).repeat(num_classes * n)
+    return PairIndex(left, right, labels)
+
+
+def triplets(y: torch.Tensor, generator: torch.Generator, negatives: str = "other") -> TripletIndex:
+    """Anchor and positive as the recipe's positive pairs; the negative policy:
+    - "other": a random image of a random other class (guaranteed different);
+    - "any": C6's sampling, a random draw from the pooled anchors and positives, which may
+      share the anchor's class."""
+    if negatives not in NEGATIVE_POLICIES:
+        raise ValueError(f"negative policy {negatives!r}; valid: {', '.join(NEGATIVE_POLICIES)}")
+    table = class_table(y)  # (C, m)
+    num_classes, m = table.shape
+    n = m - 1
+    anchor, positive = table[:, :n].reshape(-1), table[:, 1:].reshape(-1)  # (C n,)
+    if negatives == "other":
+        cls = _other_classes(num_classes, n, generator)  # (C, n)
+        col = torch.randint(0, m, (num_classes, n), generator=generator)
+        negative = table[cls, col].reshape(-1)
+    else:
+        pool = torch.cat([anchor, positive])  # (2 C n,)
+        negative = pool[torch.randint(0, len(pool), (len(anchor),), generator=generator)]
+    return TripletIndex(anchor, positive, negative)
+
+
+class TensorBatches:
+    """An iterable of dict batches gathered from in-memory tensors, for Lightning.
+
+    `sample(epoch)` returns the index set for an epoch (called once when the set is fixed);
+    each iteration is one epoch, shuffled with a generator seeded from (seed, epoch), so a
+    seed fixes the order. Image fields are gathered from `images`; "y" passes through.
+    """
+
+    def __init__(self, images: torch.Tensor, sample, batch_size: int, seed: int,
+                 shuffle: bool = True, resample: bool = False) -> None:
+        self.images = images
+        self.sample = sample
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.resample = resample
+        self.epoch = 0
+        self.index = sample(0)
+
+    def _fields(self) -> dict[str, torch.Tensor]:
+        return self.index.fields()
+
+    def __len__(self) -> int:
+        n = len(next(iter(self._fields().values())))
+        return -(-n // self.batch_size)
+
+    def __iter__(self):
+        if self.resample and self.epoch > 0:
+            self.index = self.sample(self.epoch)
+        fields = self._fields()
+        n = len(next(iter(fields.values())))
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(n, generator=gen)
+        else:
+            order = torch.arange(n)
+        self.epoch += 1
+        for start in range(0, n, self.batch_size):
+            sel = order[start : start + self.batch_size]
+            yield {k: (v[sel] if k == "y" else self.images[v[sel]]) for k, v in fields.items()}

@@ -1,0 +1,180 @@
+"""One training run: config -> data, pairs, model -> Lightning fit -> final evaluation,
+tracked in MLflow (params, per-epoch curves, final metrics, tags, test distances)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from siamese_bench.config import TrainConfig
+from siamese_bench.data import ImageData, load_dataset, split_validation
+from siamese_bench.encoders import ENCODERS
+from siamese_bench.heads import HEADS
+from siamese_bench.losses import LOSSES
+from siamese_bench.module import SiameseModule
+from siamese_bench.optim import INITS, OPTIMIZERS
+from siamese_bench.samplers import PairIndex, TensorBatches, TripletIndex, keras_pairs, triplets
+from siamese_bench.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXPERIMENT = "siamese-bench-train"
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class RunResult:
+    config: TrainConfig
+    metrics: dict[str, float]  # final metrics: test/*, train_eval/*, val/*, seconds
+    history: list[dict[str, float]]  # one dict of epoch metrics per epoch
+    data_variant: str
+    run_id: str | None = None
+    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+
+
+class EpochRecorder(pl.Callback):
+    """Keeps per-epoch metrics, sends them to MLflow with step=epoch, stops on divergence."""
+
+    def __init__(self, tracker: Tracker | None, run_id: str | None) -> None:
+        self.tracker, self.run_id = tracker, run_id
+        self.history: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+                   if k.startswith(("train/", "val/"))}
+        self.history.append(metrics)
+        if self.tracker and self.run_id:
+            self.tracker.log_metrics(self.run_id, metrics, step=trainer.current_epoch)
+        loss = metrics.get("train/loss", 0.0)
+        if not math.isfinite(loss):
+            raise DivergedError(f"training loss is {loss} at epoch {trainer.current_epoch}")
+
+
+def build_module(cfg: TrainConfig, input_shape: tuple[int, ...],
+                 eval_stages: tuple[str, ...] = ("train_eval", "test")) -> SiameseModule:
+    """Encoder, head, loss and optimizer factory from the config, initialised from cfg.seed."""
+    pl.seed_everything(cfg.seed, verbose=False)
+    encoder = ENCODERS.get(cfg.encoder)(input_shape, **cfg.encoder_options)
+    head = HEADS.get(cfg.head)(encoder.out_features)
+    loss_cls = LOSSES.get(cfg.loss)
+    loss_kwargs: dict = {"margin": cfg.margin} if loss_cls.uses_margin else {}
+    if loss_cls.sampling == "triplets":
+        loss_kwargs["squared"] = cfg.triplet_squared
+    optimizer = OPTIMIZERS.get(cfg.optimizer)
+    module = SiameseModule(encoder, head, loss_cls(**loss_kwargs),
+                           lambda params: optimizer(params, cfg.lr), eval_stages=eval_stages)
+    INITS.get(cfg.init)(module)
+    return module
+
+
+def build_batches(cfg: TrainConfig, data: ImageData, sampling: str) -> dict[str, TensorBatches]:
+    """train (pairs or triplets), val, train_eval and test pair batches, all from cfg.seed."""
+    x_tr, y_tr, x_val, y_val = split_validation(data.x_train, data.y_train, cfg.val_fraction, cfg.seed)
+
+    def pairs_of(y: torch.Tensor, stream: int) -> Callable[[int], PairIndex]:
+        return lambda epoch: keras_pairs(y, torch.Generator().manual_seed(cfg.seed * 1000 + stream + epoch))
+
+    def triplets_of(y: torch.Tensor) -> Callable[[int], TripletIndex]:
+        return lambda epoch: triplets(y, torch.Generator().manual_seed(cfg.seed * 1000 + epoch),
+                                      cfg.triplet_negatives)
+
+    train_sample = triplets_of(y_tr) if sampling == "triplets" else pairs_of(y_tr, 0)
+    bs, eval_bs = cfg.batch_size, max(cfg.batch_size, 1024)  # no gradients: bigger is cheaper
+    return {
+        "train": TensorBatches(x_tr, train_sample, bs, cfg.seed, resample=cfg.resample_negatives),
+        "val": TensorBatches(x_val, pairs_of(y_val, 100), eval_bs, cfg.seed, shuffle=False),
+        "train_eval": TensorBatches(x_tr, pairs_of(y_tr, 0), eval_bs, cfg.seed, shuffle=False),
+        "test": TensorBatches(data.x_test, pairs_of(data.y_test, 200), eval_bs, cfg.seed, shuffle=False),
+    }
+
+
+def make_trainer(cfg: TrainConfig, callbacks: Sequence[pl.Callback], progress: bool,
+                 steps_per_epoch: int) -> pl.Trainer:
+    bars: list[pl.Callback] = []
+    if progress:
+        from pytorch_lightning.callbacks import TQDMProgressBar
+
+        bars = [TQDMProgressBar(refresh_rate=max(1, steps_per_epoch // 20))]  # ~20 redraws/epoch
+    return pl.Trainer(
+        max_epochs=cfg.epochs, accelerator="auto", devices=1, logger=False,
+        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+        enable_progress_bar=progress, callbacks=[*callbacks, *bars],
+    )
+
+
+def run_training(
+    cfg: TrainConfig,
+    *,
+    tracker: Tracker | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    data: ImageData | None = None,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+    callbacks: Sequence[pl.Callback] = (),
+    progress: bool = True,
+) -> RunResult:
+    """Train and evaluate one configuration. Always ends its MLflow run (FAILED or KILLED on
+    error), so a tracked run is never left RUNNING by this process."""
+    started = time.perf_counter()
+    data = data or load_dataset(cfg.dataset)
+    batches = build_batches(cfg, data, LOSSES.get(cfg.loss).sampling)
+    module = build_module(cfg, data.input_shape)
+    run_id = None
+    if tracker is not None:
+        tags = {"dataset_variant": data.variant, "dataset_source": data.source,
+                "seed": str(cfg.seed), "head": cfg.head, "loss": cfg.loss, **(extra_tags or {})}
+        params = {**cfg.flat_params(), "n_parameters": sum(p.numel() for p in module.parameters()),
+                  "n_train_samples": len(batches["train"].index.anchor
+                                         if isinstance(batches["train"].index, TripletIndex)
+                                         else batches["train"].index.y)}
+        run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags,
+                                   parent_run_id)
+    recorder = EpochRecorder(tracker, run_id)
+    trainer = make_trainer(cfg, [recorder, *callbacks], progress, len(batches["train"]))
+    status = "FAILED"
+    try:
+        trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])
+        trainer.test(module, dataloaders=[batches["train_eval"], batches["test"]], verbose=False)
+        status = "FINISHED"
+    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
+        status = "KILLED"
+        raise
+    finally:
+        if tracker and run_id and status != "FINISHED":
+            tracker.end_run(run_id, status)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+               if k.startswith(("test/", "train_eval/"))}
+    if recorder.history:
+        metrics.update({k: v for k, v in recorder.history[-1].items() if k.startswith("val/")})
+    metrics["seconds"] = time.perf_counter() - started
+    if tracker and run_id:
+        tracker.log_metrics(run_id, metrics, step=cfg.epochs)
+        _log_outputs(tracker, run_id, module.final_outputs)
+        tracker.end_run(run_id)
+    return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs)
+
+
+def _log_outputs(tracker: Tracker, run_id: str,
+                 outputs: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Final dissimilarities and labels per split, so reports can draw ROC curves and
+    histograms without retraining."""
+    arrays = {}
+    for stage, (d, y) in outputs.items():
+        arrays[f"{stage}_d"], arrays[f"{stage}_y"] = d.numpy(), y.numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "distances.npz"
+        np.savez_compressed(path, **arrays)
+        tracker.log_artifact(run_id, path, "outputs")
