@@ -79,7 +79,6 @@ def add_tracking_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("tracking")
     g.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
                    "else sqlite:///./mlruns.db)")
-    g.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -108,6 +107,40 @@ def format_result(result) -> str:
     return "\n".join(lines)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from siamese_bench.sweep.runner import Sweep, available_cores
+    from siamese_bench.sweep.spec import load_spec
+    from siamese_bench.sweep.storage import resolve_storage_url
+    from siamese_bench.sweep.table import cell_table, format_cell_table, trials_frame
+    from siamese_bench.tracking import Tracker
+
+    spec = load_spec(args.spec)
+    cells = spec.cells()
+    if args.dry_run:
+        print(f"study {spec.name}: {len(cells)} cells x {len(spec.seeds)} seeds = {len(cells) * len(spec.seeds)} trials")
+        for cell in cells:
+            print(f"  run      {cell.id}")
+        for cell, reason in spec.excluded():
+            print(f"  excluded {cell.id}: {reason}")
+        return 0
+    workers = args.workers or available_cores()
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    storage = resolve_storage_url(args.storage)
+    sweep = Sweep(spec, storage, Tracker(args.tracking_uri), workers, progress=not args.no_progress)
+    summary = sweep.run()
+    study = sweep.grid_study()
+    factors = list(spec.factors)
+    print(f"\nstudy {spec.name} ({storage}): {summary.completed} trials finished, {summary.failed} failed, "
+          f"{summary.pruned} pruned, {summary.stale} recovered from a killed run, {summary.seconds:.0f} s")
+    if summary.tune_epochs_budget:
+        saved = summary.tune_epochs_budget - summary.tune_epochs_run
+        print(f"tuning: pruning ran {summary.tune_epochs_run} of {summary.tune_epochs_budget} epochs "
+              f"({saved / summary.tune_epochs_budget:.0%} saved)")
+    print(format_cell_table(cell_table(trials_frame(study), factors), factors))
+    return 0 if summary.failed == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="siamese-bench",
@@ -121,20 +154,38 @@ def build_parser() -> argparse.ArgumentParser:
                            "sources' fixed rule (d < 0.5), at the validation-chosen threshold, and ROC AUC.")
     add_train_arguments(train)
     add_tracking_arguments(train)
+    train.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     train.add_argument("--experiment", help="MLflow experiment name (default siamese-bench-train)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+
+    sweep = sub.add_parser("sweep", help="run (or resume) an Optuna study from a spec file",
+                           description="Run every cell x seed of a study spec once, in parallel worker "
+                           "processes, tracked in MLflow (a parent run per study, a child run per trial). "
+                           "Running the same command again resumes: finished trials are kept, trials of "
+                           "a killed run are marked failed and re-run.")
+    sweep.add_argument("spec", help="study spec (YAML), e.g. benchmarks/mnist.yaml")
+    sweep.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    sweep.add_argument("--storage", help="Optuna storage: a journal file path (default ./optuna.journal, "
+                       "or $SIAMESE_BENCH_STORAGE) or an RDB URL such as postgresql://user@host/db")
+    sweep.add_argument("--dry-run", action="store_true", help="list the cells and exclusions, run nothing")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_tracking_arguments(sweep)
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 
 def quiet_libraries(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
-        for name in ("pytorch_lightning", "lightning", "lightning_fabric", "mlflow", "alembic"):
+        for name in ("pytorch_lightning", "lightning", "lightning_fabric", "mlflow", "alembic", "optuna"):
             logging.getLogger(name).setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

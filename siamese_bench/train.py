@@ -52,8 +52,10 @@ class EpochRecorder(pl.Callback):
         self.history: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                   if k.startswith(("train/", "val/"))}
+        # Callbacks run before the module's own on_train_epoch_end, so the train means are
+        # read from the module; validation has already logged its metrics.
+        metrics = {**module.train_epoch_metrics(),
+                   **{k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}}
         self.history.append(metrics)
         if self.tracker and self.run_id:
             self.tracker.log_metrics(self.run_id, metrics, step=trainer.current_epoch)
@@ -149,8 +151,12 @@ def run_training(
         trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])
         trainer.test(module, dataloaders=[batches["train_eval"], batches["test"]], verbose=False)
         status = "FINISHED"
-    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
-        status = "KILLED"
+    except BaseException as err:
+        # Lightning turns Ctrl-C into SystemExit(1); pruning sets its own status.
+        interrupted = isinstance(err, KeyboardInterrupt | SystemExit)
+        status = getattr(err, "run_status", "KILLED" if interrupted else "FAILED")
+        if tracker and run_id:
+            tracker.set_tags(run_id, {"fail_reason": f"{type(err).__name__}: {err}"[:500]})
         raise
     finally:
         if tracker and run_id and status != "FINISHED":

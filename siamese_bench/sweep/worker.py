@@ -1,0 +1,146 @@
+"""Worker processes: run one training task at a time and stream its tracking calls back.
+
+Only the parent writes to MLflow (a SQLite store shared by writers locks up), so a worker
+gets a QueueTracker: the same calls as tracking.Tracker, sent as messages.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+
+@dataclass(frozen=True)
+class PruneTarget:
+    """Where a tuning trial reports its per-epoch metric (the worker talks to Optuna)."""
+
+    study_name: str
+    storage_url: str
+    trial_id: int
+    pruner: str
+    metric: str
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str  # unique within the sweep, e.g. "grid:17"
+    config: dict[str, Any]  # TrainConfig fields
+    experiment: str
+    run_name: str
+    parent_run_id: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    prune: PruneTarget | None = None
+
+
+class Pruned(RuntimeError):
+    run_status = "KILLED"
+
+
+class QueueTracker:
+    """Tracker look-alike that forwards every call to the parent process."""
+
+    def __init__(self, results, key: str) -> None:
+        self.results, self.key = results, key
+        self._tmp = Path(tempfile.mkdtemp(prefix="siamese-bench-artifacts-"))
+
+    def start_run(self, experiment, run_name, params, tags, parent_run_id=None) -> str:
+        self.results.put(("start", self.key, (experiment, run_name, params, tags, parent_run_id)))
+        return self.key
+
+    def log_metrics(self, run_id, metrics, step=None) -> None:
+        self.results.put(("metrics", self.key, (metrics, step)))
+
+    def set_tags(self, run_id, tags) -> None:
+        self.results.put(("tags", self.key, tags))
+
+    def log_artifact(self, run_id, path, artifact_path=None) -> None:
+        copy = self._tmp / Path(path).name  # the caller deletes its file when we return
+        shutil.copy(path, copy)
+        self.results.put(("artifact", self.key, (str(copy), artifact_path)))
+
+    def end_run(self, run_id, status="FINISHED") -> None:
+        self.results.put(("end", self.key, status))
+
+
+class EpochCounter(pl.Callback):
+    def __init__(self, parent_pid: int) -> None:
+        self.epochs = 0
+        self.parent_pid = parent_pid
+
+    def on_validation_end(self, trainer, module) -> None:
+        self.epochs += 1
+        if os.getppid() != self.parent_pid:  # orphaned: the sweep was killed
+            raise SystemExit(1)
+
+
+class OptunaPruning(pl.Callback):
+    """Reports the validation metric per epoch and prunes (Lightning-namespace agnostic)."""
+
+    def __init__(self, target: PruneTarget) -> None:
+        import optuna
+
+        from siamese_bench.sweep.storage import make_storage
+        from siamese_bench.sweep.tuning import make_pruner
+
+        study = optuna.load_study(study_name=target.study_name, storage=make_storage(target.storage_url),
+                                  pruner=make_pruner(target.pruner))
+        self.trial = optuna.trial.Trial(study, target.trial_id)
+        self.metric = target.metric
+
+    def on_validation_end(self, trainer, module) -> None:
+        value = trainer.callback_metrics.get(self.metric)
+        if value is None:
+            return
+        self.trial.report(float(value), step=trainer.current_epoch)
+        if self.trial.should_prune():
+            raise Pruned(f"pruned at epoch {trainer.current_epoch}: {self.metric}={float(value):.4f}")
+
+
+def _die_with_parent() -> None:
+    try:  # Linux: get SIGKILL when the parent dies, so a killed sweep leaves no orphans
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def worker_main(tasks, results, threads: int, parent_pid: int) -> None:
+    """Loop: take a Task, train, report "done"/"pruned"/"failed"; a None task ends it."""
+    _die_with_parent()
+    import torch
+
+    from siamese_bench.config import TrainConfig
+    from siamese_bench.data import load_dataset
+    from siamese_bench.train import run_training
+
+    torch.set_num_threads(threads)
+    warnings.filterwarnings("ignore")
+    for name in ("pytorch_lightning", "lightning_fabric", "mlflow", "optuna"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    datasets: dict[str, Any] = {}  # loaded once per worker
+    while (task := tasks.get()) is not None:
+        results.put(("begin", task.key, os.getpid()))
+        counter = EpochCounter(parent_pid)
+        try:
+            cfg = TrainConfig(**task.config).validate()
+            if cfg.dataset not in datasets:
+                datasets[cfg.dataset] = load_dataset(cfg.dataset)
+            callbacks = [counter] + ([OptunaPruning(task.prune)] if task.prune else [])
+            result = run_training(cfg, tracker=QueueTracker(results, task.key), experiment=task.experiment,
+                                  data=datasets[cfg.dataset], parent_run_id=task.parent_run_id,
+                                  run_name=task.run_name, extra_tags=task.tags, callbacks=callbacks,
+                                  progress=False)
+            results.put(("done", task.key, (result.metrics, counter.epochs, result.data_variant)))
+        except Pruned as err:
+            results.put(("pruned", task.key, (str(err), counter.epochs)))
+        except Exception as err:  # noqa: BLE001  (any failure fails this trial alone)
+            results.put(("failed", task.key, (f"{type(err).__name__}: {err}", counter.epochs)))

@@ -1,0 +1,29 @@
+"""Shared fixtures for the siamese_bench test suite."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+# The models under test are tiny: one thread is as fast, and it keeps the suite from crawling
+# when another job shares the 2-core machine (OpenMP oversubscription made steps 100x slower).
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _no_default_tracking_store(tmp_path, monkeypatch):
+    """A test that forgets --tracking-uri must not write mlruns.db into the repository."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/stray-mlruns.db")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """sklearn's 8x8 digits with the package's fixed 80/20 split (small, real, offline)."""
+    from siamese_bench.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(1234)

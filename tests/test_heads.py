@@ -1,0 +1,127 @@
+"""Heads, parametrized over every registered name so new heads are covered automatically."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from siamese_bench.heads import HEADS, KERAS_EPSILON
+
+ALL_HEADS = HEADS.names()
+SYMMETRIC = ["euclidean", "l1", "abs-diff-dense", "square-diff-dense"]
+ODD_UP_TO_BIAS = ["subtract-dense", "one-minus-diff-dense", "reciprocal-dense"]
+D = 16
+B = 8
+
+
+def make(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    head = HEADS.get(name)(D)
+    # Non-zero biases, so "odd up to the bias" is a real check and not "odd".
+    with torch.no_grad():
+        for mod in head.modules():
+            if isinstance(mod, torch.nn.Linear):
+                mod.bias.uniform_(0.3, 0.9)
+    return head.eval()
+
+
+def pair(seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, D, generator=g), torch.randn(B, D, generator=g)
+
+
+def test_named_heads_exist():
+    for name in SYMMETRIC + ODD_UP_TO_BIAS:
+        assert name in HEADS
+
+
+@pytest.mark.parametrize("name", ALL_HEADS)
+def test_shapes_and_ranges(name):
+    head = make(name)
+    a, b = pair()
+    out = head(a, b)
+    assert out.dissimilarity.shape == (B,)
+    assert torch.isfinite(out.dissimilarity).all()
+    assert (out.dissimilarity >= 0).all()
+    if head.has_logit:
+        assert out.logit is not None and out.logit.shape == (B,)
+        assert torch.isfinite(out.logit).all()
+    else:
+        assert out.logit is None
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_HEADS if HEADS.get(n).has_logit])
+def test_probabilistic_d_is_one_minus_sigmoid(name):
+    out = make(name)(*pair())
+    assert torch.allclose(out.dissimilarity, 1 - torch.sigmoid(out.logit), atol=1e-6)
+    assert (out.dissimilarity <= 1).all()
+
+
+@pytest.mark.parametrize("name", ALL_HEADS)
+def test_gradients_reach_inputs_and_step_changes_parameters(name):
+    head = make(name).train()
+    a, b = pair()
+    a.requires_grad_(True)
+    params = [p for p in head.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    head(a, b).dissimilarity.sum().backward()
+    assert a.grad is not None and torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+    if not params:
+        return  # parameter-free distance heads
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
+    torch.optim.SGD(params, lr=0.1).step()
+    changed = [not torch.equal(p0, p.detach()) for p0, p in zip(before, params)]
+    assert any(changed)
+    assert changed[-1]  # the output unit is trained
+
+
+@pytest.mark.parametrize("name", SYMMETRIC)
+def test_symmetric_heads(name):
+    head = make(name)
+    a, b = pair()
+    assert torch.allclose(head(a, b).dissimilarity, head(b, a).dissimilarity, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ODD_UP_TO_BIAS)
+def test_affine_in_difference_heads_are_odd_up_to_bias(name):
+    head = make(name)
+    a, b = pair()
+    bias = head(a, a).logit  # the logit at zero difference: the bias term (per row, all equal)
+    assert torch.allclose(bias, bias[0].expand_as(bias))
+    ab, ba = head(a, b).logit, head(b, a).logit
+    assert torch.allclose(ab - bias, -(ba - bias), atol=1e-5)
+    assert torch.allclose(ab + ba, 2 * bias, atol=1e-5)
+    assert not torch.allclose(ab, ba, atol=1e-3)  # genuinely order dependent
+
+
+@pytest.mark.parametrize("name", ["subtract-mlp", "concat-dense"])
+def test_nonlinear_or_concat_heads_are_not_odd(name):
+    head = make(name)
+    a, b = pair()
+    bias = head(a, a).logit
+    ab, ba = head(a, b).logit, head(b, a).logit
+    assert not torch.allclose(ab + ba, 2 * bias, atol=1e-3)
+
+
+def test_euclidean_matches_definition():
+    head = make("euclidean")
+    a, b = pair()
+    expected = torch.sqrt(((a - b) ** 2).sum(dim=1))
+    assert torch.allclose(head(a, b).dissimilarity, expected, atol=1e-6)
+
+
+def test_euclidean_identical_inputs_is_sqrt_eps_with_finite_grad():
+    head = make("euclidean")
+    a = torch.randn(B, D, requires_grad=True)
+    d = head(a, a.detach().clone()).dissimilarity
+    assert torch.allclose(d, torch.full((B,), math.sqrt(KERAS_EPSILON)))
+    assert KERAS_EPSILON == 1e-7
+    d.sum().backward()
+    assert torch.isfinite(a.grad).all()
+
+
+def test_l1_matches_definition():
+    a, b = pair()
+    assert torch.allclose(make("l1")(a, b).dissimilarity, (a - b).abs().sum(dim=1), atol=1e-5)

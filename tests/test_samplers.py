@@ -1,0 +1,204 @@
+"""Keras pair recipe, triplets and TensorBatches on small label vectors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from siamese_bench.samplers import PairIndex, TensorBatches, keras_pairs, triplets
+
+# 3 classes, interleaved in dataset order, sizes 4, 5, 3 -> min_count 3, n = 2 per class.
+Y = torch.tensor([0, 1, 2, 0, 1, 2, 1, 0, 2, 1, 0, 1])
+C, MIN_COUNT = 3, 3
+
+
+def g(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def in_class_order(y, c):
+    return [i for i, v in enumerate(y.tolist()) if v == c]
+
+
+def test_keras_pairs_count_balance_and_interleaving():
+    p = keras_pairs(Y, g(0))
+    n_pairs = 2 * C * (MIN_COUNT - 1)
+    assert len(p.left) == len(p.right) == len(p.y) == n_pairs
+    assert p.y.dtype == torch.float32
+    assert p.y.sum().item() == n_pairs / 2
+    assert p.y[0::2].eq(1).all() and p.y[1::2].eq(0).all()  # pos, neg, pos, neg, ...
+    assert p.left.dtype == p.right.dtype == torch.int64
+
+
+def test_keras_pairs_labels_agree_with_classes():
+    p = keras_pairs(Y, g(0))
+    same = Y[p.left] == Y[p.right]
+    assert torch.equal(same.float(), p.y)
+    assert (p.left != p.right).all()
+
+
+def test_keras_pairs_follow_the_recipe_order():
+    """Pair 2*(c*n + i) is (image i of c, image i+1 of c); its negative partner has the same
+    left image and image i of some other class on the right."""
+    p = keras_pairs(Y, g(0))
+    n = MIN_COUNT - 1
+    for c in range(C):
+        members = in_class_order(Y, c)
+        for i in range(n):
+            k = 2 * (c * n + i)
+            assert (p.left[k].item(), p.right[k].item()) == (members[i], members[i + 1])
+            assert p.left[k + 1].item() == members[i]
+            other = Y[p.right[k + 1]].item()
+            assert other != c
+            assert p.right[k + 1].item() == in_class_order(Y, other)[i]
+
+
+def test_keras_pairs_deterministic_per_seed():
+    a, b = keras_pairs(Y, g(5)), keras_pairs(Y, g(5))
+    assert all(torch.equal(a.fields()[k], b.fields()[k]) for k in ("x1", "x2", "y"))
+    y = torch.arange(10).repeat_interleave(20)  # 10 classes: many negatives to differ
+    first, second = keras_pairs(y, g(1)), keras_pairs(y, g(2))
+    assert torch.equal(first.left, second.left)
+    assert torch.equal(first.right[0::2], second.right[0::2])  # positives fixed by the recipe
+    assert not torch.equal(first.right[1::2], second.right[1::2])  # negatives drawn
+
+
+def test_keras_pairs_negative_classes_cover_all_others():
+    y = torch.arange(4).repeat(50)
+    p = keras_pairs(y, g(0))
+    neg = p.y == 0
+    for c in range(4):
+        drawn = set(y[p.right[neg & (y[p.left] == c)]].tolist())
+        assert drawn == set(range(4)) - {c}
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 1, 2, 2], [0, 0, 2, 2]])  # a class of 1, a class of 0
+def test_too_small_class_raises(labels):
+    with pytest.raises(ValueError, match="at least 2"):
+        keras_pairs(torch.tensor(labels), g(0))
+    with pytest.raises(ValueError, match="at least 2"):
+        triplets(torch.tensor(labels), g(0))
+
+
+def test_triplets_other_policy():
+    y = torch.arange(5).repeat(30)
+    t = triplets(y, g(0), "other")
+    assert len(t.anchor) == len(t.positive) == len(t.negative) == 5 * 29
+    assert (y[t.anchor] == y[t.positive]).all()
+    assert (t.anchor != t.positive).all()
+    assert (y[t.negative] != y[t.anchor]).all()
+
+
+def test_triplets_any_policy_can_share_anchor_class():
+    y = torch.arange(3).repeat(40)
+    t = triplets(y, g(0), "any")
+    assert (y[t.anchor] == y[t.positive]).all()
+    same = (y[t.negative] == y[t.anchor]).float().mean().item()
+    assert 0.15 < same < 0.55  # about 1/3 with 3 balanced classes
+
+
+def test_triplets_deterministic_and_seed_dependent():
+    y = torch.arange(5).repeat(30)
+    for policy in ("other", "any"):
+        a, b, c = triplets(y, g(3), policy), triplets(y, g(3), policy), triplets(y, g(4), policy)
+        assert torch.equal(a.negative, b.negative)
+        assert not torch.equal(a.negative, c.negative)
+
+
+def test_triplets_unknown_policy():
+    with pytest.raises(ValueError, match="other, any"):
+        triplets(Y, g(0), "hard")
+
+
+# ---------------------------------------------------------------- TensorBatches
+
+N = 23
+IMAGES = torch.arange(100, 100 + N, dtype=torch.float32)[:, None] * torch.ones(1, 2)  # (N, 2)
+
+
+def fixed_sample(epoch):
+    idx = torch.arange(N)
+    return PairIndex(idx, idx.flip(0), (idx % 2).float())
+
+
+def left_order(batches):
+    """One epoch: the left indices recovered from the gathered images, and the batch sizes."""
+    got, sizes = [], []
+    for batch in batches:
+        assert set(batch) == {"x1", "x2", "y"}
+        assert torch.equal(batch["x2"][:, 0] - 100, (N - 1) - (batch["x1"][:, 0] - 100))
+        assert torch.equal(batch["y"], (batch["x1"][:, 0] - 100) % 2)  # y stays with its pair
+        got += (batch["x1"][:, 0] - 100).long().tolist()
+        sizes.append(len(batch["y"]))
+    return got, sizes
+
+
+def test_batches_cover_every_sample_once_and_len():
+    tb = TensorBatches(IMAGES, fixed_sample, batch_size=5, seed=0)
+    assert len(tb) == 5  # ceil(23 / 5)
+    order, sizes = left_order(tb)
+    assert sorted(order) == list(range(N))
+    assert sizes == [5, 5, 5, 5, 3]
+    assert len(tb) == len(sizes)
+    order2, _ = left_order(tb)
+    assert sorted(order2) == list(range(N))
+
+
+def test_batches_seeded_order():
+    a = TensorBatches(IMAGES, fixed_sample, 4, seed=7)
+    b = TensorBatches(IMAGES, fixed_sample, 4, seed=7)
+    c = TensorBatches(IMAGES, fixed_sample, 4, seed=8)
+    ea, eb, ec = left_order(a)[0], left_order(b)[0], left_order(c)[0]
+    assert ea == eb
+    assert ea != ec
+    assert ea != list(range(N))  # shuffled
+    assert left_order(a)[0] != ea  # epoch 1 differs from epoch 0
+
+
+def test_batches_epochs_reproducible_across_instances():
+    a = TensorBatches(IMAGES, fixed_sample, 4, seed=7)
+    b = TensorBatches(IMAGES, fixed_sample, 4, seed=7)
+    epochs_a = [left_order(a)[0] for _ in range(3)]
+    epochs_b = [left_order(b)[0] for _ in range(3)]
+    assert epochs_a == epochs_b
+    assert len({tuple(e) for e in epochs_a}) == 3
+
+
+def test_batches_no_shuffle_keeps_order():
+    tb = TensorBatches(IMAGES, fixed_sample, 6, seed=3, shuffle=False)
+    for _ in range(2):
+        assert left_order(tb)[0] == list(range(N))
+
+
+def test_batches_resample_draws_each_epoch():
+    calls = []
+
+    def sample(epoch):
+        calls.append(epoch)
+        return keras_pairs(torch.arange(10).repeat(8), g(epoch))
+
+    images = torch.arange(80, dtype=torch.float32)[:, None]
+    fixed = TensorBatches(images, sample, 16, seed=0, shuffle=False)
+    assert calls == [0]
+    first = [b["x2"] for b in fixed]
+    second = [b["x2"] for b in fixed]
+    assert calls == [0]  # no resampling by default
+    assert all(torch.equal(u, v) for u, v in zip(first, second))
+
+    calls.clear()
+    fresh = TensorBatches(images, sample, 16, seed=0, shuffle=False, resample=True)
+    first = torch.cat([b["x2"] for b in fresh])
+    second = torch.cat([b["x2"] for b in fresh])
+    assert calls == [0, 1]
+    assert not torch.equal(first, second)
+    assert len(fresh) == -(-len(first) // 16)
+
+
+def test_batches_triplet_fields_gather_images():
+    y = torch.arange(3).repeat(5)
+    images = torch.arange(15, dtype=torch.float32)[:, None]
+    tb = TensorBatches(images, lambda e: triplets(y, g(e)), 4, seed=0)
+    batch = next(iter(tb))
+    assert set(batch) == {"anchor", "positive", "negative"}
+    a, p, n = (batch[k][:, 0].long() for k in ("anchor", "positive", "negative"))
+    assert (y[a] == y[p]).all() and (y[a] != y[n]).all()
