@@ -16,7 +16,7 @@ MARGIN ?= 1
 EPOCHS ?= 20
 SEED ?= 0
 
-.PHONY: help venv test lint train mlflow-ui bench-throughput clean
+.PHONY: help venv test lint train mlflow-ui bench-mnist bench-mnist-full regress bench-throughput clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,20 @@ train: $(STAMP) ## train one variant: make train HEAD=abs-diff-dense LOSS=bce EP
 
 mlflow-ui: $(STAMP) ## browse the local tracking store on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000
+
+WORKERS ?=
+SWEEP := $(BIN)/siamese-bench sweep $(if $(WORKERS),--workers $(WORKERS),)
+
+bench-mnist: $(STAMP) ## the MNIST ablation (C1-C3): grid on mnist-5k + headline cells on full MNIST (~15 min on 2 cores)
+	$(SWEEP) benchmarks/mnist.yaml
+	$(SWEEP) benchmarks/mnist-full.yaml
+
+bench-mnist-full: $(STAMP) ## the whole MNIST grid on full MNIST (hours on 2 cores; for a GPU or more time)
+	$(SWEEP) benchmarks/mnist-grid-full.yaml
+	$(SWEEP) benchmarks/mnist-full.yaml
+
+regress: $(STAMP) ## quick accuracy checks of C1-C3 against calibrated thresholds (< 5 min)
+	$(BIN)/siamese-bench regress benchmarks/claims.yaml
 
 bench-throughput: $(STAMP) ## pairs/s of siamese-bench vs a bare PyTorch loop (C1 config)
 	$(PY) benchmarks/throughput.py

@@ -29,7 +29,7 @@ def bench_siamese(cfg: TrainConfig, data, progress: bool) -> tuple[float, int]:
     trainer = make_trainer(cfg, [EpochRecorder(None, None)], progress, len(batches["train"]))
     start = time.perf_counter()
     trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])
-    return time.perf_counter() - start, len(batches["train"].index.y) * cfg.epochs
+    return time.perf_counter() - start, len(batches["train"].index) * cfg.epochs
 
 
 def bench_bare(cfg: TrainConfig, data) -> tuple[float, int]:
@@ -50,7 +50,7 @@ def bench_bare(cfg: TrainConfig, data) -> tuple[float, int]:
         with torch.no_grad():
             for batch in batches["val"]:
                 module.compare(batch["x1"], batch["x2"])
-    return time.perf_counter() - start, len(batches["train"].index.y) * cfg.epochs
+    return time.perf_counter() - start, len(batches["train"].index) * cfg.epochs
 
 
 def main() -> None:

@@ -141,6 +141,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if summary.failed == 0 else 1
 
 
+def cmd_regress(args: argparse.Namespace) -> int:
+    from siamese_bench.claims import calibrate, format_rows, load_claims, regress
+
+    spec = load_claims(args.claims)
+    if args.calibrate:
+        calibrate(spec)
+        print(f"thresholds written to {spec.path}")
+        return 0
+    rows, failed = regress(spec)
+    print(format_rows(rows))
+    print(f"regress: {len(rows) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="siamese-bench",
@@ -172,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_tracking_arguments(sweep)
     sweep.set_defaults(func=cmd_sweep)
+
+    regress = sub.add_parser("regress", help="quick accuracy checks of the claims against thresholds",
+                             description="Train each check's cell briefly on fixed seeds and fail (exit 1) "
+                             "with a table when a claim's metric falls short of its calibrated threshold.")
+    regress.add_argument("claims", help="claims file, e.g. benchmarks/claims.yaml")
+    regress.add_argument("--calibrate", action="store_true",
+                         help="measure the calibration seeds and write new thresholds into the file")
+    regress.set_defaults(func=cmd_regress)
     return parser
 
 
@@ -198,8 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"siamese-bench: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("siamese-bench: interrupted", file=sys.stderr)
+        print("siamese-bench: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head`
+        return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ from siamese_bench.optim import INITS, OPTIMIZERS
 from siamese_bench.samplers import NEGATIVE_POLICIES
 
 
+PROBE_INPUT_SHAPE = (1, 28, 28)  # any valid image shape: checks option values, not data
+
+
 class ConfigError(ValueError):
     """Bad user input; the message names the option and is shown without a traceback."""
 
@@ -80,6 +83,10 @@ class TrainConfig:
             if key not in accepted:
                 raise ConfigError(f"encoder {self.encoder!r} has no option {key!r}; "
                                   f"valid: {', '.join(accepted)}")
+        try:  # option values: build once on a small input (cheap) so bad values fail here
+            ENCODERS.get(self.encoder)(PROBE_INPUT_SHAPE, **self.encoder_options)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"encoder {self.encoder!r}: {err}") from None
         return self
 
     def flat_params(self) -> dict[str, Any]:

@@ -37,7 +37,10 @@ def pair_metrics(d: torch.Tensor, y: torch.Tensor, tuned_threshold: float | None
     if tuned_threshold is None:
         tuned_threshold = best_threshold(d, y)
     finite = torch.isfinite(d).all()
-    auc = float(binary_auroc(-d, y.long())) if finite and 0 < y.sum() < len(y) else float("nan")
+    # torchmetrics squashes scores outside [0, 1] with a sigmoid, which ties every distance
+    # above ~100; 1 / (1 + d) is an order-reversing map of d >= 0 into (0, 1] instead.
+    score = 1.0 / (1.0 + d.double())
+    auc = float(binary_auroc(score, y.long())) if finite and 0 < y.sum() < len(y) else float("nan")
     return {
         "acc": accuracy_at(d, y, FIXED_THRESHOLD),
         "auc": auc,

@@ -21,6 +21,9 @@ class PairIndex:
     right: torch.Tensor  # (P,)
     y: torch.Tensor  # (P,) float32, 1 = same
 
+    def __len__(self) -> int:
+        return len(self.y)
+
     def fields(self) -> dict[str, torch.Tensor]:
         return {"x1": self.left, "x2": self.right, "y": self.y}
 
@@ -30,6 +33,9 @@ class TripletIndex:
     anchor: torch.Tensor  # (T,) int64 image indices
     positive: torch.Tensor  # (T,) same class as anchor
     negative: torch.Tensor  # (T,) another class, unless the policy is "any"
+
+    def __len__(self) -> int:
+        return len(self.anchor)
 
     def fields(self) -> dict[str, torch.Tensor]:
         return {"anchor": self.anchor, "positive": self.positive, "negative": self.negative}
@@ -105,18 +111,14 @@ class TensorBatches:
         self.epoch = 0
         self.index = sample(0)
 
-    def _fields(self) -> dict[str, torch.Tensor]:
-        return self.index.fields()
-
     def __len__(self) -> int:
-        n = len(next(iter(self._fields().values())))
-        return -(-n // self.batch_size)
+        return -(-len(self.index) // self.batch_size)  # batches, the last one may be short
 
     def __iter__(self):
         if self.resample and self.epoch > 0:
             self.index = self.sample(self.epoch)
-        fields = self._fields()
-        n = len(next(iter(fields.values())))
+        fields = self.index.fields()
+        n = len(self.index)
         if self.shuffle:
             gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(n, generator=gen)

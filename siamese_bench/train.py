@@ -139,9 +139,7 @@ def run_training(
         tags = {"dataset_variant": data.variant, "dataset_source": data.source,
                 "seed": str(cfg.seed), "head": cfg.head, "loss": cfg.loss, **(extra_tags or {})}
         params = {**cfg.flat_params(), "n_parameters": sum(p.numel() for p in module.parameters()),
-                  "n_train_samples": len(batches["train"].index.anchor
-                                         if isinstance(batches["train"].index, TripletIndex)
-                                         else batches["train"].index.y)}
+                  "n_train_samples": len(batches["train"].index)}
         run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags,
                                    parent_run_id)
     recorder = EpochRecorder(tracker, run_id)
@@ -166,21 +164,34 @@ def run_training(
     if recorder.history:
         metrics.update({k: v for k, v in recorder.history[-1].items() if k.startswith("val/")})
     metrics["seconds"] = time.perf_counter() - started
-    if tracker and run_id:
-        tracker.log_metrics(run_id, metrics, step=cfg.epochs)
-        _log_outputs(tracker, run_id, module.final_outputs)
+    if tracker and run_id:  # val/* already has its per-epoch curve; no extra point
+        tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")},
+                            step=cfg.epochs)
+        _log_outputs(tracker, run_id, module.final_outputs, _test_embeddings(module, data))
         tracker.end_run(run_id)
     return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs)
 
 
-def _log_outputs(tracker: Tracker, run_id: str,
-                 outputs: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """Final dissimilarities and labels per split, so reports can draw ROC curves and
-    histograms without retraining."""
+EMBEDDING_SAMPLE = 1000  # test images whose embeddings are kept for the report's 2-D plots
+
+
+@torch.no_grad()
+def _test_embeddings(module: SiameseModule, data: ImageData) -> dict[str, np.ndarray]:
+    module.eval()
+    x = data.x_test[:EMBEDDING_SAMPLE].to(module.device)
+    return {"embedding": module.encoder(x).cpu().half().numpy(), "label": data.y_test[:EMBEDDING_SAMPLE].numpy()}
+
+
+def _log_outputs(tracker: Tracker, run_id: str, outputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                 embeddings: dict[str, np.ndarray]) -> None:
+    """Final dissimilarities and labels per split (distances.npz) and a sample of test
+    embeddings (embeddings.npz), so reports can draw ROC curves, histograms and projections
+    without retraining."""
     arrays = {}
     for stage, (d, y) in outputs.items():
         arrays[f"{stage}_d"], arrays[f"{stage}_y"] = d.numpy(), y.numpy()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "distances.npz"
-        np.savez_compressed(path, **arrays)
-        tracker.log_artifact(run_id, path, "outputs")
+        for name, content in (("distances.npz", arrays), ("embeddings.npz", embeddings)):
+            path = Path(tmp) / name
+            np.savez_compressed(path, **content)
+            tracker.log_artifact(run_id, path, "outputs")

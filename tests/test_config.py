@@ -13,7 +13,8 @@ from siamese_bench.optim import OPTIMIZERS
 
 def test_defaults_are_c1_and_valid():
     cfg = TrainConfig().validate()
-    assert (cfg.head, cfg.loss, cfg.margin, cfg.batch_size, cfg.lr) == ("euclidean", "contrastive", 1.0, 128, 1e-3)
+    c1 = ("euclidean", "contrastive", 1.0, 128, 1e-3)
+    assert (cfg.head, cfg.loss, cfg.margin, cfg.batch_size, cfg.lr) == c1
 
 
 def test_from_dict_round_trip():

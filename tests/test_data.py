@@ -36,7 +36,8 @@ def check_stratified_split(data, fraction):
 
 
 def same_split(a, b):
-    return all(torch.equal(getattr(a, k), getattr(b, k)) for k in ("x_train", "y_train", "x_test", "y_test"))
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    return all(torch.equal(getattr(a, k), getattr(b, k)) for k in keys)
 
 
 def no_overlap(data):
@@ -113,7 +114,8 @@ def write_gz(folder, stem, payload):
 def fake_idx(stem):
     """A well-formed IDX file with the right header layout but not the official bytes."""
     if "images" in stem:
-        return bytes([0, 0, 8, 3]) + (2).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + bytes(2 * 784)
+        header = bytes([0, 0, 8, 3]) + (2).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+        return header + bytes(2 * 784)
     return bytes([0, 0, 8, 1]) + (2).to_bytes(4, "big") + bytes([3, 7])
 
 
@@ -122,7 +124,8 @@ def assert_fell_back(caplog):
         data = load_dataset("mnist")
     assert data.variant == "mnist-5k" and data.name == "mnist"
     assert "fallback" in data.source
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "FALLING BACK" in r.getMessage()]
+    warnings = [r for r in caplog.records
+                if r.levelno == logging.WARNING and "FALLING BACK" in r.getMessage()]
     assert len(warnings) == 1
     assert "checksum" in warnings[0].getMessage() or "no " in warnings[0].getMessage()
     assert len(data.x_train) + len(data.x_test) == 5000
@@ -143,11 +146,6 @@ def test_missing_mnist_falls_back_loudly(isolated_data_home, tmp_path, monkeypat
     assert_fell_back(caplog)
 
 
-@pytest.mark.xfail(
-    reason="images.py:42-43 reads .gz files outside the DataUnavailable handling: a truncated "
-    "or non-gzip .gz raises gzip.BadGzipFile/EOFError out of load_mnist instead of falling back",
-    strict=True,
-)
 @pytest.mark.parametrize("damage", ["not-gzip", "truncated"])
 def test_unreadable_gz_falls_back_loudly(isolated_data_home, tmp_path, monkeypatch, caplog, damage):
     bad = tmp_path / "bad-mnist"

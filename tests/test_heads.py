@@ -72,7 +72,7 @@ def test_gradients_reach_inputs_and_step_changes_parameters(name):
         return  # parameter-free distance heads
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
     torch.optim.SGD(params, lr=0.1).step()
-    changed = [not torch.equal(p0, p.detach()) for p0, p in zip(before, params)]
+    changed = [not torch.equal(p0, p.detach()) for p0, p in zip(before, params, strict=True)]
     assert any(changed)
     assert changed[-1]  # the output unit is trained
 

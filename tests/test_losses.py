@@ -48,7 +48,7 @@ def test_bce_by_hand_from_logits():
     z = [2.0, -1.0, 0.5, -3.0]
     y = [1.0, 1.0, 0.0, 0.0]
     by_hand = []
-    for zi, yi in zip(z, y):
+    for zi, yi in zip(z, y, strict=True):
         p = 1 / (1 + math.exp(-zi))
         by_hand.append(-(yi * math.log(p) + (1 - yi) * math.log(1 - p)))
     logit = torch.tensor(z)

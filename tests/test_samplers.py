@@ -183,7 +183,7 @@ def test_batches_resample_draws_each_epoch():
     first = [b["x2"] for b in fixed]
     second = [b["x2"] for b in fixed]
     assert calls == [0]  # no resampling by default
-    assert all(torch.equal(u, v) for u, v in zip(first, second))
+    assert all(torch.equal(u, v) for u, v in zip(first, second, strict=True))
 
     calls.clear()
     fresh = TensorBatches(images, sample, 16, seed=0, shuffle=False, resample=True)

@@ -31,7 +31,8 @@ def digits_cfg(**changes):
 @pytest.fixture(scope="module")
 def c1_run(tracker, digits):
     """C1's recipe (euclidean + contrastive, m = 1) on digits, tracked."""
-    return run_training(digits_cfg(), tracker=tracker, experiment=EXPERIMENT, data=digits, progress=False)
+    return run_training(digits_cfg(), tracker=tracker, experiment=EXPERIMENT, data=digits,
+                        progress=False)
 
 
 def test_c1_learns(c1_run):
@@ -76,18 +77,14 @@ def test_c1_epoch_curves_logged_per_epoch(c1_run, tracker):
     assert values == pytest.approx([e["train/loss"] for e in c1_run.history])
 
 
-@pytest.mark.xfail(
-    reason="train.py:161-164 copies the last epoch's val/* into the final metrics and logs them "
-    "at step=cfg.epochs, so every val/* curve gets an extra point one step past the last epoch",
-    strict=True,
-)
 def test_c1_val_curve_has_one_point_per_epoch(c1_run, tracker):
     history = tracker.client.get_metric_history(c1_run.run_id, "val/acc")
     assert sorted(h.step for h in history) == list(range(EPOCHS))
 
 
 def test_abs_diff_dense_bce_learns(digits):
-    result = run_training(digits_cfg(head="abs-diff-dense", loss="bce"), data=digits, progress=False)
+    cfg = digits_cfg(head="abs-diff-dense", loss="bce")
+    result = run_training(cfg, data=digits, progress=False)
     assert result.metrics["test/auc"] >= 0.9, result.metrics
 
 
@@ -122,6 +119,7 @@ def test_divergence_marks_tracked_run_failed(tracker, digits):
     exp = tracker.client.get_experiment_by_name("e2e-diverge")
     runs = tracker.client.search_runs([exp.experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
+    assert runs[0].data.tags["fail_reason"].startswith("DivergedError")
 
 
 def test_cli_train_run(capsys, tmp_path):

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import logging
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ MNIST_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
+REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 SUBSET_TEST_FRACTION = 0.2  # mnist-5k and digits: a fixed stratified 80/20 train/test split
 SUBSET_SPLIT_SEED = 0  # fixed, so every run seed is scored on the same test images
 
@@ -32,6 +34,8 @@ class DataUnavailable(RuntimeError):
 
 def _read_manifest() -> dict[str, str]:
     path = data_home() / "mnist.md5"
+    if not path.exists():  # a user-chosen cache folder without the manifest: use the repo's
+        path = REPO_DATASETS / "mnist.md5"
     lines = [ln.split() for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
     return {name: md5 for md5, name in lines}
 
@@ -39,8 +43,11 @@ def _read_manifest() -> dict[str, str]:
 def _read_idx(folder: Path, stem: str, expected_md5: str) -> np.ndarray:
     for candidate, opener in ((folder / f"{stem}.gz", gzip.open), (folder / stem, open)):
         if candidate.exists():
-            with opener(candidate, "rb") as f:
-                raw = f.read()
+            try:
+                with opener(candidate, "rb") as f:
+                    raw = f.read()
+            except (OSError, EOFError, zlib.error) as err:  # damaged or truncated archive
+                raise DataUnavailable(f"{candidate}: unreadable ({type(err).__name__}: {err})") from None
             break
     else:
         raise DataUnavailable(f"{folder}: no {stem}[.gz]")

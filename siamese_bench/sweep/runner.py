@@ -22,7 +22,7 @@ import optuna
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from siamese_bench.sweep.spec import Cell, StudySpec
+from siamese_bench.sweep.spec import StudySpec
 from siamese_bench.sweep.storage import fail_stale_trials, make_storage, owner_attrs
 from siamese_bench.sweep.tuning import best_params, counted, make_pruner, suggest, tune_sampler, tune_study_name
 from siamese_bench.sweep.worker import PruneTarget, Task, worker_main

@@ -1,0 +1,167 @@
+"""End-to-end studies on tiny real data: tracking, resume after a real kill, NaN trials."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from siamese_bench.sweep.runner import Sweep
+from siamese_bench.sweep.spec import load_spec
+from siamese_bench.sweep.storage import make_storage
+from siamese_bench.tracking import Tracker
+
+pytestmark = pytest.mark.slow
+
+GRID = """
+    name: {name}
+    base: {{dataset: digits, epochs: {epochs}}}
+    factors:
+      head: [euclidean, abs-diff-dense]
+      loss: [contrastive, triplet]
+    seeds: [0]
+"""
+
+
+def make_spec(tmp_path: Path, name: str, epochs: int, text: str = GRID) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(text.format(name=name, epochs=epochs)))
+    return path
+
+
+def load(storage: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=make_storage(storage))
+
+
+def child_runs(uri: str, experiment: str):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("role") == "study"]
+    children = [r for r in runs if r.data.tags.get("role") != "study"]
+    return client, parents, children
+
+
+def test_tiny_study_tracks_every_trial(tmp_path):
+    spec = load_spec(make_spec(tmp_path, "tiny", epochs=1))
+    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    summary = Sweep(spec, storage, Tracker(uri), workers=2, progress=False).run()
+    assert summary.completed == 4 and summary.failed == 0
+    study = load(storage, "tiny")
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert sorted(t.params["cell"] for t in complete) == sorted(c.id for c in spec.cells())
+    assert all("test/acc" in t.user_attrs for t in complete)
+    client, parents, children = child_runs(uri, "tiny")
+    assert len(parents) == 1 and len(children) == 4
+    parent_id = parents[0].info.run_id
+    assert study.user_attrs["mlflow_parent_run_id"] == parent_id
+    assert parents[0].data.tags["optuna_study"] == "tiny"
+    for run in children:
+        assert run.data.tags["mlflow.parentRunId"] == parent_id
+        assert run.data.tags["optuna_state"] == "COMPLETE"
+        assert {"cell", "seed", "optuna_trial", "dataset_variant"} <= set(run.data.tags)
+        assert run.info.status == "FINISHED"
+        assert len(client.get_metric_history(run.info.run_id, "val/auc")) == 1  # one per epoch
+    # running again resumes: nothing left to do, nothing duplicated, same parent run
+    again = Sweep(spec, storage, Tracker(uri), workers=1, progress=False).run()
+    assert again.completed == 0
+    assert len(load(storage, "tiny").trials) == 4
+    _, parents, children = child_runs(uri, "tiny")
+    assert len(parents) == 1 and len(children) == 4
+
+
+def test_resume_after_kill_runs_each_cell_once(tmp_path):
+    spec_path = make_spec(tmp_path, "killed", epochs=40)
+    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    cmd = [sys.executable, "-m", "siamese_bench.cli", "sweep", str(spec_path), "--workers", "2",
+           "--storage", storage, "--tracking-uri", uri, "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:  # kill once a trial has finished and others are running
+            time.sleep(1)
+            if not Path(storage).exists():
+                continue
+            states = [t.state for t in load(storage, "killed").trials]
+            if TrialState.COMPLETE in states and TrialState.RUNNING in states:
+                break
+        else:
+            pytest.fail("the sweep never had a finished and a running trial at once")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = load(storage, "killed").trials
+    assert any(t.state == TrialState.RUNNING for t in before)
+    spec = load_spec(spec_path)
+    summary = Sweep(spec, storage, Tracker(uri), workers=2, progress=False).run()
+    assert summary.stale >= 1
+    after = load(storage, "killed").trials
+    complete = [t.params["cell"] for t in after if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == sorted(c.id for c in spec.cells())  # each exactly once
+    assert not [t for t in after if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    first_done = {t.number for t in before if t.state == TrialState.COMPLETE}
+    assert first_done <= {t.number for t in after if t.state == TrialState.COMPLETE}  # nothing lost
+    _, parents, children = child_runs(uri, "killed")
+    assert len(parents) == 1
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    assert len(finished) == len(spec.cells())
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in children)
+
+
+def test_nan_trial_fails_alone(tmp_path):
+    text = """
+        name: {name}
+        base: {{dataset: digits, epochs: {epochs}, optimizer: sgd}}
+        factors:
+          lr: [0.01, 1.0e+30]
+        seeds: [0]
+    """
+    spec = load_spec(make_spec(tmp_path, "nan", epochs=2, text=text))
+    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    summary = Sweep(spec, storage, Tracker(uri), workers=2, progress=False).run()
+    assert summary.completed == 1 and summary.failed == 1
+    trials = load(storage, "nan").trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].params["cell"] == "lr=1e+30"
+    assert "DivergedError" in failed[0].user_attrs["fail_reason"]
+    _, _, children = child_runs(uri, "nan")
+    assert sorted(r.info.status for r in children) == ["FAILED", "FINISHED"]
+
+
+def test_tuning_gives_every_cell_the_same_budget(tmp_path):
+    text = """
+        name: {name}
+        base: {{dataset: digits, epochs: {epochs}}}
+        factors:
+          head: [euclidean, abs-diff-dense]
+        tune:
+          params: {{lr: {{low: 1.0e-4, high: 1.0e-2, log: true}}}}
+          trials_per_cell: 3
+          pruner: median
+        seeds: [0, 1]
+    """
+    spec = load_spec(make_spec(tmp_path, "tuned", epochs=2, text=text))
+    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    summary = Sweep(spec, storage, Tracker(uri), workers=2, progress=False).run()
+    assert summary.failed == 0
+    assert summary.tune_epochs_budget == 2 * 3 * 2
+    for cell in spec.cells():
+        study = load(storage, f"tuned/tune/{cell.id}")
+        counted = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        assert len(counted) == 3
+    grid = load(storage, "tuned").get_trials(states=(TrialState.COMPLETE,))
+    assert len(grid) == 4
+    best = {c.id: max((t for t in load(storage, f"tuned/tune/{c.id}").trials if t.value is not None),
+                      key=lambda t: t.value).params["lr"] for c in spec.cells()}
+    for trial in grid:
+        assert trial.user_attrs["tuned.lr"] == pytest.approx(best[trial.params["cell"]])
