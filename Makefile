@@ -16,7 +16,7 @@ MARGIN ?= 1
 EPOCHS ?= 20
 SEED ?= 0
 
-.PHONY: help venv test lint train mlflow-ui bench-mnist bench-mnist-full regress bench-throughput clean
+.PHONY: help venv test lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune regress bench-throughput clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -29,7 +29,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create the virtual environment (once; again when pyproject.toml changes)
 
-test: $(STAMP) ## run the test suite (includes a short real training run)
+test: $(STAMP) ## the accuracy regression checks (make regress), then the test suite
+	$(BIN)/siamese-bench regress benchmarks/claims.yaml
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff
@@ -52,6 +53,9 @@ bench-mnist: $(STAMP) ## the MNIST ablation (C1-C3): grid on mnist-5k + headline
 bench-mnist-full: $(STAMP) ## the whole MNIST grid on full MNIST (hours on 2 cores; for a GPU or more time)
 	$(SWEEP) benchmarks/mnist-grid-full.yaml
 	$(SWEEP) benchmarks/mnist-full.yaml
+
+bench-mnist-tune: $(STAMP) ## learning rate tuned per cell with equal TPE budgets and median pruning (~5 min)
+	$(SWEEP) benchmarks/mnist-tune.yaml
 
 regress: $(STAMP) ## quick accuracy checks of C1-C3 against calibrated thresholds (< 5 min)
 	$(BIN)/siamese-bench regress benchmarks/claims.yaml

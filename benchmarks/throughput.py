@@ -68,12 +68,16 @@ def main() -> None:
     rates: dict[str, list[float]] = {"siamese-bench": [], "bare PyTorch": []}
     for r in range(args.repeats):
         for name in rates:
-            seconds, pairs = bench_siamese(cfg, data, args.progress) if name == "siamese-bench" else bench_bare(cfg, data)
+            if name == "siamese-bench":
+                seconds, pairs = bench_siamese(cfg, data, args.progress)
+            else:
+                seconds, pairs = bench_bare(cfg, data)
             rates[name].append(pairs / seconds)
             print(f"repeat {r}: {name:<14} {pairs / seconds:>9.0f} pairs/s ({seconds:.1f} s)", flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
     ratio = med["siamese-bench"] / med["bare PyTorch"]
-    print(f"\ndataset {data.variant}, {cfg.epochs} epochs x {args.repeats} repeats, torch threads {torch.get_num_threads()}")
+    print(f"\ndataset {data.variant}, {cfg.epochs} epochs x {args.repeats} repeats, "
+          f"torch threads {torch.get_num_threads()}")
     for k, v in med.items():
         print(f"median {k:<14} {v:>9.0f} pairs/s")
     print(f"ratio siamese-bench / bare: {ratio:.3f} (target >= 0.9)")

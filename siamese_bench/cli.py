@@ -28,17 +28,21 @@ def _names(registry) -> str:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to train (defaults: C1's Keras recipe)")
-    g.add_argument("--dataset", default=DEFAULTS.dataset, help=f"one of: {_names(DATASETS)} (default %(default)s; "
-                   "mnist falls back loudly to mnist-5k when full MNIST is unavailable)")
+    g.add_argument("--dataset", default=DEFAULTS.dataset,
+                   help=f"one of: {_names(DATASETS)} (default %(default)s; mnist falls back loudly to "
+                   "mnist-5k when full MNIST is unavailable)")
     g.add_argument("--encoder", default=DEFAULTS.encoder, help=f"one of: {_names(ENCODERS)}")
     g.add_argument("--head", default=DEFAULTS.head, help=f"one of: {_names(HEADS)} (default %(default)s)")
     g.add_argument("--loss", default=DEFAULTS.loss, help=f"one of: {_names(LOSSES)} (default %(default)s)")
-    g.add_argument("--margin", type=float, default=DEFAULTS.margin, help="margin of contrastive/triplet loss (default %(default)s)")
+    g.add_argument("--margin", type=float, default=DEFAULTS.margin,
+                   help="margin of contrastive/triplet loss (default %(default)s)")
     g.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="default %(default)s")
-    g.add_argument("--seed", type=int, default=DEFAULTS.seed, help="fixes split, pairs, init and order (default %(default)s)")
+    g.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                   help="fixes split, pairs, init and order (default %(default)s)")
     g.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="default %(default)s")
     g.add_argument("--lr", type=float, default=DEFAULTS.lr, help="learning rate (default %(default)s)")
-    g.add_argument("--optimizer", default=DEFAULTS.optimizer, help=f"one of: {_names(OPTIMIZERS)} (default %(default)s)")
+    g.add_argument("--optimizer", default=DEFAULTS.optimizer,
+                   help=f"one of: {_names(OPTIMIZERS)} (default %(default)s)")
     g.add_argument("--init", default=DEFAULTS.init, help=f"one of: {_names(INITS)} (default %(default)s)")
     g.add_argument("--val-fraction", type=float, default=DEFAULTS.val_fraction,
                    help="share of training images held out for validation (default %(default)s)")
@@ -117,7 +121,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     cells = spec.cells()
     if args.dry_run:
-        print(f"study {spec.name}: {len(cells)} cells x {len(spec.seeds)} seeds = {len(cells) * len(spec.seeds)} trials")
+        total = len(cells) * len(spec.seeds)
+        print(f"study {spec.name}: {len(cells)} cells x {len(spec.seeds)} seeds = {total} trials")
+        if spec.tune:
+            print(f"  first, tuning {', '.join(spec.tune.params)}: {len(cells)} cells x "
+                  f"{spec.tune.trials_per_cell} trials on seed {spec.tune.seed}, {spec.tune.pruner} pruner")
         for cell in cells:
             print(f"  run      {cell.id}")
         for cell, reason in spec.excluded():
@@ -200,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 def quiet_libraries(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
+        import pytorch_lightning  # noqa: F401  (its import sets its loggers to INFO: import first)
+
         for name in ("pytorch_lightning", "lightning", "lightning_fabric", "mlflow", "alembic", "optuna"):
             logging.getLogger(name).setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", category=FutureWarning)

@@ -18,7 +18,6 @@ from siamese_bench.losses import LOSSES, check_compatible
 from siamese_bench.optim import INITS, OPTIMIZERS
 from siamese_bench.samplers import NEGATIVE_POLICIES
 
-
 PROBE_INPUT_SHAPE = (1, 28, 28)  # any valid image shape: checks option values, not data
 
 

@@ -51,9 +51,11 @@ def child_runs(uri: str, experiment: str):
     return client, parents, children
 
 
-def test_tiny_study_tracks_every_trial(tmp_path):
+@pytest.mark.parametrize("storage_kind", ["journal", "rdb"])
+def test_tiny_study_tracks_every_trial(tmp_path, storage_kind):
     spec = load_spec(make_spec(tmp_path, "tiny", epochs=1))
-    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    storage = str(tmp_path / "optuna.journal") if storage_kind == "journal" else f"sqlite:///{tmp_path}/optuna.db"
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
     summary = Sweep(spec, storage, Tracker(uri), workers=2, progress=False).run()
     assert summary.completed == 4 and summary.failed == 0
     study = load(storage, "tiny")
@@ -71,6 +73,8 @@ def test_tiny_study_tracks_every_trial(tmp_path):
         assert {"cell", "seed", "optuna_trial", "dataset_variant"} <= set(run.data.tags)
         assert run.info.status == "FINISHED"
         assert len(client.get_metric_history(run.info.run_id, "val/auc")) == 1  # one per epoch
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "outputs")}
+        assert artifacts == {"outputs/distances.npz", "outputs/embeddings.npz"}
     # running again resumes: nothing left to do, nothing duplicated, same parent run
     again = Sweep(spec, storage, Tracker(uri), workers=1, progress=False).run()
     assert again.completed == 0

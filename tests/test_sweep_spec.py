@@ -94,7 +94,8 @@ def test_shipped_specs_load(name):
 
 def test_mnist_spec_covers_the_issue_grid():
     spec = load_spec(REPO / "benchmarks" / "mnist.yaml")
-    assert set(spec.factors["head"]) >= {"euclidean", "subtract-dense", "abs-diff-dense", "subtract-mlp", "concat-dense"}
+    heads = {"euclidean", "subtract-dense", "abs-diff-dense", "subtract-mlp", "concat-dense"}
+    assert set(spec.factors["head"]) >= heads
     assert set(spec.factors["loss"]) == {"contrastive", "bce", "triplet"}
     assert set(spec.factors["margin"]) >= {0.5, 1, 2}
     assert len(spec.seeds) >= 3

@@ -68,6 +68,10 @@ def test_c1_mlflow_run(c1_run, tracker):
     with np.load(local) as npz:
         assert {"test_d", "test_y", "train_eval_d", "train_eval_y"} <= set(npz.files)
         np.testing.assert_allclose(npz["test_d"], c1_run.outputs["test"][0].numpy())
+    assert "outputs/embeddings.npz" in artifacts
+    with np.load(client.download_artifacts(c1_run.run_id, "outputs/embeddings.npz")) as npz:
+        assert npz["embedding"].shape == (len(npz["label"]), 128)
+        assert np.isfinite(npz["embedding"].astype(np.float32)).all()
 
 
 def test_c1_epoch_curves_logged_per_epoch(c1_run, tracker):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from tqdm import tqdm
 
@@ -88,8 +89,10 @@ class WorkerPool:
             p.kill()
 
     def run(self, next_task: Callable[[], Task | None], on_start: Callable[[Task, str], None],
-            on_finish: Callable[[Task, Outcome], None]) -> None:
-        """Keep every worker busy until next_task() returns None and nothing is in flight."""
+            on_finish: Callable[[Task, Outcome], None],
+            heartbeat: Callable[[list[Task]], None] | None = None) -> None:
+        """Keep every worker busy until next_task() returns None and nothing is in flight;
+        `heartbeat` is called with the tasks in flight every few seconds."""
         in_flight: dict[str, Task] = {}
         owner: dict[str, int] = {}  # task key -> worker pid
         exhausted = False
@@ -103,6 +106,8 @@ class WorkerPool:
                 self.tasks.put(task)
             if not in_flight:
                 return
+            if heartbeat:
+                heartbeat(list(in_flight.values()))
             try:
                 kind, key, payload = self.results.get(timeout=5)
             except queue.Empty:
@@ -118,7 +123,10 @@ class WorkerPool:
                 owner.pop(key, None)
                 on_finish(task, self._outcome(kind, payload))
             else:
-                self._apply(kind, task, payload, on_start)
+                try:
+                    self._apply(kind, task, payload, on_start)
+                except Exception as err:  # noqa: BLE001  (a tracking hiccup must not stop the study)
+                    log.warning("MLflow %s call for %s failed: %s: %s", kind, task.run_name, type(err).__name__, err)
 
     def _apply(self, kind: str, task: Task, payload: Any, on_start) -> None:
         if kind == "start":
@@ -279,7 +287,8 @@ class Sweep:
             return Task(key=f"grid:{trial.number}", config=dataclasses.asdict(cfg), experiment=self.spec.name,
                         run_name=f"{cell_id} seed={seed}", parent_run_id=parent,
                         tags={"optuna_study": self.spec.name, "optuna_trial": str(trial.number),
-                              "cell": cell_id, "phase": "grid", **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()}})
+                              "cell": cell_id, "phase": "grid",
+                              **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()}})
 
         self._run_phase(pool, bar, next_task, lambda task: study)
         bar.close()
@@ -378,7 +387,23 @@ class Sweep:
             bar.write(line) if self.progress else log.info(line)
             bar.update(1)
 
-        pool.run(next_task, on_start, on_finish)
+        pool.run(next_task, on_start, on_finish, self._heartbeat(study_of))
+
+    def _heartbeat(self, study_of) -> Callable[[list[Task]], None] | None:
+        """RDB storages: record heartbeats for in-flight trials, so a sweep on another machine
+        can tell them from trials of a dead process (Optuna records them only in optimize())."""
+        if not isinstance(self.storage, RDBStorage):
+            return None
+        interval = self.storage.get_heartbeat_interval() or 30
+        last = {"t": 0.0}
+
+        def beat(tasks: list[Task]) -> None:
+            if time.monotonic() - last["t"] >= interval:
+                last["t"] = time.monotonic()
+                for task in tasks:
+                    self.storage.record_heartbeat(self._trial_id(study_of(task), task))
+
+        return beat
 
     @staticmethod
     def _trial_id(study: optuna.Study, task: Task) -> int:

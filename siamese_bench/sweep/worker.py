@@ -51,7 +51,6 @@ class QueueTracker:
 
     def __init__(self, results, key: str) -> None:
         self.results, self.key = results, key
-        self._tmp = Path(tempfile.mkdtemp(prefix="siamese-bench-artifacts-"))
 
     def start_run(self, experiment, run_name, params, tags, parent_run_id=None) -> str:
         self.results.put(("start", self.key, (experiment, run_name, params, tags, parent_run_id)))
@@ -64,7 +63,8 @@ class QueueTracker:
         self.results.put(("tags", self.key, tags))
 
     def log_artifact(self, run_id, path, artifact_path=None) -> None:
-        copy = self._tmp / Path(path).name  # the caller deletes its file when we return
+        # The caller deletes its file when we return; the parent deletes this folder once logged.
+        copy = Path(tempfile.mkdtemp(prefix="siamese-bench-artifact-")) / Path(path).name
         shutil.copy(path, copy)
         self.results.put(("artifact", self.key, (str(copy), artifact_path)))
 
