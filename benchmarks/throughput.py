@@ -2,10 +2,11 @@
 
 Both train C1's configuration (MLP encoder, euclidean head, contrastive loss, RMSprop with
 Keras' defaults, batch 128) for the same epochs on the same pair tensors, and both run a
-validation pass every epoch, as `siamese-bench train` does. Runs alternate (bench, bare,
+validation pass with the same metrics (loss, accuracy, AUC, best threshold) every epoch, as
+`siamese-bench train` does. Runs alternate (bench, bare,
 bench, bare, ...) in one process, so machine noise hits both; medians are reported.
 
-    python benchmarks/throughput.py [--dataset mnist] [--epochs 2] [--repeats 3]
+    python benchmarks/throughput.py [--dataset mnist] [--epochs 2] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 from siamese_bench.config import TrainConfig
 from siamese_bench.data import load_dataset
+from siamese_bench.metrics import pair_metrics
 from siamese_bench.train import EpochRecorder, build_batches, build_module, make_trainer
 
 
@@ -33,23 +35,24 @@ def bench_siamese(cfg: TrainConfig, data, progress: bool) -> tuple[float, int]:
 
 
 def bench_bare(cfg: TrainConfig, data) -> tuple[float, int]:
-    """The same model, batches and optimizer driven by a hand-written loop."""
+    """The same model, batches, optimizer and validation metrics driven by a hand-written loop."""
     batches = build_batches(cfg, data, "pairs")
     module = build_module(cfg, data.input_shape)
     optimizer = module.configure_optimizers()
     start = time.perf_counter()
     for _ in range(cfg.epochs):
         module.train()
-        for batch in batches["train"]:
+        for batch in batches["train"].iter_minibatches():
             out = module.compare(batch["x1"], batch["x2"])
             loss = module.loss(out, batch["y"]).loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         module.eval()
-        with torch.no_grad():
-            for batch in batches["val"]:
-                module.compare(batch["x1"], batch["x2"])
+        with torch.no_grad():  # the same validation work: loss, then accuracy, AUC, threshold
+            outputs = [(module.compare(b["x1"], b["x2"]), b["y"]) for b in batches["val"]]
+            [module.loss(out, y).loss for out, y in outputs]
+            pair_metrics(torch.cat([o.dissimilarity for o, _ in outputs]), torch.cat([y for _, y in outputs]))
     return time.perf_counter() - start, len(batches["train"].index) * cfg.epochs
 
 
@@ -59,7 +62,11 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--progress", action="store_true", help="show Lightning's progress bar (as `train` does)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1, as each sweep worker on 2 cores; with 2 threads any other "
+                   "process on a 2-core machine stalls OpenMP and the timings stop meaning anything)")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")

@@ -202,3 +202,21 @@ def test_batches_triplet_fields_gather_images():
     assert set(batch) == {"anchor", "positive", "negative"}
     a, p, n = (batch[k][:, 0].long() for k in ("anchor", "positive", "negative"))
     assert (y[a] == y[p]).all() and (y[a] != y[n]).all()
+
+
+def test_grouped_batches_are_the_same_minibatches_in_order():
+    y = torch.arange(10).repeat_interleave(7)  # 10 classes x 7 images
+    images = torch.rand(len(y), 1, 2, 2)
+    sample = lambda epoch: keras_pairs(y, torch.Generator().manual_seed(epoch))  # noqa: E731
+    plain = TensorBatches(images, sample, batch_size=16, seed=3)
+    grouped = TensorBatches(images, sample, batch_size=16, seed=3, group=3)
+    assert plain.minibatches() == 8 and len(plain) == 8 and len(grouped) == 3  # ceil(8 / 3)
+    for _ in range(2):  # two epochs: reshuffled the same way
+        items = list(grouped)
+        assert [len(item) for item in items] == [3, 3, 2]
+        flat = [mb for item in items for mb in item]
+        expected = list(plain)
+        assert len(flat) == len(expected)
+        for a, b in zip(flat, expected, strict=True):
+            assert a.keys() == b.keys()
+            assert all(torch.equal(a[k], b[k]) for k in a)
