@@ -16,7 +16,7 @@ MARGIN ?= 1
 EPOCHS ?= 20
 SEED ?= 0
 
-.PHONY: help venv test lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune regress bench-throughput clean
+.PHONY: help venv test lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune report regress bench-throughput clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -46,9 +46,13 @@ mlflow-ui: $(STAMP) ## browse the local tracking store on http://127.0.0.1:5000
 WORKERS ?=
 SWEEP := $(BIN)/siamese-bench sweep $(if $(WORKERS),--workers $(WORKERS),)
 
-bench-mnist: $(STAMP) ## the MNIST ablation (C1-C3): grid on mnist-5k + headline cells on full MNIST (~15 min on 2 cores)
+bench-mnist: $(STAMP) ## the MNIST ablation (C1-C3): grid on mnist-5k + headline cells on full MNIST + report (~15 min on 2 cores)
 	$(SWEEP) benchmarks/mnist.yaml
 	$(SWEEP) benchmarks/mnist-full.yaml
+	$(MAKE) --no-print-directory report
+
+report: $(STAMP) ## rebuild reports/mnist/report.pdf from the MLflow store (no retraining)
+	$(BIN)/siamese-bench report mnist-ablation mnist-headline-full --name mnist
 
 bench-mnist-full: $(STAMP) ## the whole MNIST grid on full MNIST (hours on 2 cores; for a GPU or more time)
 	$(SWEEP) benchmarks/mnist-grid-full.yaml

@@ -15,6 +15,7 @@ from siamese_bench.heads import HEADS
 from siamese_bench.losses import LOSSES
 from siamese_bench.optim import INITS, OPTIMIZERS
 from siamese_bench.registry import UnknownNameError
+from siamese_bench.report.cli import register as register_report
 from siamese_bench.samplers import NEGATIVE_POLICIES
 from siamese_bench.tracking import TrackingError
 
@@ -202,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument("--calibrate", action="store_true",
                          help="measure the calibration seeds and write new thresholds into the file")
     regress.set_defaults(func=cmd_regress)
+
+    register_report(sub)
     return parser
 
 

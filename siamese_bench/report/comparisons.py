@@ -16,7 +16,7 @@ import pandas as pd
 
 from siamese_bench.report.load import Study, best_cell, match
 from siamese_bench.report.stats import MIN_SEEDS_TO_TELL, paired_comparison
-from siamese_bench.report.tables import Table
+from siamese_bench.report.tables import Table, slug
 
 COMPARED_METRICS = (("test/acc_tuned", "acc % (val. thr.)", 100.0), ("test/auc", "ROC AUC", 1.0))
 M1 = {"loss": "contrastive", "margin": 1}
@@ -63,36 +63,38 @@ def _values(study: Study, select: dict[str, Any], metric: str) -> tuple[str | No
     return cell, {int(s): float(v) for s, v in zip(rows["seed"], rows[metric], strict=True)}
 
 
-def comparisons_table(studies: list[Study]) -> Table:
+def comparisons_table(study: Study, index: int) -> Table:
+    """The comparisons one study can make (both cells ran), one row per comparison x metric."""
     data, view = [], []
-    for study in studies:
-        for comp in COMPARISONS + per_head_loss_comparisons(study):
-            for metric, title, scale in COMPARED_METRICS:
-                cell_a, a = _values(study, comp.a, metric)
-                cell_b, b = _values(study, comp.b, metric)
-                if not a or not b:
-                    continue
-                p = paired_comparison(a, b)
-                name_a, name_b = comp.label.split(" vs ")[0].split(": ")[-1], comp.label.split(" vs ")[1]
-                data.append({"study": study.name, "comparison": comp.label, "why": comp.why, "metric": metric,
-                             "cell_a": cell_a, "cell_b": cell_b, "n_paired_seeds": p.n, "mean_a": p.mean_a,
-                             "mean_b": p.mean_b, "diff_b_minus_a": p.diff.mean, "diff_ci_low": p.diff.lo,
-                             "diff_ci_high": p.diff.hi, "d_z": p.d_z, "p_paired_t": p.p,
-                             "reading": p.reading(name_a, name_b)})
-                ci = (f"[{p.diff.lo * scale:+.2f}, {p.diff.hi * scale:+.2f}]" if p.diff.has_interval else "–")
-                digits = 3 if scale == 1 else 2
-                view.append({
-                    "study": study.name, "A vs B": comp.label, "metric": title, "n": p.n,
-                    "A": f"{p.mean_a * scale:.{digits}f}", "B": f"{p.mean_b * scale:.{digits}f}",
-                    "B − A": f"{p.diff.mean * scale:+.{digits}f}", "95 % CI (paired t)": ci,
-                    "d_z": f"{p.d_z:.2f}" if math.isfinite(p.d_z) else "–",
-                    "p": f"{p.p:.3f}" if math.isfinite(p.p) else "–", "reading": p.reading(name_a, name_b),
-                })
+    for comp in COMPARISONS + per_head_loss_comparisons(study):
+        for metric, title, scale in COMPARED_METRICS:
+            cell_a, a = _values(study, comp.a, metric)
+            cell_b, b = _values(study, comp.b, metric)
+            if not a or not b:
+                continue
+            p = paired_comparison(a, b)
+            name_a, name_b = comp.label.split(" vs ")[0].split(": ")[-1], comp.label.split(" vs ")[1]
+            data.append({"study": study.name, "comparison": comp.label, "why": comp.why, "metric": metric,
+                         "cell_a": cell_a, "cell_b": cell_b, "n_paired_seeds": p.n, "mean_a": p.mean_a,
+                         "mean_b": p.mean_b, "diff_b_minus_a": p.diff.mean, "diff_ci_low": p.diff.lo,
+                         "diff_ci_high": p.diff.hi, "d_z": p.d_z, "p_paired_t": p.p,
+                         "reading": p.reading(name_a, name_b)})
+            digits = 3 if scale == 1 else 2
+            ci = (f"[{p.diff.lo * scale:+.{digits}f}, {p.diff.hi * scale:+.{digits}f}]" if p.diff.has_interval else "–")
+            view.append({
+                "A vs B": comp.label, "metric": title, "n": p.n,
+                "A": f"{p.mean_a * scale:.{digits}f}", "B": f"{p.mean_b * scale:.{digits}f}",
+                "B − A": f"{p.diff.mean * scale:+.{digits}f}", "95 % CI (paired t)": ci,
+                "d_z": f"{p.d_z:.2f}" if math.isfinite(p.d_z) else "–",
+                "p": f"{p.p:.3f}" if math.isfinite(p.p) else "–", "reading": p.reading(name_a, name_b),
+            })
     note = ("B − A over seeds run in both cells (a seed fixes the split, the pairs and the initialisation, so "
             "the seeds pair up); d_z = mean / sd of the per-seed differences; p from a paired t-test. "
             f"With fewer than {MIN_SEEDS_TO_TELL} paired seeds a difference is shown but not read. "
             "Accuracy is at the validation-chosen threshold, so heads of different scales compare fairly.")
-    return Table("comparisons", "Pairwise comparisons", pd.DataFrame(data), pd.DataFrame(view),
-                 widths={"study": 1.1, "A vs B": 1.7, "metric": 0.9, "n": 0.3, "A": 0.6, "B": 0.6, "B − A": 0.6,
-                         "95 % CI (paired t)": 1.1, "d_z": 0.5, "p": 0.5, "reading": 1.6},
+    variants = ", ".join(study.variants)
+    return Table(f"comparisons-{index}-{slug(study.name)}", f"Pairwise comparisons in {study.name} ({variants})",
+                 pd.DataFrame(data), pd.DataFrame(view),
+                 widths={"A vs B": 1.9, "metric": 0.95, "n": 0.25, "A": 0.55, "B": 0.55, "B − A": 0.6,
+                         "95 % CI (paired t)": 1.15, "d_z": 0.45, "p": 0.45, "reading": 1.75},
                  note=note)

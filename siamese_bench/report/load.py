@@ -97,13 +97,16 @@ def open_store(uri: str):
             raise ConfigError(f"tracking store {uri} not found (no folder {path})")
     elif uri.startswith(("http://", "https://")):
         # MLflow retries an unreachable server for minutes by default; a report should not.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     try:
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as err:  # noqa: BLE001  (MLflow raises many kinds here)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = str(err).strip()
+        if "Connection refused" in text or "Max retries exceeded" in text or "timed out" in text:
+            raise ConfigError(f"cannot reach tracking store {uri} (is the server running?)") from None
+        first = text.splitlines()[0] if text else type(err).__name__
         raise ConfigError(f"cannot read tracking store {uri}: {first[:200]}") from None
     return client
 
@@ -159,6 +162,12 @@ def _run_row(run) -> dict[str, Any]:
     return row
 
 
+RUN_COLUMNS = ["run_id", "cell", "seed", "status", "optuna_state", "fail_reason", "optuna_trial", "head", "loss",
+               "margin", "dataset_variant", "dataset_source", "epochs", "n_train_samples", "n_parameters",
+               "package_version", "git_commit", "start_time", "end_time", "artifact_uri",
+               *(f"param.{k}" for k in ("encoder", "optimizer", "lr", "batch_size", "init")), *FINAL_METRICS]
+
+
 def _spec_cells(spec_path: str, fingerprint: str | None) -> list[str] | None:
     """The spec's cells when its file is readable here and is the spec the study ran."""
     from siamese_bench.sweep.spec import load_spec
@@ -182,7 +191,7 @@ def load_study(client, name: str, uri: str) -> Study:
     parents = sorted((r for r in runs if r.data.tags.get("role") == "study"), key=lambda r: r.info.start_time or 0)
     children = [r for r in runs if r.data.tags.get("role") != "study"]
     grid = [r for r in children if r.data.tags.get("phase", "grid") == "grid" and "cell" in r.data.tags]
-    frame = pd.DataFrame([_run_row(r) for r in grid])
+    frame = pd.DataFrame([_run_row(r) for r in grid]) if grid else pd.DataFrame(columns=RUN_COLUMNS)
     study = Study(name, exp.experiment_id, frame, tune_runs=sum(r.data.tags.get("phase") == "tune" for r in children))
     if parents:
         p = parents[-1]
@@ -231,24 +240,30 @@ class ArtifactCache:
     def __init__(self, client, folder: Path) -> None:
         self.client, self.folder = client, folder
         self.missing: list[tuple[str, str]] = []  # (run_id, artifact path)
+        self._local: dict[tuple[str, str], Path | None] = {}
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     def get(self, run_id: str, name: str) -> dict[str, np.ndarray] | None:
         artifact = f"outputs/{name}"
-        dst = self.folder / run_id
-        local = dst / artifact
-        if not local.exists():
+        key = (run_id, artifact)
+        if key not in self._local:
+            dst = self.folder / run_id
             try:
                 dst.mkdir(parents=True, exist_ok=True)
-                self.client.download_artifacts(run_id, artifact, str(dst))
+                self._local[key] = Path(self.client.download_artifacts(run_id, artifact, str(dst)))
             except Exception as err:  # noqa: BLE001  (absent artifact, moved store, server error)
-                log.info("run %s: no %s (%s)", run_id, artifact, type(err).__name__)
-                self.missing.append((run_id, artifact))
-                return None
+                log.debug("run %s: no %s (%s)", run_id, artifact, type(err).__name__)
+                self._local[key] = None
+                self.missing.append(key)
+        local = self._local[key]
+        if local is None:
+            return None
         try:
             with np.load(local, allow_pickle=False) as npz:
                 return {k: npz[k] for k in npz.files}
         except (OSError, ValueError):
-            self.missing.append((run_id, artifact))
+            self._local[key] = None
+            self.missing.append(key)
             return None
 
 

@@ -61,7 +61,8 @@ def study_rows(studies: list[Study]) -> list[dict[str, str]]:
             "sweep workers": s.parent_params.get("workers", "–"),
             "package version": _counts(runs["package_version"]) if not runs.empty else "–",
             "git commit": _counts(_short_commits(runs["git_commit"])) if not runs.empty else "–",
-            "spec": f"{s.parent_params.get('spec_path', '–')} (fingerprint {s.parent_tags.get('spec_fingerprint', '–')})",
+            "spec": (f"{s.parent_params.get('spec_path', '–')} "
+                     f"(fingerprint {s.parent_tags.get('spec_fingerprint', '–')})"),
             "runs started – ended": (f"{_when(runs['start_time'].min())} – {_when(runs['end_time'].max())}"
                                      if not runs.empty else "–"),
             "study run status": s.parent_status,
@@ -103,8 +104,7 @@ def hardware_table(studies: list[Study], uri: str) -> Table:
         "report built": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     data = pd.DataFrame({"item": list(rows), "value": list(rows.values())})
-    note = ("" if tagged else "The runs carry no hardware tags, so this is the machine that built the report; "
-            "it ran the sweep only if the report was built where the study ran.")
+    note = ("" if tagged else "The runs carry no hardware tags: this is the machine that built the report.")
     return Table("hardware", "Hardware and software", data, data.copy(), widths={"item": 1.5, "value": 4.0}, note=note)
 
 
@@ -133,6 +133,9 @@ def missing_table(studies: list[Study]) -> Table:
                                                  else "finished without final metrics")
                 rows.append({"study": s.name, "cell": cell, "seed": seed, "state": state,
                              "fail_reason": f"{reason} ({len(tries)} attempt{'s' if len(tries) > 1 else ''})"})
+        if s.runs.empty and not (s.cells_declared and s.cells_declared > len(s.cells)):
+            rows.append({"study": s.name, "cell": "all", "seed": "all", "state": "MISSING",
+                         "fail_reason": "the study has no grid run in the tracking store"})
         if s.cells_declared and s.cells_declared > len(s.cells):
             rows.append({"study": s.name, "cell": f"{s.cells_declared - len(s.cells)} declared cell(s)",
                          "seed": "all", "state": "MISSING",
@@ -141,6 +144,7 @@ def missing_table(studies: list[Study]) -> Table:
     note = ("Every cell x seed finished." if not rows else
             f"{len(rows)} cell x seed point(s) without a finished run; tables and figures use what finished.")
     if retried > 0:
-        note += f" {retried} earlier failed or killed attempt(s) of points that did finish (re-runs or duplicates; not listed)."
+        note += (f" {retried} earlier failed or killed attempt(s) of points that did finish (re-runs or duplicates; "
+                 "not listed).")
     return Table("missing", "Missing or failed runs", data, data.astype(str),
                  widths={"study": 1.0, "cell": 2.2, "seed": 0.4, "state": 1.1, "fail_reason": 2.6}, note=note)

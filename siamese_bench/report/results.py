@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from siamese_bench.report.load import Study, parse_cell
-from siamese_bench.report.stats import t_interval
+from siamese_bench.report.stats import UNIT, t_interval
 from siamese_bench.report.tables import Table, slug
 
 # (metric, column title, scale, digits)
@@ -29,7 +29,7 @@ def cell_summary(study: Study) -> pd.DataFrame:
                "dataset_variant": ",".join(sorted(set(runs["dataset_variant"]))) if len(runs) else "",
                "n": len(runs), "seeds": " ".join(str(s) for s in sorted(runs["seed"])) if len(runs) else ""}
         for metric, *_ in RESULT_METRICS:
-            iv = t_interval(runs[metric]) if len(runs) else t_interval([])
+            iv = t_interval(runs[metric], bounds=UNIT) if len(runs) else t_interval([])
             row.update({f"{metric} mean": iv.mean, f"{metric} sd": iv.sd,
                         f"{metric} ci_low": iv.lo, f"{metric} ci_high": iv.hi})
         rows.append(row)

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats
 
 LEVEL = 0.95
+UNIT = (0.0, 1.0)  # accuracy and AUC live here: their intervals are clipped to it
 MIN_SEEDS_TO_TELL = 3  # fewer paired seeds than this: a comparison is reported but not read
 
 
@@ -32,11 +33,11 @@ class Interval:
     def has_interval(self) -> bool:
         return self.n >= 2 and math.isfinite(self.lo)
 
-    def text(self, scale: float = 100.0, digits: int = 2) -> str:
-        """'97.35 [96.90, 97.80] (n=3)', or '97.35 (n=1, no interval)'."""
+    def text(self, scale: float = 100.0, digits: int = 2, unit: str = "") -> str:
+        """'97.35 % [96.90, 97.80] (n=3)', or '97.35 % (n=1, no interval)'."""
         if self.n == 0:
             return "no finished run"
-        m = f"{self.mean * scale:.{digits}f}"
+        m = f"{self.mean * scale:.{digits}f}{unit}"
         if not self.has_interval:
             return f"{m} (n={self.n}, no interval)"
         return f"{m} [{self.lo * scale:.{digits}f}, {self.hi * scale:.{digits}f}] (n={self.n})"
@@ -49,7 +50,9 @@ class Interval:
         return f"{self.mean * scale:.{digits}f} ± {self.sd * scale:.{digits}f}"
 
 
-def t_interval(values: Iterable[float], level: float = LEVEL) -> Interval:
+def t_interval(values: Iterable[float], level: float = LEVEL,
+               bounds: tuple[float, float] | None = None) -> Interval:
+    """Mean, sd and t-interval; `bounds` clips the interval to a metric's range (e.g. 0..1)."""
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     n = len(x)
     if n == 0:
@@ -59,7 +62,10 @@ def t_interval(values: Iterable[float], level: float = LEVEL) -> Interval:
         return Interval(mean, math.nan, 1, math.nan, math.nan)
     sd = float(x.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
-    return Interval(mean, sd, n, mean - half, mean + half)
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return Interval(mean, sd, n, lo, hi)
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,3 @@ def paired_comparison(a: Mapping[int, float], b: Mapping[int, float]) -> Paired:
     return Paired(len(seeds), float(xa.mean()) if seeds else math.nan,
                   float(xb.mean()) if seeds else math.nan, diff, d_z, p)
 
-
-def t_bounds(values: Iterable[float]) -> tuple[float, float]:
-    """(lo, hi) of the t-interval, for seaborn's `errorbar=`; a point (no bar) when n < 2."""
-    iv = t_interval(values)
-    return (iv.lo, iv.hi) if iv.has_interval else (iv.mean, iv.mean)
