@@ -54,19 +54,19 @@ bench-mnist: $(STAMP) ## the MNIST ablation (C1-C3): grid on mnist-5k + headline
 report: $(STAMP) ## rebuild reports/mnist/report.pdf from the MLflow store (no retraining)
 	$(BIN)/siamese-bench report mnist-ablation mnist-headline-full --name mnist
 
-bench-mnist-full: $(STAMP) ## the whole MNIST grid on full MNIST (hours on 2 cores; for a GPU or more time)
+bench-mnist-full: $(STAMP) ## the whole MNIST grid on full MNIST (~2.5 h on 2 cores, estimated; for a GPU or more time)
 	$(SWEEP) benchmarks/mnist-grid-full.yaml
 	$(SWEEP) benchmarks/mnist-full.yaml
 
-bench-mnist-tune: $(STAMP) ## learning rate tuned per cell with equal TPE budgets and median pruning (~5 min)
+bench-mnist-tune: $(STAMP) ## learning rate tuned per cell with equal TPE budgets and median pruning (~2 min)
 	$(SWEEP) benchmarks/mnist-tune.yaml
 
-regress: $(STAMP) ## quick accuracy checks of C1-C3 against calibrated thresholds (< 5 min)
+regress: $(STAMP) ## quick accuracy checks of C1-C3 against calibrated thresholds (~40 s)
 	$(BIN)/siamese-bench regress benchmarks/claims.yaml
 
 bench-throughput: $(STAMP) ## pairs/s of siamese-bench vs a bare PyTorch loop (C1 config)
 	$(PY) benchmarks/throughput.py
 
 clean: ## remove tracking stores, reports and caches (not the venv, not downloaded data)
-	rm -rf mlruns.db mlartifacts mlruns .pytest_cache reports/*/ optuna*.log
+	rm -rf mlruns.db mlartifacts mlruns optuna.journal* .pytest_cache reports/*/
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
