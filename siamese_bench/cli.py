@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 
 from siamese_bench.config import ConfigError, TrainConfig
-from siamese_bench.data import DATASETS
+from siamese_bench.data import DATASETS, CSVFormatError
 from siamese_bench.encoders import ENCODERS
 from siamese_bench.heads import HEADS
 from siamese_bench.losses import LOSSES
@@ -31,7 +31,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to train (defaults: C1's Keras recipe)")
     g.add_argument("--dataset", default=DEFAULTS.dataset,
                    help=f"one of: {_names(DATASETS)} (default %(default)s; mnist falls back loudly to "
-                   "mnist-5k when full MNIST is unavailable)")
+                   "mnist-5k when full MNIST is unavailable; csv:TRAIN.csv,TEST.csv reads C4's pre-encoded "
+                   "vector pairs)")
     g.add_argument("--encoder", default=DEFAULTS.encoder, help=f"one of: {_names(ENCODERS)}")
     g.add_argument("--head", default=DEFAULTS.head, help=f"one of: {_names(HEADS)} (default %(default)s)")
     g.add_argument("--loss", default=DEFAULTS.loss, help=f"one of: {_names(LOSSES)} (default %(default)s)")
@@ -164,6 +165,14 @@ def cmd_regress(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_make_pairs_csv(args: argparse.Namespace) -> int:
+    from siamese_bench.data.make_pairs import make_pairs_csv
+
+    train, test = make_pairs_csv(args.source, args.out, args.dims, args.seed)
+    print(f"wrote {train} and {test}\nuse: --dataset csv:{train},{test}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="siamese-bench",
@@ -205,6 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
     regress.set_defaults(func=cmd_regress)
 
     register_report(sub)
+
+    pairs = sub.add_parser("make-pairs-csv", help="write a C4-shaped pairs CSV (train + test) from a dataset",
+                           description="C4's file is not public: write one of the same shape (1,983 training "
+                           "rows, 1,060 same / 923 different; 662 test rows, 354 / 308; two 200-d vectors per row "
+                           "and a class column) from a registered image dataset, encoded by PCA fitted on its "
+                           "training images.")
+    pairs.add_argument("--from", dest="source", default="mnist-5k", help="image dataset (default %(default)s)")
+    pairs.add_argument("--out", default="datasets/c4/pairs",
+                       help="output prefix: writes PREFIX-train.csv and PREFIX-test.csv (default %(default)s)")
+    pairs.add_argument("--dims", type=int, default=200, help="vector length per side (default %(default)s)")
+    pairs.add_argument("--seed", type=int, default=0, help="PCA and pair sampling seed (default %(default)s)")
+    pairs.set_defaults(func=cmd_make_pairs_csv)
     return parser
 
 
@@ -229,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries(args.verbose)
     try:
         return args.func(args)
-    except (ConfigError, TrackingError, UnknownNameError) as err:
+    except (ConfigError, TrackingError, UnknownNameError, CSVFormatError) as err:
         print(f"siamese-bench: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

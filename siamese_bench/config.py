@@ -56,11 +56,20 @@ class TrainConfig:
         return dataclasses.replace(self, **changes).validate()
 
     def validate(self) -> TrainConfig:
-        for option, registry in (("dataset", DATASETS), ("encoder", ENCODERS), ("head", HEADS),
-                                 ("loss", LOSSES), ("optimizer", OPTIMIZERS), ("init", INITS)):
-            if getattr(self, option) not in registry:
-                raise ConfigError(f"--{option}: unknown {option} {getattr(self, option)!r}; "
-                                  f"valid: {', '.join(registry.names())}")
+        kind, has_argument, _ = self.dataset.partition(":")
+        for option, value, registry in (("dataset", kind, DATASETS), ("encoder", self.encoder, ENCODERS),
+                                        ("head", self.head, HEADS), ("loss", self.loss, LOSSES),
+                                        ("optimizer", self.optimizer, OPTIMIZERS), ("init", self.init, INITS)):
+            if value not in registry:
+                raise ConfigError(f"--{option}: unknown {option} {value!r}; valid: {', '.join(registry.names())}")
+        loader = DATASETS.get(kind)
+        takes_argument = getattr(loader, "argument", None)
+        if bool(takes_argument) != bool(has_argument):
+            usage = f"--dataset {kind}:{takes_argument}" if takes_argument else f"--dataset {kind}"
+            raise ConfigError(f"--dataset {self.dataset!r}: expected {usage}")
+        if getattr(loader, "paired", False) and LOSSES.get(self.loss).sampling == "triplets":
+            raise ConfigError(f"--loss {self.loss!r} needs class labels to draw triplets; dataset {kind!r} "
+                              "holds ready-made pairs only")
         try:
             check_compatible(self.head, self.loss)
         except ValueError as err:

@@ -16,7 +16,9 @@ import pytorch_lightning as pl
 import torch
 
 from siamese_bench.config import TrainConfig
-from siamese_bench.data import ImageData, load_dataset, split_validation
+from siamese_bench.data import ImageData, PairedData, load_dataset, split_validation
+from siamese_bench.data.base import stratified_split
+from siamese_bench.data.vectors import PairTable
 from siamese_bench.encoders import ENCODERS
 from siamese_bench.heads import HEADS
 from siamese_bench.losses import LOSSES
@@ -85,8 +87,31 @@ def build_module(cfg: TrainConfig, input_shape: tuple[int, ...],
     return module
 
 
-def build_batches(cfg: TrainConfig, data: ImageData, sampling: str) -> dict[str, TensorBatches]:
+def build_pair_batches(cfg: TrainConfig, data: PairedData) -> dict[str, TensorBatches]:
+    """Ready-made pairs (C4): a seeded, label-stratified share of the training rows is held out
+    for validation; each table becomes images = [left; right] with pairs (i, n + i)."""
+    keep, held = stratified_split(data.train.y.long(), cfg.val_fraction, torch.Generator().manual_seed(cfg.seed))
+
+    def batches(table: PairTable, rows: torch.Tensor, bs: int, shuffle: bool, group: int = 1) -> TensorBatches:
+        left, right, y = table.left[rows], table.right[rows], table.y[rows]
+        n = len(rows)
+        index = PairIndex(torch.arange(n), n + torch.arange(n), y)
+        return TensorBatches(torch.cat([left, right]), lambda epoch: index, bs, cfg.seed, shuffle=shuffle,
+                             group=group)
+
+    eval_bs = max(cfg.batch_size, 1024)
+    return {
+        "train": batches(data.train, keep, cfg.batch_size, True, MINIBATCHES_PER_ITEM),
+        "val": batches(data.train, held, eval_bs, False),
+        "train_eval": batches(data.train, keep, eval_bs, False),
+        "test": batches(data.test, torch.arange(len(data.test.y)), eval_bs, False),
+    }
+
+
+def build_batches(cfg: TrainConfig, data: ImageData | PairedData, sampling: str) -> dict[str, TensorBatches]:
     """train (pairs or triplets), val, train_eval and test pair batches, all from cfg.seed."""
+    if isinstance(data, PairedData):
+        return build_pair_batches(cfg, data)
     x_tr, y_tr, x_val, y_val = split_validation(data.x_train, data.y_train, cfg.val_fraction, cfg.seed)
 
     def pairs_of(y: torch.Tensor, stream: int) -> Callable[[int], PairIndex]:
@@ -181,10 +206,15 @@ EMBEDDING_SAMPLE = 1000  # test images whose embeddings are kept for the report'
 
 
 @torch.no_grad()
-def _test_embeddings(module: SiameseModule, data: ImageData) -> dict[str, np.ndarray]:
+def _test_embeddings(module: SiameseModule, data: ImageData | PairedData) -> dict[str, np.ndarray]:
+    """Class-labelled test images; for ready-made pairs, the left vectors labelled by pair."""
     module.eval()
-    x = data.x_test[:EMBEDDING_SAMPLE].to(module.device)
-    return {"embedding": module.encoder(x).cpu().half().numpy(), "label": data.y_test[:EMBEDDING_SAMPLE].numpy()}
+    if isinstance(data, PairedData):
+        x, label = data.test.left, data.test.y
+    else:
+        x, label = data.x_test, data.y_test
+    emb = module.encoder(x[:EMBEDDING_SAMPLE].to(module.device))
+    return {"embedding": emb.cpu().half().numpy(), "label": label[:EMBEDDING_SAMPLE].numpy()}
 
 
 def _log_outputs(tracker: Tracker, run_id: str, outputs: dict[str, tuple[torch.Tensor, torch.Tensor]],

@@ -37,7 +37,13 @@ DATASETS: Registry[Callable[[], ImageData]] = Registry("dataset")
 
 
 def load_dataset(name: str) -> ImageData:
-    return DATASETS.get(name)()
+    """`name`, or `kind:argument` for parameterised datasets such as csv:TRAIN,TEST."""
+    kind, sep, argument = name.partition(":")
+    return DATASETS.get(kind)(argument) if sep else DATASETS.get(name)()
+
+
+def dataset_kind(name: str) -> str:
+    return name.partition(":")[0]
 
 
 def data_home() -> Path:
