@@ -16,7 +16,7 @@ MARGIN ?= 1
 EPOCHS ?= 20
 SEED ?= 0
 
-.PHONY: help venv test lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune report regress bench-throughput clean
+.PHONY: help venv test lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors report regress bench-throughput clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ bench-mnist-full: $(STAMP) ## the whole MNIST grid on full MNIST (~2.5 h on 2 co
 
 bench-mnist-tune: $(STAMP) ## learning rate tuned per cell with equal TPE budgets and median pruning (~2 min)
 	$(SWEEP) benchmarks/mnist-tune.yaml
+
+bench-vectors: $(STAMP) ## C4 on a C4-shaped pairs CSV (made from mnist-5k by PCA): baseline + every advice (~2 min)
+	test -f datasets/c4/pairs-train.csv || $(BIN)/siamese-bench make-pairs-csv --out datasets/c4/pairs
+	$(SWEEP) benchmarks/vectors.yaml
 
 regress: $(STAMP) ## quick accuracy checks of C1-C3 against calibrated thresholds (~40 s)
 	$(BIN)/siamese-bench regress benchmarks/claims.yaml

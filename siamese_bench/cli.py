@@ -52,6 +52,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"one of: {', '.join(NEGATIVE_POLICIES)}; 'any' may draw the anchor's class (C6)")
     g.add_argument("--triplet-plain", action="store_true", help="triplet loss on plain, not squared, distances")
     g.add_argument("--resample-negatives", action="store_true", help="draw fresh negatives every epoch")
+    g.add_argument("--early-stopping-patience", type=int, metavar="EPOCHS",
+                   help="stop when the validation loss has not improved for EPOCHS epochs (C4 used 3)")
     g.add_argument("--encoder-option", "-E", action="append", default=[], metavar="KEY=VALUE",
                    help="encoder option, e.g. -E dropout=0.5 -E final_activation=linear (repeatable)")
 
@@ -78,6 +80,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         triplet_negatives=args.triplet_negatives, resample_negatives=args.resample_negatives,
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         init=args.init, val_fraction=args.val_fraction, seed=args.seed,
+        early_stopping_patience=args.early_stopping_patience,
     ).validate()
 
 
@@ -140,7 +143,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep = Sweep(spec, storage, Tracker(args.tracking_uri), workers, progress=not args.no_progress)
     summary = sweep.run()
     study = sweep.grid_study()
-    factors = list(spec.factors)
+    factors = spec.cell_keys()
     print(f"\nstudy {spec.name} ({storage}): {summary.completed} trials finished, {summary.failed} failed, "
           f"{summary.pruned} pruned, {summary.stale} recovered from a killed run, {summary.seconds:.0f} s")
     if summary.tune_epochs_budget:

@@ -42,6 +42,7 @@ class TrainConfig:
     lr: float = 1e-3  # C1
     init: str = "keras"  # glorot-uniform weights, zero biases, as Keras does
     val_fraction: float = 0.1  # of the training images, stratified, seeded
+    early_stopping_patience: int | None = None  # C4: stop when val loss stalls this many epochs
     seed: int = 0  # fixes the validation split, pairs, initialisation and batch order
 
     @classmethod
@@ -80,6 +81,8 @@ class TrainConfig:
         for option, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"--{option} must be positive, got {value}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ConfigError(f"--early-stopping-patience must be at least 1, got {self.early_stopping_patience}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         if self.triplet_negatives not in NEGATIVE_POLICIES:

@@ -1,7 +1,8 @@
 """Heads: how a pair of embeddings becomes a dissimilarity.
 
 The one convention that lets every head work with every loss: a head returns a
-dissimilarity d(a, b) >= 0, where LOWER MEANS MORE ALIKE.
+dissimilarity d(a, b) >= 0, where LOWER MEANS MORE ALIKE (abs-diff-linear, C4's learned
+linear distance, is the one head that may go below 0).
 - Distance heads (euclidean, l1) return the distance itself.
 - Probabilistic heads compute a logit z with p = sigmoid(z) = P(same) and return
   d = 1 - p (= sigmoid(-z)), plus the logit. Contrastive loss on such a head is exactly C2's
@@ -35,6 +36,7 @@ class Head(nn.Module):
     """Base class: maps embeddings a, b of shape (B, D) to a HeadOutput."""
 
     has_logit: ClassVar[bool] = False
+    may_be_negative: ClassVar[bool] = False  # only a learned linear "distance" (C4) breaks d >= 0
 
     def __init__(self, embedding_dim: int) -> None:
         super().__init__()
@@ -56,6 +58,22 @@ class L1Head(Head):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> HeadOutput:
         return HeadOutput((a - b).abs().sum(dim=1), None)
+
+
+@HEADS.register("abs-diff-linear")
+class AbsDiffLinearHead(Head):
+    """C4's final variant: |a - b| -> Dense(1, linear), used directly as a learned distance
+    (no sigmoid); trained with contrastive loss in the source. Unlike every other head its
+    output can be negative."""
+
+    may_be_negative = True
+
+    def __init__(self, embedding_dim: int) -> None:
+        super().__init__(embedding_dim)
+        self.out = nn.Linear(embedding_dim, 1)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> HeadOutput:
+        return HeadOutput(self.out((a - b).abs()).squeeze(-1), None)
 
 
 class ProbabilisticHead(Head):

@@ -74,6 +74,20 @@ class BCELoss(PairLoss):
         return F.binary_cross_entropy_with_logits(out.logit, y, reduction="none")
 
 
+@LOSSES.register("bce-sigmoid")
+class SigmoidBCELoss(PairLoss):
+    """C4's "sigmoid + BCE": cross-entropy on the probability itself, clipped to
+    [1e-7, 1 - 1e-7] as Keras does, instead of the stable form on the logit (`bce`). Kept to
+    measure the advice "use a linear output with BCE from logits"."""
+
+    needs_logit = True
+    eps = 1e-7  # Keras' epsilon
+
+    def per_sample(self, out: HeadOutput, y: torch.Tensor) -> torch.Tensor:
+        p = (1 - out.dissimilarity).clamp(self.eps, 1 - self.eps)
+        return -(y * torch.log(p) + (1 - y) * torch.log(1 - p))
+
+
 @LOSSES.register("triplet")
 class TripletLoss(Loss):
     """FaceNet: max(d(a,p)^2 - d(a,n)^2 + alpha, 0); `squared=False` uses plain distances."""

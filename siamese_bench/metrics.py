@@ -8,6 +8,7 @@ data (what a fair comparison of heads with different scales needs).
 from __future__ import annotations
 
 import torch
+from scipy.stats import rankdata
 from torchmetrics.functional.classification import binary_accuracy, binary_auroc
 
 FIXED_THRESHOLD = 0.5
@@ -38,8 +39,8 @@ def pair_metrics(d: torch.Tensor, y: torch.Tensor, tuned_threshold: float | None
         tuned_threshold = best_threshold(d, y)
     finite = torch.isfinite(d).all()
     # torchmetrics squashes scores outside [0, 1] with a sigmoid, which ties every distance
-    # above ~100; 1 / (1 + d) is an order-reversing map of d >= 0 into (0, 1] instead.
-    score = 1.0 / (1.0 + d.double())
+    # above ~100; ranks of -d in (0, 1] keep the order and the ties for any real d.
+    score = torch.from_numpy(rankdata(-d.double().numpy()) / len(d))
     auc = float(binary_auroc(score, y.long())) if finite and 0 < y.sum() < len(y) else float("nan")
     return {
         "acc": accuracy_at(d, y, FIXED_THRESHOLD),

@@ -146,6 +146,18 @@ def make_trainer(cfg: TrainConfig, callbacks: Sequence[pl.Callback], progress: b
     )
 
 
+def _early_stopping(cfg: TrainConfig) -> list[pl.Callback]:
+    """Lightning's EarlyStopping on validation loss (val AUC for triplet loss, which has no
+    validation loss on pairs)."""
+    if cfg.early_stopping_patience is None:
+        return []
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    pairs = LOSSES.get(cfg.loss).sampling == "pairs"
+    return [EarlyStopping(monitor="val/loss" if pairs else "val/auc", mode="min" if pairs else "max",
+                          patience=cfg.early_stopping_patience)]
+
+
 def run_training(
     cfg: TrainConfig,
     *,
@@ -173,7 +185,7 @@ def run_training(
         run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags,
                                    parent_run_id)
     recorder = EpochRecorder(tracker, run_id)
-    trainer = make_trainer(cfg, [recorder, *callbacks], progress, len(batches["train"]))
+    trainer = make_trainer(cfg, [recorder, *_early_stopping(cfg), *callbacks], progress, len(batches["train"]))
     status = "FAILED"
     try:
         trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])

@@ -146,3 +146,19 @@ def test_check_compatible_unknown_names():
         check_compatible("euclidean", "hinge")
     with pytest.raises(UnknownNameError, match="valid: .*euclidean"):
         check_compatible("cosine-nope", "contrastive")
+
+
+def test_bce_sigmoid_matches_stable_bce_and_clips_like_keras():
+    from siamese_bench.heads import HeadOutput
+    from siamese_bench.losses import BCELoss, SigmoidBCELoss
+
+    logit = torch.tensor([-2.0, 0.5, 3.0])
+    y = torch.tensor([0.0, 1.0, 1.0])
+    out = HeadOutput(torch.sigmoid(-logit), logit)
+    assert SigmoidBCELoss()(out, y).loss.item() == pytest.approx(BCELoss()(out, y).loss.item(), rel=1e-5)
+    # a confidently wrong logit: the stable form grows with it, the clipped one stops near
+    # -log(1e-7) (float32 rounds 1 - 1e-7 to 1 - 1.19e-7)
+    wrong = torch.tensor([40.0])
+    out = HeadOutput(torch.sigmoid(-wrong), wrong)
+    assert SigmoidBCELoss()(out, torch.zeros(1)).loss.item() == pytest.approx(-math.log(1e-7), rel=0.02)
+    assert BCELoss()(out, torch.zeros(1)).loss.item() == pytest.approx(40.0, rel=1e-3)

@@ -93,3 +93,11 @@ def test_pair_metrics_auc_is_shift_invariant(offset):
     """AUC depends only on the order of the scores; large L1 distances are legitimate."""
     d, y = separable(3)
     assert pair_metrics(d + offset, y)["auc"] == pytest.approx(1.0)
+
+
+def test_auc_with_negative_dissimilarities():
+    """A learned linear distance (abs-diff-linear) can go below 0; AUC must still rank."""
+    d = torch.tensor([-5.0, -3.0, -2.5, 0.5, 2.0, 7.0])
+    y = torch.tensor([1, 1, 1, 0, 0, 0])
+    assert pair_metrics(d, y)["auc"] == pytest.approx(1.0)
+    assert pair_metrics(-d, y)["auc"] == pytest.approx(0.0)

@@ -85,7 +85,8 @@ def test_missing_file_is_named(tmp_path):
         load_spec(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("name", ["mnist.yaml", "mnist-full.yaml", "mnist-grid-full.yaml"])
+@pytest.mark.parametrize("name", ["mnist.yaml", "mnist-full.yaml", "mnist-grid-full.yaml", "mnist-tune.yaml",
+                                  "vectors.yaml", "workers-speedup.yaml"])
 def test_shipped_specs_load(name):
     spec = load_spec(REPO / "benchmarks" / name)
     assert spec.cells()
@@ -101,3 +102,31 @@ def test_mnist_spec_covers_the_issue_grid():
     assert len(spec.seeds) >= 3
     # every excluded crossed cell has a stated reason
     assert all(reason.strip() for _, reason in spec.excluded())
+
+
+def test_one_factor_at_a_time_cells_keep_their_own_keys(tmp_path):
+    spec = load_spec(write(tmp_path, """
+        name: t
+        base: {dataset: digits, epochs: 1}
+        factors: {head: [euclidean]}
+        include:
+          - {head: euclidean, encoder.dropout: 0.5}
+          - {head: abs-diff-dense, loss: bce}
+        seeds: [0]
+    """))
+    assert spec.cell_keys() == ["head", "encoder.dropout", "loss"]
+    configs = [spec.config_for(c, 0) for c in spec.cells()]
+    assert configs[1].encoder_options == {"dropout": 0.5} and configs[2].loss == "bce"
+
+    import pandas as pd
+
+    from siamese_bench.sweep.table import cell_table
+
+    frame = pd.DataFrame([
+        {"head": "euclidean", "test/acc": 0.9, "seed": 0},
+        {"head": "euclidean", "encoder.dropout": 0.5, "test/acc": 0.7, "seed": 0},
+        {"head": "abs-diff-dense", "loss": "bce", "test/acc": 0.8, "seed": 0},
+    ])
+    table = cell_table(frame, spec.cell_keys())
+    assert len(table) == 3  # three cells stay three rows, none merged
+    assert sorted(table["test/acc mean"]) == pytest.approx([0.7, 0.8, 0.9])

@@ -102,6 +102,14 @@ def test_same_config_is_deterministic(digits):
     assert a.history == b.history
 
 
+def test_early_stopping_stops_on_a_stalled_validation_loss(digits):
+    cfg = digits_cfg().replace(epochs=60, early_stopping_patience=1, lr=0.05)
+    result = run_training(cfg, data=digits, progress=False)
+    assert 2 <= len(result.history) < 60
+    losses = [h["val/loss"] for h in result.history]
+    assert losses[-1] >= min(losses[:-1])  # it stopped because the loss did not improve
+
+
 def test_grouping_minibatches_changes_nothing(digits, monkeypatch):
     """8 mini-batches per loader item share Lightning's overhead; the training is identical."""
     import siamese_bench.train as train

@@ -76,6 +76,13 @@ class StudySpec:
                 cells.append(cell)
         return cells
 
+    def cell_keys(self) -> list[str]:
+        """Every key any cell sets, factors first: the columns of a results table."""
+        keys = list(self.factors)
+        for cell in self.cells():
+            keys += [k for k in cell.values if k not in keys]
+        return keys
+
     def excluded(self) -> list[tuple[Cell, str]]:
         names = list(self.factors)
         out = []

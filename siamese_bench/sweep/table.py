@@ -21,17 +21,27 @@ def cell_table(frame: pd.DataFrame, factors: list[str], metrics=METRICS) -> pd.D
     if frame.empty:
         return pd.DataFrame()
     present = [m for m in metrics if m in frame]
+    frame = frame.assign(**{f: frame[f] if f in frame else "" for f in factors})  # keys some cells lack
     grouped = frame.groupby(factors, dropna=False, sort=False)[present]
     table = grouped.agg(["mean", "std", "count"])
     table.columns = [f"{m} {stat}" for m, stat in table.columns]
     return table.reset_index()
 
 
+def _factor_text(value) -> str:
+    """Factor values as a reader writes them: '–' where a cell does not set the factor."""
+    if value is None or value == "" or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def format_cell_table(table: pd.DataFrame, factors: list[str]) -> str:
     """Accuracy as percent, 'mean ± sd (n)'."""
     if table.empty:
         return "(no finished trials)"
-    out = table[factors].copy()
+    out = table[factors].map(_factor_text)
     for metric in METRICS:
         if f"{metric} mean" in table:
             mean, sd, n = table[f"{metric} mean"], table[f"{metric} std"].fillna(0), table[f"{metric} count"]
