@@ -31,6 +31,7 @@ class Check:
     direction: str  # "at_least" or "at_most"
     threshold: float | None
     calibration: dict[str, Any] | None = None
+    base: dict[str, Any] = field(default_factory=dict)  # overrides of the file's base
 
 
 @dataclass
@@ -44,7 +45,8 @@ class ClaimsSpec:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def config(self, check: Check, seed: int) -> TrainConfig:
-        return apply_values(TrainConfig.from_dict(self.base), {**check.cell, "seed": seed}).validate()
+        base = TrainConfig.from_dict({**self.base, **check.base})
+        return apply_values(base, {**check.cell, "seed": seed}).validate()
 
 
 def load_claims(path: str | Path) -> ClaimsSpec:
@@ -63,7 +65,7 @@ def load_claims(path: str | Path) -> ClaimsSpec:
         if len(directions) != 1 or not {"id", "claim", "cell", "metric"} <= set(item):
             raise ConfigError(f"{path}: checks[{i}]: needs id, claim, cell, metric and one of at_least/at_most")
         checks.append(Check(item["id"], item["claim"], item["cell"], item["metric"], directions[0],
-                            item[directions[0]], item.get("calibration")))
+                            item[directions[0]], item.get("calibration"), item.get("base") or {}))
     spec = ClaimsSpec(path, raw.get("base") or {}, raw.get("seeds") or [0], raw.get("calibration_seeds") or [],
                       checks, str(raw.get("notes", "")), raw)
     for check in checks:
@@ -84,19 +86,24 @@ def measure(spec: ClaimsSpec, check: Check, seeds: list[int], data) -> list[floa
     return values
 
 
-def _data_for(spec: ClaimsSpec):
-    from siamese_bench.data import load_dataset
+class _Datasets(dict):
+    """Each dataset a check needs, loaded once."""
 
-    return load_dataset(TrainConfig.from_dict(spec.base).dataset)
+    def __missing__(self, name: str):
+        from siamese_bench.data import load_dataset
+
+        self[name] = load_dataset(name)
+        return self[name]
 
 
 def regress(spec: ClaimsSpec) -> tuple[list[dict[str, Any]], int]:
     """Rows of the result table and the number of failed checks."""
-    data = _data_for(spec)
+    datasets = _Datasets()
     rows, failed = [], 0
     for check in spec.checks:
         if check.threshold is None:
             raise ConfigError(f"{spec.path}: check {check.id} has no threshold; run calibration first")
+        data = datasets[spec.config(check, 0).dataset]
         values = measure(spec, check, spec.seeds, data)
         mean = statistics.fmean(values)
         ok = mean >= check.threshold if check.direction == "at_least" else mean <= check.threshold
@@ -121,10 +128,11 @@ def calibrate(spec: ClaimsSpec) -> ClaimsSpec:
     """Measure every check on the calibration seeds and write thresholds back to the file."""
     if len(spec.calibration_seeds) < 3:
         raise ConfigError(f"{spec.path}: calibration_seeds needs at least 3 seeds")
-    data = _data_for(spec)
+    datasets = _Datasets()
     raw = dict(spec.raw)
     new_checks = []
     for check, item in zip(spec.checks, raw["checks"], strict=True):
+        data = datasets[spec.config(check, 0).dataset]
         values = measure(spec, check, spec.calibration_seeds, data)
         mean, sd = statistics.fmean(values), statistics.stdev(values)
         sign = -1 if check.direction == "at_least" else 1

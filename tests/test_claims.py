@@ -48,6 +48,10 @@ def test_shipped_claims_are_calibrated():
         expected = cal["mean"] - 3 * cal["sd"] if check.direction == "at_least" else cal["mean"] + 3 * cal["sd"]
         assert check.threshold == pytest.approx(expected, abs=2e-4)
     assert not set(spec.seeds) & set(spec.calibration_seeds)
+    by_id = {c.id: c for c in spec.checks}
+    c4, c1 = spec.config(by_id["C4"], 0), spec.config(by_id["C1"], 0)  # a check's base overrides the file's
+    assert c4.dataset.startswith("csv:") and c4.val_fraction == 0.5 and c4.epochs == 10
+    assert c1.dataset == "mnist-5k" and c1.val_fraction == 0.1 and c1.epochs == 5
 
 
 @pytest.mark.slow

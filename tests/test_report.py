@@ -45,10 +45,12 @@ def test_t_interval_matches_hand_computation():
 
 
 def test_paired_comparison_pairs_by_seed_and_refuses_to_read_two_seeds():
-    a = {0: 0.50, 1: 0.52, 2: 0.51}
-    b = {0: 0.90, 1: 0.93, 2: 0.91, 7: 0.1}  # seed 7 has no partner: ignored
+    a = {2: 0.51, 0: 0.50, 1: 0.52}  # inserted in another order than b: pairing is by seed
+    b = {7: 0.1, 1: 0.93, 0: 0.90, 2: 0.91}  # seed 7 has no partner: ignored
     p = paired_comparison(a, b)
     assert p.n == 3 and p.diff.mean == pytest.approx(np.mean([0.40, 0.41, 0.40]))
+    assert p.diff.sd == pytest.approx(np.std([0.40, 0.41, 0.40], ddof=1))  # same pairs as sorted input
+    assert (p.mean_a, p.mean_b) == pytest.approx((0.51, np.mean([0.90, 0.93, 0.91])))
     assert p.diff.lo > 0 and p.p < 0.05 and "higher" in p.reading("A", "B")
     few = paired_comparison({0: 0.5, 1: 0.6}, {0: 0.9, 1: 0.8})
     assert few.n == 2 and "too few seeds" in few.reading("A", "B")
@@ -82,6 +84,179 @@ def test_verdict_rules(claim, evidence, verdict):
     assert got == verdict, reason
     preferred = next((e for e in evidence if e.acc.n >= 2), evidence[0])
     assert decided is preferred and f"on {preferred.variant}" in reason
+
+
+def test_c1_full_mnist_gap_contradicts_whatever_the_first_verdict():
+    # inconclusive on 5k (CI straddles 90 %), but full MNIST is 10 points from 97.42 %: contradicted
+    ev = [_evidence("mnist-full", [0.87], [0.95]), _evidence("mnist-5k", [0.85, 0.95], [0.95, 0.96])]
+    decided, verdict, reason = judge(RULE_OF["C1"], ev)
+    assert decided is ev[1] and verdict == CONTRADICTED and "below 97.42 %" in reason
+    assert "contradicted whenever a full-MNIST mean is further" in RULE_OF["C1"].rule_text()
+    assert "1.5 points of 97.42 %" in RULE_OF["C1"].rule_text()
+    # within the tolerance, an inconclusive first verdict stays inconclusive
+    ev = [_evidence("mnist-full", [0.973], [0.99]), _evidence("mnist-5k", [0.85, 0.95], [0.95, 0.96])]
+    assert judge(RULE_OF["C1"], ev)[1] == INCONCLUSIVE
+
+
+def test_missing_values_show_a_dash_and_a_missing_auc_is_named():
+    ev = _evidence("mnist-5k", [0.50, 0.51, 0.49], [])
+    assert "nan" not in ev.text() and "AUC – (not logged)" in ev.text()
+    _, verdict, reason = judge(RULE_OF["C2"], [ev])
+    assert verdict == INCONCLUSIVE and "no AUC logged" in reason and "no interval" not in reason
+    blank = Evidence("s", "digits", "c", 2, pd.DataFrame({"seed": [0]}), t_interval([0.5]), t_interval([0.6]),
+                     t_interval([]))
+    assert "nan" not in blank.text() and "train acc –" in blank.text()
+
+
+# -- studies from hand-made runs (no training) ----------------------------------------------------
+
+RECIPE_PARAMS = {"encoder": "mlp", "optimizer": "rmsprop-keras", "init": "keras", "lr": "0.001",
+                 "batch_size": "128"}
+
+
+def _run(cell: str, seed: int, acc: float, *, start: int, variant: str = "mnist-5k", status: str = "FINISHED",
+         phase: str = "grid", margin: str | None = "1", lr: str = "0.001", state: str = "COMPLETE"):
+    from types import SimpleNamespace
+
+    head = cell.split(",")[0].split("=")[1]
+    params = {**RECIPE_PARAMS, "lr": lr, "seed": str(seed), "head": head, "loss": "contrastive", "epochs": "2",
+              "dataset": variant}
+    if margin is not None:
+        params["margin"] = margin
+    tags = {"cell": cell, "seed": str(seed), "phase": phase, "dataset_variant": variant, "head": head,
+            "loss": "contrastive", "optuna_state": state}
+    metrics = {"test/acc": acc, "test/auc": acc, "test/acc_tuned": acc, "train_eval/acc": acc}
+    rid = f"{cell}-{seed}-{variant}-{start}-{phase}"
+    info = SimpleNamespace(run_id=rid, run_name=rid, status=status, start_time=start, end_time=start + 1,
+                           artifact_uri="")
+    return SimpleNamespace(info=info, data=SimpleNamespace(tags=tags, params=params, metrics=metrics))
+
+
+class _Page(list):
+    token = None
+
+
+class _FakeClient:
+    """The few MlflowClient calls load_study makes, over hand-made runs per experiment name."""
+
+    def __init__(self, experiments: dict[str, list]):
+        from types import SimpleNamespace
+
+        self.runs = experiments
+        self.exps = {n: SimpleNamespace(name=n, experiment_id=n, lifecycle_stage="active") for n in experiments}
+
+    def get_experiment_by_name(self, name):
+        return self.exps.get(name)
+
+    def search_experiments(self, *a, **k):
+        return list(self.exps.values())
+
+    def search_runs(self, ids, **k):
+        return _Page(self.runs[ids[0]])
+
+
+def _studies(experiments: dict[str, list], order: list[str]):
+    from siamese_bench.report.load import load_study
+
+    client = _FakeClient(experiments)
+    return [load_study(client, name, "fake://") for name in order]
+
+
+EUC = "head=euclidean,loss=contrastive,margin=1"
+SUB = "head=subtract-dense,loss=contrastive,margin=1"
+ABS = "head=abs-diff-dense,loss=contrastive,margin=1"
+
+
+def test_evidence_does_not_depend_on_the_order_studies_are_listed():
+    from siamese_bench.report.findings import findings
+
+    # same cell and seeds in both; "tune" ran it with a tuned lr (not the recipe), "ablation" with the recipe
+    experiments = {
+        "tune": [_run(EUC, s, 0.99, start=s, lr="0.005") for s in (0, 1, 2)],
+        "ablation": [_run(EUC, s, 0.93 + s / 100, start=s) for s in (0, 1, 2)],
+    }
+    a = findings(_studies(experiments, ["tune", "ablation"]))
+    b = findings(_studies(experiments, ["ablation", "tune"]))
+    assert [(f.decided_on.study, f.verdict, f.reason) for f in a] == \
+        [(f.decided_on.study, f.verdict, f.reason) for f in b]
+    assert a[0].decided_on.study == "ablation"  # the recipe's cell wins the seed-count tie
+    # recipe wins even against more seeds; a full tie goes to the study name, not the listing order
+    experiments["tune"].append(_run(EUC, 3, 0.99, start=3, lr="0.005"))
+    assert findings(_studies(experiments, ["tune", "ablation"]))[0].decided_on.study == "ablation"
+    twin = {"b": [_run(EUC, s, 0.95, start=s) for s in (0, 1)], "a": [_run(EUC, s, 0.96, start=s) for s in (0, 1)]}
+    assert {findings(_studies(twin, order))[0].decided_on.study for order in (["a", "b"], ["b", "a"])} == {"a"}
+
+
+def test_a_cell_on_other_data_is_no_evidence_for_an_mnist_claim():
+    """C4's baseline (euclidean + contrastive, m = 1, on vector pairs) must not decide C1."""
+    from siamese_bench.report.findings import findings
+
+    csv_only = {"c4": [_run(EUC, s, 0.55, start=s, variant="csv") for s in (0, 1, 2)]}
+    assert findings(_studies(csv_only, ["c4"])) == []  # C1 not covered at all
+    mixed = {**csv_only, "mnist": [_run(EUC, s, 0.93 + s / 100, start=s) for s in (0, 1, 2)]}
+    (c1,) = findings(_studies(mixed, ["c4", "mnist"]))
+    assert [e.variant for e in c1.evidence] == ["mnist-5k"] and c1.decided_on.variant == "mnist-5k"
+    assert c1.verdict == "inconclusive"  # C1 also needs a full-MNIST run to be reproduced
+
+
+def test_rerun_after_a_killed_run_counts_once_and_tune_runs_are_left_out():
+    from siamese_bench.report.findings import findings
+
+    runs = [_run(EUC, 0, 0.50, start=1, status="KILLED", state="FAIL"),
+            _run(EUC, 0, 0.95, start=2), _run(EUC, 1, 0.96, start=3),
+            _run(EUC, 1, 0.40, start=4, status="FAILED", state="FAIL"),
+            _run(EUC, 0, 0.10, start=5, phase="tune"), _run(EUC, 7, 0.10, start=6, phase="tune")]
+    study = _studies({"s": runs}, ["s"])[0]
+    assert study.tune_runs == 2 and len(study.runs) == 4 and 7 not in study.seeds
+    done = study.complete
+    assert sorted(done["seed"]) == [0, 1] and sorted(done["test/acc"]) == [0.95, 0.96]
+    found = findings([study])[0]
+    assert found.decided_on.acc.n == 2 and found.failed_runs == 0 and "not counted" not in found.reason
+
+
+def test_margin_params_none_and_decimal_parse():
+    runs = [_run(EUC, 0, 0.9, start=0, margin="1.0"), _run("head=euclidean,loss=bce,margin=1", 0, 0.9, start=1,
+                                                            margin="None"),
+            _run("head=x,loss=contrastive,margin=1", 0, 0.9, start=2, margin=None)]
+    frame = _studies({"s": runs}, ["s"])[0].runs.set_index("cell")
+    assert frame.loc[EUC, "margin"] == 1.0
+    assert np.isnan(frame.loc["head=euclidean,loss=bce,margin=1", "margin"])
+    assert np.isnan(frame.loc["head=x,loss=contrastive,margin=1", "margin"])
+
+
+def test_data_variants_are_kept_apart_in_dedup_results_and_comparisons():
+    from siamese_bench.report.comparisons import comparisons_table
+    from siamese_bench.report.results import cell_summary
+
+    runs = []
+    for s in (0, 1, 2):
+        runs += [_run(ABS, s, 0.95, start=s, variant="mnist-5k"), _run(SUB, s, 0.50, start=s, variant="mnist-5k"),
+                 _run(ABS, s, 0.99, start=10 + s, variant="mnist-full")]
+    runs.append(_run(SUB, 0, 0.6, start=20, variant="mnist-full"))
+    study = _studies({"s": runs}, ["s"])[0]
+    assert len(study.complete) == 10  # the same cell x seed on two variants is two runs, not one
+    summary = cell_summary(study).set_index(["cell", "dataset_variant"])
+    assert summary.loc[(ABS, "mnist-full"), "n"] == 3 and summary.loc[(ABS, "mnist-5k"), "n"] == 3
+    assert summary.loc[(ABS, "mnist-full"), "test/acc mean"] == pytest.approx(0.99)
+    assert summary.loc[(ABS, "mnist-5k"), "test/acc mean"] == pytest.approx(0.95)
+    comp = comparisons_table(study, 1).data
+    assert set(comp["dataset_variant"]) == {"mnist-full", "mnist-5k"}
+    full = comp[(comp["dataset_variant"] == "mnist-full") & (comp["metric"] == "test/acc_tuned")].iloc[0]
+    assert full["n_paired_seeds"] == 1 and full["mean_a"] == pytest.approx(0.6)  # seed 0 on full only
+    five = comp[(comp["dataset_variant"] == "mnist-5k") & (comp["metric"] == "test/acc_tuned")].iloc[0]
+    assert five["n_paired_seeds"] == 3 and five["mean_b"] == pytest.approx(0.95)
+
+
+def test_best_cell_marks_every_displayed_tie():
+    from siamese_bench.report.results import results_table
+
+    heads = {"euclidean": 0.99701, "subtract-dense": 0.99699, "abs-diff-dense": 0.5}
+    runs = [_run(f"head={h},loss=contrastive,margin=1", s, a, start=s) for h, a in heads.items() for s in (0, 1)]
+    table = results_table(_studies({"s": runs}, ["s"])[0], 1)
+    auc = {i for i, col in table.best if col == "ROC AUC"}
+    assert auc == {0, 1} and list(table.view["ROC AUC"][:2]) == ["0.997 ± 0.000"] * 2
+    acc = {i for i, col in table.best if col.startswith("test acc % (d")}
+    assert acc == {0, 1}  # 99.70 both
 
 
 # -- end to end on a small real study -------------------------------------------------------------

@@ -54,8 +54,9 @@ def per_head_loss_comparisons(study: Study) -> list[Comparison]:
     return out
 
 
-def _values(study: Study, select: dict[str, Any], metric: str) -> tuple[str | None, dict[int, float]]:
-    rows = match(study.complete, select)
+def _values(done: pd.DataFrame, select: dict[str, Any], metric: str) -> tuple[str | None, dict[int, float]]:
+    """The best matching cell's per-seed values in `done` (the finished runs of one data variant)."""
+    rows = match(done, select)
     cell = best_cell(rows)
     if cell is None:
         return None, {}
@@ -66,28 +67,35 @@ def _values(study: Study, select: dict[str, Any], metric: str) -> tuple[str | No
 def comparisons_table(study: Study, index: int) -> Table:
     """The comparisons one study can make (both cells ran), one row per comparison x metric."""
     data, view = [], []
-    for comp in COMPARISONS + per_head_loss_comparisons(study):
-        for metric, title, scale in COMPARED_METRICS:
-            cell_a, a = _values(study, comp.a, metric)
-            cell_b, b = _values(study, comp.b, metric)
-            if not a or not b:
-                continue
-            p = paired_comparison(a, b)
-            name_a, name_b = comp.label.split(" vs ")[0].split(": ")[-1], comp.label.split(" vs ")[1]
-            data.append({"study": study.name, "comparison": comp.label, "why": comp.why, "metric": metric,
-                         "cell_a": cell_a, "cell_b": cell_b, "n_paired_seeds": p.n, "mean_a": p.mean_a,
-                         "mean_b": p.mean_b, "diff_b_minus_a": p.diff.mean, "diff_ci_low": p.diff.lo,
-                         "diff_ci_high": p.diff.hi, "d_z": p.d_z, "p_paired_t": p.p,
-                         "reading": p.reading(name_a, name_b)})
-            digits = 3 if scale == 1 else 2
-            ci = (f"[{p.diff.lo * scale:+.{digits}f}, {p.diff.hi * scale:+.{digits}f}]" if p.diff.has_interval else "–")
-            view.append({
-                "A vs B": comp.label, "metric": title, "n": p.n,
-                "A": f"{p.mean_a * scale:.{digits}f}", "B": f"{p.mean_b * scale:.{digits}f}",
-                "B − A": f"{p.diff.mean * scale:+.{digits}f}", "95 % CI (paired t)": ci,
-                "d_z": f"{p.d_z:.2f}" if math.isfinite(p.d_z) else "–",
-                "p": f"{p.p:.3f}" if math.isfinite(p.p) else "–", "reading": p.reading(name_a, name_b),
-            })
+    done = study.complete
+    multi = len(study.variants) > 1
+    # A comparison pairs runs of one data variant only: seeds pair up on the same data, never across.
+    for variant in study.variants:
+        here = done[done["dataset_variant"] == variant]
+        for comp in COMPARISONS + per_head_loss_comparisons(study):
+            for metric, title, scale in COMPARED_METRICS:
+                cell_a, a = _values(here, comp.a, metric)
+                cell_b, b = _values(here, comp.b, metric)
+                if not a or not b:
+                    continue
+                p = paired_comparison(a, b)
+                name_a, name_b = comp.label.split(" vs ")[0].split(": ")[-1], comp.label.split(" vs ")[1]
+                data.append({"study": study.name, "dataset_variant": variant, "comparison": comp.label,
+                             "why": comp.why, "metric": metric, "cell_a": cell_a, "cell_b": cell_b,
+                             "n_paired_seeds": p.n, "mean_a": p.mean_a, "mean_b": p.mean_b,
+                             "diff_b_minus_a": p.diff.mean, "diff_ci_low": p.diff.lo,
+                             "diff_ci_high": p.diff.hi, "d_z": p.d_z, "p_paired_t": p.p,
+                             "reading": p.reading(name_a, name_b)})
+                digits = 3 if scale == 1 else 2
+                ci = (f"[{p.diff.lo * scale:+.{digits}f}, {p.diff.hi * scale:+.{digits}f}]"
+                      if p.diff.has_interval else "–")
+                view.append({
+                    **({"data": variant} if multi else {}), "A vs B": comp.label, "metric": title, "n": p.n,
+                    "A": f"{p.mean_a * scale:.{digits}f}", "B": f"{p.mean_b * scale:.{digits}f}",
+                    "B − A": f"{p.diff.mean * scale:+.{digits}f}", "95 % CI (paired t)": ci,
+                    "d_z": f"{p.d_z:.2f}" if math.isfinite(p.d_z) else "–",
+                    "p": f"{p.p:.3f}" if math.isfinite(p.p) else "–", "reading": p.reading(name_a, name_b),
+                })
     note = ("B − A over seeds run in both cells (a seed fixes the split, the pairs and the initialisation, so "
             "the seeds pair up); d_z = mean / sd of the per-seed differences; p from a paired t-test. "
             f"With fewer than {MIN_SEEDS_TO_TELL} paired seeds a difference is shown but not read. "
@@ -95,6 +103,6 @@ def comparisons_table(study: Study, index: int) -> Table:
     variants = ", ".join(study.variants)
     return Table(f"comparisons-{index}-{slug(study.name)}", f"Pairwise comparisons in {study.name} ({variants})",
                  pd.DataFrame(data), pd.DataFrame(view),
-                 widths={"A vs B": 1.9, "metric": 0.95, "n": 0.25, "A": 0.55, "B": 0.55, "B − A": 0.6,
+                 widths={"data": 0.7, "A vs B": 1.9, "metric": 0.95, "n": 0.25, "A": 0.55, "B": 0.55, "B − A": 0.6,
                          "95 % CI (paired t)": 1.15, "d_z": 0.45, "p": 0.45, "reading": 1.75},
                  note=note)

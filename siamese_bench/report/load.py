@@ -62,13 +62,13 @@ class Study:
 
     @property
     def complete(self) -> pd.DataFrame:
-        """Finished grid runs with final metrics, one per cell x seed (the latest)."""
+        """Finished grid runs with final metrics, one per cell x seed x data variant (the latest)."""
         if self.runs.empty:
             return self.runs
         ok = (self.runs["status"] == "FINISHED") & (self.runs["optuna_state"].isin(["COMPLETE", ""])) \
             & self.runs["test/acc"].notna()
         done = self.runs[ok].sort_values("start_time")
-        return done.drop_duplicates(["cell", "seed"], keep="last").reset_index(drop=True)
+        return done.drop_duplicates(["cell", "seed", "dataset_variant"], keep="last").reset_index(drop=True)
 
     @property
     def factors(self) -> list[str]:
@@ -286,10 +286,21 @@ def match(frame: pd.DataFrame, select: dict[str, Any]) -> pd.DataFrame:
     return frame[keep]
 
 
+def rank_cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """Matching cells, best first: closest to the recipe (score = recipe values kept), then most
+    seeds, then by cell id (so the order of the rows never decides). Columns cell, score, n."""
+    if rows.empty:
+        return pd.DataFrame({"cell": pd.Series(dtype=str), "score": pd.Series(dtype=int),
+                             "n": pd.Series(dtype=int)})
+    score = sum((rows[k].astype(str) == v).astype(int) for k, v in RECIPE.items() if k in rows)
+    ranked = rows.assign(_score=score).groupby("cell").agg(score=("_score", "max"), n=("seed", "nunique"))
+    ranked = ranked.reset_index()
+    ranked["cell"] = ranked["cell"].astype(str)
+    return ranked.sort_values(["score", "n", "cell"], ascending=[False, False, True], kind="stable") \
+        .reset_index(drop=True)
+
+
 def best_cell(rows: pd.DataFrame) -> str | None:
     """Of several matching cells, the one closest to the recipe, then with the most seeds."""
-    if rows.empty:
-        return None
-    score = sum((rows[k].astype(str) == v).astype(int) for k, v in RECIPE.items() if k in rows)
-    ranked = rows.assign(_score=score).groupby("cell", sort=False).agg(score=("_score", "max"), n=("seed", "nunique"))
-    return str(ranked.sort_values(["score", "n"], ascending=False, kind="stable").index[0])
+    ranked = rank_cells(rows)
+    return None if ranked.empty else str(ranked["cell"].iloc[0])

@@ -201,7 +201,7 @@ class ReportPdf:
     def table(self, table: Table, size: float = SMALL, landscape: bool | None = None) -> None:
         self.tables += 1
         number = self.tables
-        view = table.view.astype(str)
+        view = table.view.astype(object).fillna("–").astype(str)  # pandas 3 keeps NaN through astype(str)
         if view.empty:
             self._start(3 * line_height(BODY)).text(MARGIN_X, self.page.y, f"Table {number}. {table.title}",
                                                     size=BODY, bold=True)

@@ -20,19 +20,27 @@ RESULT_METRICS = (
 
 
 def cell_summary(study: Study) -> pd.DataFrame:
-    """One row per expected cell: factor values, n, and mean/sd/CI of each result metric."""
+    """One row per expected cell and data variant (variants are never pooled): factor values, n,
+    and mean/sd/CI of each result metric. A cell with no finished run gets one empty row, under
+    the study's first variant."""
     done = study.complete
+    variants = study.variants
+    first = variants[0] if variants else ""
+    finished = set(done["cell"]) if not done.empty else set()
     rows = []
-    for cell in study.cells:
-        runs = done[done["cell"] == cell] if not done.empty else done
-        row = {"study": study.name, "cell": cell, **parse_cell(cell),
-               "dataset_variant": ",".join(sorted(set(runs["dataset_variant"]))) if len(runs) else "",
-               "n": len(runs), "seeds": " ".join(str(s) for s in sorted(runs["seed"])) if len(runs) else ""}
-        for metric, *_ in RESULT_METRICS:
-            iv = t_interval(runs[metric], bounds=UNIT) if len(runs) else t_interval([])
-            row.update({f"{metric} mean": iv.mean, f"{metric} sd": iv.sd,
-                        f"{metric} ci_low": iv.lo, f"{metric} ci_high": iv.hi})
-        rows.append(row)
+    for variant in variants or [""]:
+        here = done[done["dataset_variant"] == variant] if not done.empty else done
+        for cell in study.cells:
+            runs = here[here["cell"] == cell] if not here.empty else here
+            if runs.empty and (variant != first or cell in finished):
+                continue  # finished on another variant only (its rows are there), or already listed
+            row = {"study": study.name, "cell": cell, **parse_cell(cell), "dataset_variant": variant,
+                   "n": len(runs), "seeds": " ".join(str(s) for s in sorted(runs["seed"])) if len(runs) else ""}
+            for metric, *_ in RESULT_METRICS:
+                iv = t_interval(runs[metric], bounds=UNIT) if len(runs) else t_interval([])
+                row.update({f"{metric} mean": iv.mean, f"{metric} sd": iv.sd,
+                            f"{metric} ci_low": iv.lo, f"{metric} ci_high": iv.hi})
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -44,10 +52,24 @@ def _fmt(mean: float, sd: float, n: int, scale: float, digits: int) -> str:
     return f"{mean * scale:.{digits}f} ± {sd * scale:.{digits}f}"
 
 
+def _best_rows(summary: pd.DataFrame, metric: str, scale: float, digits: int) -> set[int]:
+    """Row positions holding the best mean of `metric` per data variant, compared as displayed
+    (rounded to `digits` at `scale`), so every displayed tie is marked."""
+    shown = [round(m * scale, digits) if math.isfinite(m) else math.nan for m in summary[f"{metric} mean"]]
+    out: set[int] = set()
+    for variant in dict.fromkeys(summary["dataset_variant"]):
+        rows = [i for i, v in enumerate(summary["dataset_variant"]) if v == variant and math.isfinite(shown[i])]
+        if rows:
+            top = max(shown[i] for i in rows)
+            out |= {i for i in rows if shown[i] == top}
+    return out
+
+
 def results_table(study: Study, index: int) -> Table:
     summary = cell_summary(study)
     factors = study.factors
-    view = summary[factors].copy() if not summary.empty else pd.DataFrame(columns=factors)
+    # a factor a cell does not set (one-factor-at-a-time studies) shows "–": the base value
+    view = summary[factors].astype(object).fillna("–") if not summary.empty else pd.DataFrame(columns=factors)
     if "margin" in view and "loss" in view:  # bce has no margin: its margin=1 cell stands for it
         view.loc[view["loss"] == "bce", "margin"] = "–"
     view["n"] = summary["n"].astype(int) if not summary.empty else []
@@ -58,14 +80,15 @@ def results_table(study: Study, index: int) -> Table:
             continue
         view[title] = [_fmt(m, s, n, scale, digits) for m, s, n in
                        zip(summary[f"{metric} mean"], summary[f"{metric} sd"], summary["n"], strict=True)]
-        means = summary[f"{metric} mean"]
-        if means.notna().any():
-            top = means.max()
-            best |= {(i, title) for i, m in enumerate(means) if math.isfinite(m) and m >= top - 1e-12}
+        best |= {(i, title) for i in _best_rows(summary, metric, scale, digits)}
+    multi = len(study.variants) > 1
+    if multi:  # variants are never pooled: each row is one cell on one variant
+        view.insert(0, "data", list(summary["dataset_variant"]))
     variants = ", ".join(study.variants) or "no finished run"
     seeds = ", ".join(str(s) for s in study.seeds)
     note = (f"Mean ± sd over seeds ({seeds}); a single value where one seed finished, – where none did. "
-            "Best cell per column marked (bold in Markdown, * in the PDF). Accuracy at d < 0.5 is the "
+            f"Best cell per column{' and data variant' if multi else ''} marked, all of them on a tie as shown "
+            "(bold in Markdown, * in the PDF). Accuracy at d < 0.5 is the "
             "sources' rule; the validation threshold is chosen on held-out training images.")
     return Table(f"results-{index}-{slug(study.name)}", f"Results of {study.name} ({variants})", summary, view,
                  best=best, note=note)
