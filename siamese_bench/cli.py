@@ -51,6 +51,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--triplet-negatives", default=DEFAULTS.triplet_negatives,
                    help=f"one of: {', '.join(NEGATIVE_POLICIES)}; 'any' may draw the anchor's class (C6)")
     g.add_argument("--triplet-plain", action="store_true", help="triplet loss on plain, not squared, distances")
+    g.add_argument("--triplet-mining", default=DEFAULTS.triplet_mining,
+                   help="random (the sampled triplets), batch-hard or semi-hard (FaceNet) negatives from the batch")
     g.add_argument("--resample-negatives", action="store_true", help="draw fresh negatives every epoch")
     g.add_argument("--early-stopping-patience", type=int, metavar="EPOCHS",
                    help="stop when the validation loss has not improved for EPOCHS epochs (C4 used 3)")
@@ -77,7 +79,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         dataset=args.dataset, encoder=args.encoder, encoder_options=options, head=args.head,
         loss=args.loss, margin=args.margin, triplet_squared=not args.triplet_plain,
-        triplet_negatives=args.triplet_negatives, resample_negatives=args.resample_negatives,
+        triplet_negatives=args.triplet_negatives, triplet_mining=args.triplet_mining,
+        resample_negatives=args.resample_negatives,
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         init=args.init, val_fraction=args.val_fraction, seed=args.seed,
         early_stopping_patience=args.early_stopping_patience,

@@ -15,6 +15,7 @@ from siamese_bench.data import DATASETS
 from siamese_bench.encoders import ENCODERS
 from siamese_bench.heads import HEADS
 from siamese_bench.losses import LOSSES, check_compatible
+from siamese_bench.mining import MINING_POLICIES
 from siamese_bench.optim import INITS, OPTIMIZERS
 from siamese_bench.samplers import NEGATIVE_POLICIES
 
@@ -35,6 +36,7 @@ class TrainConfig:
     margin: float = 1.0  # C1's m = 1; ignored by losses without a margin (bce)
     triplet_squared: bool = True  # FaceNet squares the distances
     triplet_negatives: str = "other"  # "any" reproduces C6's sampling
+    triplet_mining: str = "random"  # C5: "batch-hard" or "semi-hard" negatives from the batch
     resample_negatives: bool = False  # the Keras recipe draws its pairs once
     epochs: int = 20  # C1
     batch_size: int = 128  # C1
@@ -85,6 +87,10 @@ class TrainConfig:
             raise ConfigError(f"--early-stopping-patience must be at least 1, got {self.early_stopping_patience}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if self.triplet_mining not in MINING_POLICIES:
+            raise ConfigError(f"--triplet-mining: {self.triplet_mining!r}; valid: {', '.join(MINING_POLICIES)}")
+        if self.triplet_mining != "random" and LOSSES.get(self.loss).sampling != "triplets":
+            raise ConfigError(f"--triplet-mining {self.triplet_mining} needs a triplet loss, not {self.loss!r}")
         if self.triplet_negatives not in NEGATIVE_POLICIES:
             raise ConfigError(f"--triplet-negatives: {self.triplet_negatives!r}; valid: "
                               f"{', '.join(NEGATIVE_POLICIES)}")

@@ -14,6 +14,7 @@ from torch import nn
 from siamese_bench.heads import Head, HeadOutput
 from siamese_bench.losses import Loss
 from siamese_bench.metrics import FIXED_THRESHOLD, pair_metrics
+from siamese_bench.mining import mine
 
 Batch = dict[str, torch.Tensor]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -22,7 +23,7 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 class SiameseModule(pl.LightningModule):
     def __init__(self, encoder: nn.Module, head: Head, loss: Loss,
                  optimizer_factory: OptimizerFactory,
-                 eval_stages: tuple[str, ...] = ("test",)) -> None:
+                 eval_stages: tuple[str, ...] = ("test",), mining: str = "random") -> None:
         super().__init__()
         self.encoder, self.head, self.loss = encoder, head, loss
         self.optimizer_factory = optimizer_factory
@@ -33,6 +34,7 @@ class SiameseModule(pl.LightningModule):
         # skips no precision plugin (AMP scaling).
         self.automatic_optimization = False
         self.eval_stages = eval_stages  # names of the test dataloaders, in order
+        self.mining = mining  # triplets: "random" (as sampled), "batch-hard" or "semi-hard"
         self.val_threshold: float | None = None  # chosen on validation, used on test
         self._buffers: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.final_outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # stage -> (d, y)
@@ -56,7 +58,11 @@ class SiameseModule(pl.LightningModule):
             self._optimizer_step(minibatch)
 
     def _optimizer_step(self, batch: Batch) -> None:
-        if self.loss.sampling == "triplets":
+        if self.loss.sampling == "triplets" and self.mining != "random":
+            d_ap, d_an = self._mined(batch)
+            value = self.loss(d_ap, d_an)
+            correct = (d_ap < d_an).float().mean()
+        elif self.loss.sampling == "triplets":
             emb = self.encoder(torch.cat([batch["anchor"], batch["positive"], batch["negative"]]))
             a, p, n = emb.split(len(batch["anchor"]))  # 3 x (B, D)
             d_ap, d_an = self.head(a, p).dissimilarity, self.head(a, n).dissimilarity
@@ -76,6 +82,19 @@ class SiameseModule(pl.LightningModule):
         optimizer.zero_grad()
         value.loss.backward()
         optimizer.step()
+
+    def _mined(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hard triplets from the batch's anchors and positives (the sampled negatives are not
+        used): the head scores every anchor against every candidate."""
+        emb = self.encoder(torch.cat([batch["anchor"], batch["positive"]]))  # (2B, D)
+        b, m = len(batch["anchor"]), len(emb)
+        a = emb[:b, None, :].expand(b, m, emb.shape[1]).reshape(b * m, -1)  # (B M, D)
+        c = emb[None, :, :].expand(b, m, emb.shape[1]).reshape(b * m, -1)
+        d = self.head(a, c).dissimilarity.view(b, m)  # (B, M)
+        labels = batch["label"]
+        idx = torch.arange(b, device=d.device)
+        d_ap, d_an, _ = mine(d, labels, torch.cat([labels, labels]), b + idx, idx, self.mining)
+        return d_ap, d_an
 
     def train_epoch_metrics(self) -> dict[str, float]:
         """Means over the current epoch so far; read by callbacks, logged at epoch end."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 NEGATIVE_POLICIES = ("other", "any")
+PASS_THROUGH = ("y", "label")  # batch fields that are values, not image indices
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,14 @@ class TripletIndex:
     anchor: torch.Tensor  # (T,) int64 image indices
     positive: torch.Tensor  # (T,) same class as anchor
     negative: torch.Tensor  # (T,) another class, unless the policy is "any"
+    label: torch.Tensor | None = None  # (T,) the anchor's class, for mining in the batch
 
     def __len__(self) -> int:
         return len(self.anchor)
 
     def fields(self) -> dict[str, torch.Tensor]:
-        return {"anchor": self.anchor, "positive": self.positive, "negative": self.negative}
+        out = {"anchor": self.anchor, "positive": self.positive, "negative": self.negative}
+        return out if self.label is None else {**out, "label": self.label}
 
 
 def class_table(y: torch.Tensor) -> torch.Tensor:
@@ -82,6 +85,7 @@ def triplets(y: torch.Tensor, generator: torch.Generator, negatives: str = "othe
     num_classes, m = table.shape
     n = m - 1
     anchor, positive = table[:, :n].reshape(-1), table[:, 1:].reshape(-1)  # (C n,)
+    label = torch.arange(num_classes).repeat_interleave(n)  # (C n,) class of each anchor
     if negatives == "other":
         cls = _other_classes(num_classes, n, generator)  # (C, n)
         col = torch.randint(0, m, (num_classes, n), generator=generator)
@@ -89,7 +93,7 @@ def triplets(y: torch.Tensor, generator: torch.Generator, negatives: str = "othe
     else:
         pool = torch.cat([anchor, positive])  # (2 C n,)
         negative = pool[torch.randint(0, len(pool), (len(anchor),), generator=generator)]
-    return TripletIndex(anchor, positive, negative)
+    return TripletIndex(anchor, positive, negative, label)
 
 
 class TensorBatches:
@@ -97,7 +101,7 @@ class TensorBatches:
 
     `sample(epoch)` returns the index set for an epoch (called once when the set is fixed);
     each iteration is one epoch, shuffled with a generator seeded from (seed, epoch), so a
-    seed fixes the order. Image fields are gathered from `images`; "y" passes through.
+    seed fixes the order. Image fields are gathered from `images`; "y" and "label" pass through.
     With group=k each item is a list of k consecutive mini-batches (same order and content).
     """
 
@@ -145,4 +149,4 @@ class TensorBatches:
         self.epoch += 1
         for start in range(0, n, self.batch_size):
             sel = order[start : start + self.batch_size]
-            yield {k: (v[sel] if k == "y" else self.images[v[sel]]) for k, v in fields.items()}
+            yield {k: (v[sel] if k in PASS_THROUGH else self.images[v[sel]]) for k, v in fields.items()}

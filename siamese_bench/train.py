@@ -82,7 +82,8 @@ def build_module(cfg: TrainConfig, input_shape: tuple[int, ...],
         loss_kwargs["squared"] = cfg.triplet_squared
     optimizer = OPTIMIZERS.get(cfg.optimizer)
     module = SiameseModule(encoder, head, loss_cls(**loss_kwargs),
-                           lambda params: optimizer(params, cfg.lr), eval_stages=eval_stages)
+                           lambda params: optimizer(params, cfg.lr), eval_stages=eval_stages,
+                           mining=cfg.triplet_mining)
     INITS.get(cfg.init)(module)
     return module
 
@@ -163,7 +164,7 @@ def run_training(
     *,
     tracker: Tracker | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
-    data: ImageData | None = None,
+    data: ImageData | PairedData | None = None,
     parent_run_id: str | None = None,
     run_name: str | None = None,
     extra_tags: dict[str, str] | None = None,

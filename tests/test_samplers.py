@@ -199,9 +199,10 @@ def test_batches_triplet_fields_gather_images():
     images = torch.arange(15, dtype=torch.float32)[:, None]
     tb = TensorBatches(images, lambda e: triplets(y, g(e)), 4, seed=0)
     batch = next(iter(tb))
-    assert set(batch) == {"anchor", "positive", "negative"}
+    assert set(batch) == {"anchor", "positive", "negative", "label"}
     a, p, n = (batch[k][:, 0].long() for k in ("anchor", "positive", "negative"))
     assert (y[a] == y[p]).all() and (y[a] != y[n]).all()
+    assert torch.equal(batch["label"], y[a])  # labels pass through, not gathered as images
 
 
 def test_grouped_batches_are_the_same_minibatches_in_order():

@@ -1,0 +1,86 @@
+"""Triplet mining against a brute-force reference, and the labels it relies on."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from siamese_bench.config import ConfigError, TrainConfig
+from siamese_bench.mining import MINING_POLICIES, mine
+from siamese_bench.samplers import triplets
+
+
+def brute_force(d, la, lc, pos, anchor_index, policy):
+    d_ap, d_an = [], []
+    for i in range(d.shape[0]):
+        negs = [d[i, j].item() for j in range(d.shape[1]) if lc[j] != la[i]]
+        if not negs:
+            continue
+        if policy == "batch-hard":
+            d_ap.append(max(d[i, j].item() for j in range(d.shape[1]) if lc[j] == la[i] and j != anchor_index[i]))
+            d_an.append(min(negs))
+        else:
+            ap = d[i, pos[i]].item()
+            farther = [x for x in negs if x > ap]
+            d_ap.append(ap)
+            d_an.append(min(farther) if farther else max(negs))
+    return torch.tensor(d_ap), torch.tensor(d_an)
+
+
+@pytest.mark.parametrize("policy", ["batch-hard", "semi-hard"])
+@pytest.mark.parametrize("seed", range(5))
+def test_mining_matches_brute_force(policy, seed):
+    g = torch.Generator().manual_seed(seed)
+    b = 12
+    la = torch.randint(0, 3, (b,), generator=g)
+    lc = torch.cat([la, la])  # candidates: the anchors, then their positives
+    d = torch.rand(b, 2 * b, generator=g) * 3
+    idx = torch.arange(b)
+    d_ap, d_an, keep = mine(d, la, lc, b + idx, idx, policy)
+    ref_ap, ref_an = brute_force(d, la, lc, b + idx, idx, policy)
+    assert torch.allclose(d_ap, ref_ap) and torch.allclose(d_an, ref_an)
+    assert int(keep.sum()) == len(ref_ap)
+
+
+def test_anchors_without_negatives_are_dropped():
+    la = torch.tensor([0, 0, 1])
+    d = torch.rand(3, 6)
+    # with one class only among candidates of anchors 0 and 1 there is nothing to mine for them
+    d_ap, d_an, keep = mine(d, la, torch.tensor([0, 0, 0, 0, 0, 1]), torch.tensor([3, 4, 5]),
+                            torch.arange(3), "batch-hard")
+    assert keep.tolist() == [True, True, True] and len(d_ap) == 3
+    d_ap, d_an, keep = mine(d, torch.tensor([0, 0, 0]), torch.zeros(6, dtype=torch.long),
+                            torch.tensor([3, 4, 5]), torch.arange(3), "semi-hard")
+    assert keep.tolist() == [False, False, False] and len(d_ap) == 0
+
+
+def test_unknown_policy():
+    with pytest.raises(ValueError, match="batch-hard, semi-hard"):
+        mine(torch.rand(2, 4), torch.tensor([0, 1]), torch.tensor([0, 1, 0, 1]), torch.tensor([2, 3]),
+             torch.arange(2), "hardest")
+
+
+def test_triplet_labels_are_the_anchor_classes():
+    y = torch.arange(4).repeat_interleave(5)[torch.randperm(20, generator=torch.Generator().manual_seed(0))]
+    t = triplets(y, torch.Generator().manual_seed(1))
+    assert torch.equal(t.label, y[t.anchor]) and torch.equal(t.label, y[t.positive])
+
+
+def test_config_checks_mining():
+    assert "random" in MINING_POLICIES
+    with pytest.raises(ConfigError, match="needs a triplet loss"):
+        TrainConfig(dataset="digits", loss="contrastive", triplet_mining="semi-hard").validate()
+    with pytest.raises(ConfigError, match="--triplet-mining"):
+        TrainConfig(dataset="digits", loss="triplet", triplet_mining="hardest").validate()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["batch-hard", "semi-hard"])
+def test_mined_training_runs(digits, policy):
+    from siamese_bench.train import run_training
+
+    cfg = TrainConfig(dataset="digits", loss="triplet", triplet_mining=policy, epochs=2).validate()
+    result = run_training(cfg, data=digits, progress=False)
+    assert len(result.history) == 2
+    assert all(torch.isfinite(torch.tensor(h["train/loss"])) for h in result.history)
+    assert 0.0 <= result.history[-1]["train/active_fraction"] <= 1.0
