@@ -16,7 +16,7 @@ MARGIN ?= 1
 EPOCHS ?= 20
 SEED ?= 0
 
-.PHONY: help venv test lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors report regress bench-throughput clean
+.PHONY: help venv test lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors bench-mining report regress bench-throughput clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ bench-mnist-tune: $(STAMP) ## learning rate tuned per cell with equal TPE budget
 
 bench-vectors: $(STAMP) $(C4_DATA) ## C4 on a C4-shaped pairs CSV (made from mnist-5k by PCA): baseline + every advice (~1 min)
 	$(SWEEP) benchmarks/vectors.yaml
+
+bench-mining: $(STAMP) ## C5: random vs batch-hard vs semi-hard triplets on mnist-5k (~1 min)
+	$(SWEEP) benchmarks/mining.yaml
 
 regress: $(STAMP) $(C4_DATA) ## quick accuracy checks of C1-C4 against calibrated thresholds (~1 min)
 	$(BIN)/siamese-bench regress benchmarks/claims.yaml

@@ -86,7 +86,7 @@ def test_missing_file_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["mnist.yaml", "mnist-full.yaml", "mnist-grid-full.yaml", "mnist-tune.yaml",
-                                  "vectors.yaml", "workers-speedup.yaml"])
+                                  "vectors.yaml", "workers-speedup.yaml", "mining.yaml"])
 def test_shipped_specs_load(name):
     spec = load_spec(REPO / "benchmarks" / name)
     assert spec.cells()
