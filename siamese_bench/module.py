@@ -43,10 +43,13 @@ class SiameseModule(pl.LightningModule):
         return self.optimizer_factory(self.parameters())
 
     def compare(self, x1: torch.Tensor, x2: torch.Tensor) -> HeadOutput:
+        return self._compare(x1, x2)[0]
+
+    def _compare(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[HeadOutput, torch.Tensor]:
         # One encoder pass over both sides: (2B, ...) -> (2B, D) -> two (B, D) halves.
         emb = self.encoder(torch.cat([x1, x2]))
         a, b = emb.split(len(x1))
-        return self.head(a, b)
+        return self.head(a, b), emb
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = torch.zeros(4, device=self.device)  # loss, acc, active, count
@@ -106,8 +109,12 @@ class SiameseModule(pl.LightningModule):
         self.log_dict(self.train_epoch_metrics(), prog_bar=False)
 
     def _eval_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
-        out = self.compare(batch["x1"], batch["x2"])
+        out, emb = self._compare(batch["x1"], batch["x2"])
         self._buffers.setdefault(stage, []).append((out.dissimilarity.detach(), batch["y"]))
+        # Spread of the embeddings (mean per-dimension sd): near 0 when a run has collapsed
+        # every input to one point, the signature of a constant loss (PITFALLS.md).
+        self.log(f"{stage}/embedding_spread", emb.float().std(dim=0).mean(), on_step=False, on_epoch=True,
+                 add_dataloader_idx=False, batch_size=len(emb))
         if self.loss.sampling == "pairs":
             self.log(f"{stage}/loss", self.loss(out, batch["y"]).loss, on_step=False,
                      on_epoch=True, add_dataloader_idx=False, batch_size=len(batch["y"]))

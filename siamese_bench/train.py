@@ -48,6 +48,30 @@ class RunResult:
     data_variant: str
     run_id: str | None = None
     outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+    collapsed: bool = False  # embeddings shrank to (nearly) one point: see is_collapsed
+
+
+COLLAPSE_RATIO = 0.01  # final embedding spread below 1 % of the untrained network's = collapsed
+
+
+def is_collapsed(initial_spread: float, history: list[dict[str, float]]) -> bool:
+    """A run whose validation embeddings lost almost all the spread the untrained network
+    gave them: distances go to 0 and a margin loss sits at its margin (batch-hard mining's
+    known failure; C6's constant loss)."""
+    final = history[-1].get("val/embedding_spread") if history else None
+    return final is not None and initial_spread > 0 and final < COLLAPSE_RATIO * initial_spread
+
+
+@torch.no_grad()
+def embedding_spread(module: SiameseModule, batches: TensorBatches) -> float:
+    """Mean per-dimension sd of the embeddings of one validation batch (both sides)."""
+    was_training = module.training
+    module.eval()
+    batch = next(batches.iter_minibatches())
+    emb = module.encoder(torch.cat([batch["x1"], batch["x2"]]))
+    module.train(was_training)
+    batches.epoch -= 1  # the peek must not shift the validation batches' epoch count
+    return float(emb.std(dim=0).mean())
 
 
 class EpochRecorder(pl.Callback):
@@ -186,6 +210,7 @@ def run_training(
         run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags,
                                    parent_run_id)
     recorder = EpochRecorder(tracker, run_id)
+    initial_spread = embedding_spread(module, batches["val"])
     trainer = make_trainer(cfg, [recorder, *_early_stopping(cfg), *callbacks], progress, len(batches["train"]))
     status = "FAILED"
     try:
@@ -206,13 +231,20 @@ def run_training(
                if k.startswith(("test/", "train_eval/"))}
     if recorder.history:
         metrics.update({k: v for k, v in recorder.history[-1].items() if k.startswith("val/")})
+    collapsed = is_collapsed(initial_spread, recorder.history)
+    metrics["collapsed"] = float(collapsed)
+    if collapsed:
+        log.warning("run %s collapsed: embedding spread fell below %.0f %% of its first epoch's",
+                    run_name or cfg.head, 100 * COLLAPSE_RATIO)
     metrics["seconds"] = time.perf_counter() - started
     if tracker and run_id:  # val/* already has its per-epoch curve; no extra point
         tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")},
                             step=cfg.epochs)
         _log_outputs(tracker, run_id, module.final_outputs, _test_embeddings(module, data))
+        tracker.set_tags(run_id, {"collapsed": str(collapsed).lower(),
+                                  "initial_embedding_spread": f"{initial_spread:.6g}"})
         tracker.end_run(run_id)
-    return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs)
+    return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs, collapsed)
 
 
 EMBEDDING_SAMPLE = 1000  # test images whose embeddings are kept for the report's 2-D plots

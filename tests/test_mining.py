@@ -84,3 +84,24 @@ def test_mined_training_runs(digits, policy):
     assert len(result.history) == 2
     assert all(torch.isfinite(torch.tensor(h["train/loss"])) for h in result.history)
     assert 0.0 <= result.history[-1]["train/active_fraction"] <= 1.0
+
+
+def test_is_collapsed_compares_with_the_untrained_spread():
+    from siamese_bench.train import is_collapsed
+
+    assert is_collapsed(0.1, [{"val/embedding_spread": 0.05}, {"val/embedding_spread": 0.0005}])
+    assert not is_collapsed(0.1, [{"val/embedding_spread": 0.2}])
+    assert not is_collapsed(0.1, [])  # nothing trained: nothing to judge
+    assert not is_collapsed(0.0, [{"val/embedding_spread": 0.0}])
+
+
+@pytest.mark.slow
+def test_batch_hard_collapse_is_flagged_and_semi_hard_is_not(digits):
+    """The signature PITFALLS.md describes: batch-hard mining shrinks every embedding to a point."""
+    from siamese_bench.train import run_training
+
+    runs = {p: run_training(TrainConfig(dataset="digits", loss="triplet", triplet_mining=p, epochs=5).validate(),
+                            data=digits, progress=False) for p in ("batch-hard", "semi-hard")}
+    assert runs["batch-hard"].collapsed and runs["batch-hard"].metrics["collapsed"] == 1.0
+    assert runs["batch-hard"].metrics["test/auc"] < 0.6
+    assert not runs["semi-hard"].collapsed and runs["semi-hard"].metrics["test/auc"] > 0.9

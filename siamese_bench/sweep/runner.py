@@ -371,7 +371,8 @@ class Sweep:
                     self.summary.failed += 1
                 line = (f"{task.run_name}: test acc {outcome.metrics.get('test/acc', float('nan')):.4f}, "
                         f"auc {outcome.metrics.get('test/auc', float('nan')):.4f} "
-                        f"({outcome.metrics.get('seconds', 0):.0f} s)")
+                        f"({outcome.metrics.get('seconds', 0):.0f} s)"
+                        + (" COLLAPSED (embeddings shrank to a point)" if outcome.metrics.get("collapsed") else ""))
             elif outcome.kind == "pruned":
                 study.tell(number, state=TrialState.PRUNED)
                 state, line = "PRUNED", f"{task.run_name}: {outcome.reason}"
