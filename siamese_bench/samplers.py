@@ -148,5 +148,11 @@ class TensorBatches:
             order = torch.arange(n)
         self.epoch += 1
         for start in range(0, n, self.batch_size):
-            sel = order[start : start + self.batch_size]
-            yield {k: (v[sel] if k in PASS_THROUGH else self.images[v[sel]]) for k, v in fields.items()}
+            yield self._gather(fields, order[start : start + self.batch_size])
+
+    def peek(self) -> dict[str, torch.Tensor]:
+        """The first mini-batch in index order, leaving the epoch count and order untouched."""
+        return self._gather(self.index.fields(), torch.arange(min(self.batch_size, len(self.index))))
+
+    def _gather(self, fields: dict[str, torch.Tensor], sel: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: (v[sel] if k in PASS_THROUGH else self.images[v[sel]]) for k, v in fields.items()}

@@ -67,10 +67,9 @@ def embedding_spread(module: SiameseModule, batches: TensorBatches) -> float:
     """Mean per-dimension sd of the embeddings of one validation batch (both sides)."""
     was_training = module.training
     module.eval()
-    batch = next(batches.iter_minibatches())
+    batch = batches.peek()
     emb = module.encoder(torch.cat([batch["x1"], batch["x2"]]))
     module.train(was_training)
-    batches.epoch -= 1  # the peek must not shift the validation batches' epoch count
     return float(emb.std(dim=0).mean())
 
 

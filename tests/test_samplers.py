@@ -221,3 +221,11 @@ def test_grouped_batches_are_the_same_minibatches_in_order():
         for a, b in zip(flat, expected, strict=True):
             assert a.keys() == b.keys()
             assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_peek_is_the_first_minibatch_and_changes_nothing():
+    tb = TensorBatches(IMAGES, fixed_sample, batch_size=5, seed=0, shuffle=False)
+    first = tb.peek()
+    assert tb.epoch == 0
+    batch = next(iter(tb))
+    assert all(torch.equal(first[k], batch[k]) for k in batch)

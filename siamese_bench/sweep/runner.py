@@ -56,7 +56,6 @@ class SweepSummary:
     seconds: float = 0.0
     tune_epochs_run: int = 0
     tune_epochs_budget: int = 0
-    lines: list[str] = field(default_factory=list)
 
 
 class WorkerPool:
@@ -384,7 +383,6 @@ class Sweep:
                 self.summary.failed += 1
             if run_id:
                 self.tracker.set_tags(run_id, {"optuna_state": state})
-            self.summary.lines.append(line)
             bar.write(line) if self.progress else log.info(line)
             bar.update(1)
 
