@@ -2,8 +2,7 @@
 
 from siamese_bench.data import images as _images  # noqa: F401  (registers the loaders)
 from siamese_bench.data import vectors as _vectors  # noqa: F401
-from siamese_bench.data.base import DATASETS, ImageData, dataset_kind, load_dataset, split_validation
+from siamese_bench.data.base import DATASETS, ImageData, load_dataset, split_validation
 from siamese_bench.data.vectors import CSVFormatError, PairedData
 
-__all__ = ["DATASETS", "CSVFormatError", "ImageData", "PairedData", "dataset_kind", "load_dataset",
-           "split_validation"]
+__all__ = ["DATASETS", "CSVFormatError", "ImageData", "PairedData", "load_dataset", "split_validation"]

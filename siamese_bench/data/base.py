@@ -42,10 +42,6 @@ def load_dataset(name: str) -> ImageData:
     return DATASETS.get(kind)(argument) if sep else DATASETS.get(name)()
 
 
-def dataset_kind(name: str) -> str:
-    return name.partition(":")[0]
-
-
 def data_home() -> Path:
     """The project's `datasets/` folder (cache and manifests); SIAMESE_BENCH_DATA_DIR overrides."""
     env = os.environ.get("SIAMESE_BENCH_DATA_DIR")
