@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # The offline copy of full MNIST; users elsewhere get torchvision's download or the fallback.
 export SIAMESE_BENCH_MNIST_DIR ?= $(abspath ../shared/datasets/mnist)
+# The offline copy of Omniglot (full set, small sets, the 20 one-shot runs)
+export SIAMESE_BENCH_OMNIGLOT_DIR ?= $(abspath ../shared/datasets/omniglot)
 
 # `make train` variables (override on the command line: make train HEAD=subtract-dense)
 DATASET ?= mnist

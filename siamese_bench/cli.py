@@ -10,9 +10,11 @@ from collections.abc import Sequence
 
 from siamese_bench.config import ConfigError, TrainConfig
 from siamese_bench.data import DATASETS, CSVFormatError
+from siamese_bench.data.base import DataUnavailable
 from siamese_bench.encoders import ENCODERS
 from siamese_bench.heads import HEADS
 from siamese_bench.losses import LOSSES
+from siamese_bench.oneshot import OneShotFormatError
 from siamese_bench.optim import INITS, OPTIMIZERS
 from siamese_bench.registry import UnknownNameError
 from siamese_bench.report.cli import register as register_report
@@ -179,6 +181,53 @@ def cmd_make_pairs_csv(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_oneshot(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from siamese_bench.data.omniglot import find_archive
+    from siamese_bench.oneshot import RUNS_ARCHIVE, load_runs, model_dissimilarity, pixel_distance, score
+    from siamese_bench.tracking import Tracker
+    from siamese_bench.train import MODEL_ARTIFACT, load_model
+
+    if not args.run_ids and not args.pixels:
+        raise ConfigError("give one or more MLflow run ids, or --pixels for the baseline alone")
+    if not 8 <= args.size <= 105:
+        raise ConfigError(f"--size must be between 8 and 105, got {args.size}")
+    archive = Path(args.runs) if args.runs else find_archive(RUNS_ARCHIVE)
+    if not archive.is_file():
+        raise ConfigError(f"--runs {archive}: no such file")
+    runs_by_size: dict[int, list] = {}
+
+    def runs(size: int) -> list:
+        if size not in runs_by_size:
+            runs_by_size[size] = load_runs(archive, size)
+        return runs_by_size[size]
+
+    lines = [f"20-way one-shot, {RUNS_ARCHIVE} runs from {archive}"]
+    if args.pixels:
+        result = score(runs(args.size), pixel_distance)
+        lines.append(f"pixels (nearest neighbour, {args.size} x {args.size}): {result.accuracy:.2%} "
+                     f"({result.correct}/{result.trials})")
+    tracker = Tracker(args.tracking_uri) if args.run_ids else None
+    for run_id in args.run_ids:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg, input_shape, module = load_model(tracker.download_artifact(run_id, MODEL_ARTIFACT, Path(tmp)))
+        if len(input_shape) != 3 or input_shape[0] != 1 or input_shape[1] != input_shape[2]:
+            raise ConfigError(f"run {run_id}: its model takes inputs of shape {input_shape}, not square "
+                              "grayscale images; one-shot runs need a model trained on images")
+        size = input_shape[-1]
+        result = score(runs(size), model_dissimilarity(module))
+        lines.append(f"{run_id} ({cfg.encoder} + {cfg.head} + {cfg.loss} on {cfg.dataset}): "
+                     f"{result.accuracy:.2%} ({result.correct}/{result.trials})")
+        if args.per_run:
+            lines += [f"    {name}: {acc:.0%}" for name, acc in result.per_run.items()]
+        if not args.no_log:
+            tracker.log_metrics(run_id, result.metrics())
+    print("\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="siamese-bench",
@@ -232,6 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--dims", type=int, default=200, help="vector length per side (default %(default)s)")
     pairs.add_argument("--seed", type=int, default=0, help="PCA and pair sampling seed (default %(default)s)")
     pairs.set_defaults(func=cmd_make_pairs_csv)
+    oneshot = sub.add_parser("oneshot", help="20-way one-shot accuracy of trained models on Omniglot's 20 runs",
+                             description="Score trained verification models (MLflow run ids; the run's "
+                             "outputs/model.pt) on the 20 official 20-way one-shot runs of all_runs.zip "
+                             "(400 trials): each test image goes to the training image with the lowest "
+                             "dissimilarity. Images are resized to the model's input size. The accuracy is "
+                             "logged to each run as oneshot/acc (and oneshot/runNN) unless --no-log.")
+    oneshot.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="MLflow run ids of trained models")
+    oneshot.add_argument("--runs", help="all_runs.zip (default: $SIAMESE_BENCH_OMNIGLOT_DIR, then datasets/omniglot)")
+    oneshot.add_argument("--pixels", action="store_true", help="also score nearest neighbour on raw pixels")
+    oneshot.add_argument("--size", type=int, default=105, help="image size for --pixels (default %(default)s)")
+    oneshot.add_argument("--per-run", action="store_true", help="print the accuracy of every run")
+    oneshot.add_argument("--no-log", action="store_true", help="print only; do not log metrics to the runs")
+    add_tracking_arguments(oneshot)
+    oneshot.set_defaults(func=cmd_oneshot)
     return parser
 
 
@@ -256,7 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries(args.verbose)
     try:
         return args.func(args)
-    except (ConfigError, TrackingError, UnknownNameError, CSVFormatError) as err:
+    except (ConfigError, TrackingError, UnknownNameError, CSVFormatError, DataUnavailable,
+            OneShotFormatError) as err:
         print(f"siamese-bench: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

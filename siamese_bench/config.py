@@ -19,7 +19,7 @@ from siamese_bench.mining import MINING_POLICIES
 from siamese_bench.optim import INITS, OPTIMIZERS
 from siamese_bench.samplers import NEGATIVE_POLICIES
 
-PROBE_INPUT_SHAPE = (1, 28, 28)  # any valid image shape: checks option values, not data
+PROBE_INPUT_SHAPE = (1, 105, 105)  # any valid image shape, big enough for every encoder: checks option values, not data
 
 
 class ConfigError(ValueError):
@@ -67,9 +67,18 @@ class TrainConfig:
                 raise ConfigError(f"--{option}: unknown {option} {value!r}; valid: {', '.join(registry.names())}")
         loader = DATASETS.get(kind)
         takes_argument = getattr(loader, "argument", None)
-        if bool(takes_argument) != bool(has_argument):
+        optional = getattr(loader, "argument_optional", False)
+        if bool(takes_argument) != bool(has_argument) and not (optional and not has_argument):
             usage = f"--dataset {kind}:{takes_argument}" if takes_argument else f"--dataset {kind}"
+            if optional:
+                usage = f"--dataset {kind} or {usage}"
             raise ConfigError(f"--dataset {self.dataset!r}: expected {usage}")
+        check_argument = getattr(loader, "check_argument", None)
+        if check_argument and has_argument:
+            try:
+                check_argument(self.dataset.partition(":")[2])
+            except ValueError as err:
+                raise ConfigError(f"--dataset {self.dataset!r}: {err}") from None
         if getattr(loader, "paired", False) and LOSSES.get(self.loss).sampling == "triplets":
             raise ConfigError(f"--loss {self.loss!r} needs class labels to draw triplets; dataset {kind!r} "
                               "holds ready-made pairs only")

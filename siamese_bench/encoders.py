@@ -43,3 +43,8 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # (B, *input_shape) -> (B, units)
+
+
+# Registered elsewhere, imported here so every encoder is known once ENCODERS is.
+from siamese_bench import conv_encoders as _conv_encoders  # noqa: E402, F401
+from siamese_bench import sequence_encoders as _sequence_encoders  # noqa: E402, F401

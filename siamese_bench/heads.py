@@ -43,13 +43,17 @@ class Head(nn.Module):
         self.embedding_dim = embedding_dim
 
 
+def euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Keras' euclidean_distance: sqrt(max(sum((a - b)^2), eps)), finite gradient at a == b."""
+    return torch.sqrt((a - b).pow(2).sum(dim=1).clamp_min(KERAS_EPSILON))
+
+
 @HEADS.register("euclidean")
 class EuclideanHead(Head):
     """C1: d = sqrt(max(sum((a - b)^2), eps)), Keras' euclidean_distance."""
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> HeadOutput:
-        squared = (a - b).pow(2).sum(dim=1)
-        return HeadOutput(torch.sqrt(squared.clamp_min(KERAS_EPSILON)), None)
+        return HeadOutput(euclidean(a, b), None)
 
 
 @HEADS.register("l1")
@@ -171,3 +175,19 @@ class SubtractMLPHead(SubtractDenseHead):
     """C3's fix: hidden Dense(relu) layers after the subtraction break the oddness."""
 
     hidden = (128, 128)
+
+
+@HEADS.register("distance-bn-dense")
+class DistanceBNDenseHead(ProbabilisticHead):
+    """C6's pairwise model: Euclidean distance -> BatchNorm -> Dense(1, sigmoid). A learned
+    monotone rescaling of the distance, so it can only be as good as the distance itself."""
+
+    def __init__(self, embedding_dim: int) -> None:
+        super().__init__(embedding_dim)
+        self.norm = nn.BatchNorm1d(1)
+
+    def feature_dim(self, embedding_dim: int) -> int:
+        return 1
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.norm(euclidean(a, b).unsqueeze(1))  # (B, 1)

@@ -45,8 +45,10 @@ class TripletIndex:
 
 
 def class_table(y: torch.Tensor) -> torch.Tensor:
-    """(C, m) image indices: row c holds the first m images of class c in dataset order,
-    with m the size of the smallest class."""
+    """(C, m) image indices: row c holds the first m images of the c-th class present in y
+    (ascending label; absent labels, e.g. classes held out for validation, are skipped) in
+    dataset order, with m the size of the smallest class."""
+    _, y = torch.unique(y, return_inverse=True)  # dense 0..C-1
     num_classes = int(y.max()) + 1
     counts = torch.bincount(y, minlength=num_classes)
     if int(counts.min()) < 2:

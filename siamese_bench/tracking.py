@@ -126,5 +126,15 @@ class Tracker:
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), artifact_path)
 
+    def download_artifact(self, run_id: str, artifact: str, destination: Path) -> Path:
+        """A run's artifact as a local file; TrackingError naming the run when it is missing."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return Path(self.client.download_artifacts(run_id, artifact, str(destination)))
+        except (MlflowException, OSError) as err:
+            message = getattr(err, "message", str(err))
+            raise TrackingError(f"run {run_id} in {self.uri}: cannot fetch {artifact} ({message})") from None
+
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)

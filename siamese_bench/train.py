@@ -3,6 +3,7 @@ tracked in MLflow (params, per-epoch curves, final metrics, tags, test distances
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import tempfile
@@ -17,9 +18,10 @@ import torch
 
 from siamese_bench.config import TrainConfig
 from siamese_bench.data import ImageData, PairedData, load_dataset, split_validation
-from siamese_bench.data.base import stratified_split
+from siamese_bench.data.base import DataUnavailable, stratified_split
 from siamese_bench.data.vectors import PairTable
 from siamese_bench.encoders import ENCODERS
+from siamese_bench.evaluations import EVALUATIONS
 from siamese_bench.heads import HEADS
 from siamese_bench.losses import LOSSES
 from siamese_bench.module import SiameseModule
@@ -136,7 +138,8 @@ def build_batches(cfg: TrainConfig, data: ImageData | PairedData, sampling: str)
     """train (pairs or triplets), val, train_eval and test pair batches, all from cfg.seed."""
     if isinstance(data, PairedData):
         return build_pair_batches(cfg, data)
-    x_tr, y_tr, x_val, y_val = split_validation(data.x_train, data.y_train, cfg.val_fraction, cfg.seed)
+    x_tr, y_tr, x_val, y_val = split_validation(data.x_train, data.y_train, cfg.val_fraction, cfg.seed,
+                                                  data.holdout)
 
     def pairs_of(y: torch.Tensor, stream: int) -> Callable[[int], PairIndex]:
         return lambda epoch: keras_pairs(y, torch.Generator().manual_seed(cfg.seed * 1000 + stream + epoch))
@@ -230,6 +233,7 @@ def run_training(
                if k.startswith(("test/", "train_eval/"))}
     if recorder.history:
         metrics.update({k: v for k, v in recorder.history[-1].items() if k.startswith("val/")})
+    metrics.update(_extra_evaluations(module, data))
     collapsed = is_collapsed(initial_spread, recorder.history)
     metrics["collapsed"] = float(collapsed)
     if collapsed:
@@ -240,10 +244,46 @@ def run_training(
         tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")},
                             step=cfg.epochs)
         _log_outputs(tracker, run_id, module.final_outputs, _test_embeddings(module, data))
+        _log_model(tracker, run_id, cfg, data.input_shape, module)
         tracker.set_tags(run_id, {"collapsed": str(collapsed).lower(),
                                   "initial_embedding_spread": f"{initial_spread:.6g}"})
         tracker.end_run(run_id)
     return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs, collapsed)
+
+
+def _extra_evaluations(module: SiameseModule, data: ImageData | PairedData) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for name in getattr(data, "evaluations", ()):
+        try:
+            metrics.update(EVALUATIONS.get(name)(module, data))
+        except DataUnavailable as err:
+            log.warning("evaluation %s skipped: %s", name, err)
+    return metrics
+
+
+MODEL_ARTIFACT = "outputs/model.pt"
+
+
+def _log_model(tracker: Tracker, run_id: str, cfg: TrainConfig, input_shape: tuple[int, ...],
+               module: SiameseModule) -> None:
+    """Config, input shape and weights, enough for load_model() to rebuild the trained model
+    (siamese-bench oneshot scores runs from it)."""
+    state = {"config": dataclasses.asdict(cfg), "input_shape": list(input_shape),
+             "state_dict": {k: v.cpu() for k, v in module.state_dict().items()}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(MODEL_ARTIFACT).name
+        torch.save(state, path)
+        tracker.log_artifact(run_id, path, str(Path(MODEL_ARTIFACT).parent))
+
+
+def load_model(path: Path | str) -> tuple[TrainConfig, tuple[int, ...], SiameseModule]:
+    """The config, input shape and trained module saved by _log_model."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = TrainConfig.from_dict(state["config"])
+    input_shape = tuple(state["input_shape"])
+    module = build_module(cfg, input_shape)
+    module.load_state_dict(state["state_dict"])
+    return cfg, input_shape, module.eval()
 
 
 EMBEDDING_SAMPLE = 1000  # test images whose embeddings are kept for the report's 2-D plots

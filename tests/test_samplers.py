@@ -72,12 +72,21 @@ def test_keras_pairs_negative_classes_cover_all_others():
         assert drawn == set(range(4)) - {c}
 
 
-@pytest.mark.parametrize("labels", [[0, 0, 1, 2, 2], [0, 0, 2, 2]])  # a class of 1, a class of 0
-def test_too_small_class_raises(labels):
+def test_too_small_class_raises():
+    labels = torch.tensor([0, 0, 1, 2, 2])  # class 1 has one image
     with pytest.raises(ValueError, match="at least 2"):
-        keras_pairs(torch.tensor(labels), g(0))
+        keras_pairs(labels, g(0))
     with pytest.raises(ValueError, match="at least 2"):
-        triplets(torch.tensor(labels), g(0))
+        triplets(labels, g(0))
+
+
+def test_absent_labels_are_skipped():
+    """Classes held out whole for validation leave gaps in the labels; pairs use the rest."""
+    y = torch.tensor([0, 0, 0, 5, 5, 5, 9, 9, 9])
+    p = keras_pairs(y, g(0))
+    assert set(y[p.left].tolist()) == {0, 5, 9}
+    assert (y[p.left][p.y == 0] != y[p.right][p.y == 0]).all()
+    assert (y[p.left][p.y == 1] == y[p.right][p.y == 1]).all()
 
 
 def test_triplets_other_policy():

@@ -74,7 +74,7 @@ def test_tiny_study_tracks_every_trial(tmp_path, storage_kind):
         assert run.info.status == "FINISHED"
         assert len(client.get_metric_history(run.info.run_id, "val/auc")) == 1  # one per epoch
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "outputs")}
-        assert artifacts == {"outputs/distances.npz", "outputs/embeddings.npz"}
+        assert artifacts == {"outputs/distances.npz", "outputs/embeddings.npz", "outputs/model.pt"}
     # running again resumes: nothing left to do, nothing duplicated, same parent run
     again = Sweep(spec, storage, Tracker(uri), workers=1, progress=False).run()
     assert again.completed == 0

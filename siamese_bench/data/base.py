@@ -23,6 +23,12 @@ class ImageData:
     x_test: torch.Tensor
     y_test: torch.Tensor
     source: str  # where it came from, for the log and MLflow tags
+    # How validation is held out of the training set: "images" (a share of every class) or
+    # "classes" (whole classes, so validation classes are unseen, as Omniglot's alphabets are)
+    holdout: str = "images"
+    # Extra scores of the trained model this dataset calls for, by name in EVALUATIONS
+    # (siamese_bench/evaluations.py), e.g. Omniglot's one-shot runs
+    evaluations: tuple[str, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -31,6 +37,10 @@ class ImageData:
     @property
     def num_classes(self) -> int:
         return int(self.y_train.max()) + 1
+
+
+class DataUnavailable(RuntimeError):
+    """A dataset copy is missing, unreadable or fails its checksum."""
 
 
 DATASETS: Registry[Callable[[], ImageData]] = Registry("dataset")
@@ -62,12 +72,31 @@ def stratified_split(
     return torch.cat(keep).sort().values, torch.cat(held).sort().values
 
 
+def class_split(
+    y: torch.Tensor, fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (keep, held_out) with a seeded `fraction` of the classes (at least one, never
+    all) held out whole."""
+    classes = torch.unique(y)
+    if len(classes) < 3:
+        raise ValueError(f"holding out whole classes needs at least 3 classes, got {len(classes)}")
+    n_held = min(max(1, round(len(classes) * fraction)), len(classes) - 2)
+    held_classes = classes[torch.randperm(len(classes), generator=generator)[:n_held]]
+    held = torch.isin(y, held_classes)
+    return torch.nonzero(~held).squeeze(1), torch.nonzero(held).squeeze(1)
+
+
+HOLDOUTS = {"images": stratified_split, "classes": class_split}
+
+
 def split_validation(
-    x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int
+    x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int, holdout: str = "images"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Seeded stratified train/validation split; kept indices stay in their original order,
-    which the Keras pair recipe depends on."""
+    """Seeded train/validation split, stratified ("images") or by whole classes ("classes");
+    kept indices stay in their original order, which the Keras pair recipe depends on."""
     if not 0 < fraction < 1:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
-    keep, held = stratified_split(y, fraction, torch.Generator().manual_seed(seed))
+    if holdout not in HOLDOUTS:
+        raise ValueError(f"holdout {holdout!r}; valid: {', '.join(HOLDOUTS)}")
+    keep, held = HOLDOUTS[holdout](y, fraction, torch.Generator().manual_seed(seed))
     return x[keep], y[keep], x[held], y[held]

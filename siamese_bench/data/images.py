@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from siamese_bench.data.base import DATASETS, ImageData, data_home, stratified_split
+from siamese_bench.data.base import DATASETS, DataUnavailable, ImageData, data_home, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,6 @@ MNIST_FILES = {
 REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 SUBSET_TEST_FRACTION = 0.2  # mnist-5k and digits: a fixed stratified 80/20 train/test split
 SUBSET_SPLIT_SEED = 0  # fixed, so every run seed is scored on the same test images
-
-
-class DataUnavailable(RuntimeError):
-    """A dataset copy is missing or fails its checksum."""
 
 
 def _read_manifest() -> dict[str, str]:
