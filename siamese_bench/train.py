@@ -53,15 +53,25 @@ class RunResult:
     collapsed: bool = False  # embeddings shrank to (nearly) one point: see is_collapsed
 
 
-COLLAPSE_RATIO = 0.01  # final embedding spread below 1 % of the untrained network's = collapsed
+COLLAPSE_RATIO = 0.01  # final embedding spread below 1 % of the largest seen = collapsed
+AT_MARGIN = 0.01  # a triplet loss within 1 % of its margin, every triplet active = collapsed
 
 
-def is_collapsed(initial_spread: float, history: list[dict[str, float]]) -> bool:
-    """A run whose validation embeddings lost almost all the spread the untrained network
-    gave them: distances go to 0 and a margin loss sits at its margin (batch-hard mining's
-    known failure; C6's constant loss)."""
-    final = history[-1].get("val/embedding_spread") if history else None
-    return final is not None and initial_spread > 0 and final < COLLAPSE_RATIO * initial_spread
+def is_collapsed(initial_spread: float, history: list[dict[str, float]], triplet_margin: float | None = None) -> bool:
+    """A run whose embeddings shrank to (nearly) one point, by either signature:
+    - the validation embeddings kept under 1 % of the largest spread they had (untrained or at
+      any epoch): batch-hard mining's known failure;
+    - for triplet losses, a final training loss stuck at the margin with every triplet active,
+      which is what d(a, p) = d(a, n) = 0 gives (C6's constant loss of 1.9768)."""
+    if not history:
+        return False
+    spreads = [h["val/embedding_spread"] for h in history if "val/embedding_spread" in h]
+    reference = max([initial_spread, *spreads])
+    if spreads and reference > 0 and spreads[-1] < COLLAPSE_RATIO * reference:
+        return True
+    last = history[-1]
+    return (triplet_margin is not None and last.get("train/active_fraction", 0.0) > 1 - AT_MARGIN
+            and abs(last.get("train/loss", math.nan) - triplet_margin) < AT_MARGIN * triplet_margin)
 
 
 @torch.no_grad()
@@ -234,11 +244,12 @@ def run_training(
     if recorder.history:
         metrics.update({k: v for k, v in recorder.history[-1].items() if k.startswith("val/")})
     metrics.update(_extra_evaluations(module, data))
-    collapsed = is_collapsed(initial_spread, recorder.history)
+    triplet_margin = cfg.margin if LOSSES.get(cfg.loss).sampling == "triplets" else None
+    collapsed = is_collapsed(initial_spread, recorder.history, triplet_margin)
     metrics["collapsed"] = float(collapsed)
     if collapsed:
-        log.warning("run %s collapsed: embedding spread fell below %.0f %% of its first epoch's",
-                    run_name or cfg.head, 100 * COLLAPSE_RATIO)
+        log.warning("run %s collapsed: its embeddings shrank to nearly one point (spread or a triplet loss "
+                    "stuck at the margin)", run_name or cfg.head)
     metrics["seconds"] = time.perf_counter() - started
     if tracker and run_id:  # val/* already has its per-epoch curve; no extra point
         tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")},

@@ -93,6 +93,19 @@ def test_is_collapsed_compares_with_the_untrained_spread():
     assert not is_collapsed(0.1, [{"val/embedding_spread": 0.2}])
     assert not is_collapsed(0.1, [])  # nothing trained: nothing to judge
     assert not is_collapsed(0.0, [{"val/embedding_spread": 0.0}])
+    # measured against the largest spread seen, not only the untrained one (an LSTM starts small)
+    assert is_collapsed(0.01, [{"val/embedding_spread": 0.5}, {"val/embedding_spread": 0.004}])
+
+
+def test_a_triplet_loss_stuck_at_its_margin_is_a_collapse():
+    from siamese_bench.train import is_collapsed
+
+    stuck = [{"val/embedding_spread": 0.1, "train/loss": 0.9995, "train/active_fraction": 1.0}]
+    assert is_collapsed(0.1, stuck, triplet_margin=1.0)
+    assert not is_collapsed(0.1, stuck, triplet_margin=None)  # contrastive: no such signature
+    learning = [{"val/embedding_spread": 0.1, "train/loss": 0.6, "train/active_fraction": 0.7}]
+    assert not is_collapsed(0.1, learning, triplet_margin=1.0)
+    assert not is_collapsed(0.1, [{**stuck[0], "train/active_fraction": 0.8}], triplet_margin=1.0)
 
 
 @pytest.mark.slow

@@ -115,17 +115,19 @@ RECIPE_PARAMS = {"encoder": "mlp", "optimizer": "rmsprop-keras", "init": "keras"
 
 
 def _run(cell: str, seed: int, acc: float, *, start: int, variant: str = "mnist-5k", status: str = "FINISHED",
-         phase: str = "grid", margin: str | None = "1", lr: str = "0.001", state: str = "COMPLETE"):
+         phase: str = "grid", margin: str | None = "1", lr: str = "0.001", state: str = "COMPLETE",
+         loss: str = "contrastive", params: dict | None = None, metrics: dict | None = None):
     from types import SimpleNamespace
 
     head = cell.split(",")[0].split("=")[1]
-    params = {**RECIPE_PARAMS, "lr": lr, "seed": str(seed), "head": head, "loss": "contrastive", "epochs": "2",
-              "dataset": variant}
+    extra_params = params or {}
+    params = {**RECIPE_PARAMS, "lr": lr, "seed": str(seed), "head": head, "loss": loss, "epochs": "2",
+              "dataset": variant, **extra_params}
     if margin is not None:
         params["margin"] = margin
     tags = {"cell": cell, "seed": str(seed), "phase": phase, "dataset_variant": variant, "head": head,
-            "loss": "contrastive", "optuna_state": state}
-    metrics = {"test/acc": acc, "test/auc": acc, "test/acc_tuned": acc, "train_eval/acc": acc}
+            "loss": loss, "optuna_state": state}
+    metrics = {"test/acc": acc, "test/auc": acc, "test/acc_tuned": acc, "train_eval/acc": acc, **(metrics or {})}
     rid = f"{cell}-{seed}-{variant}-{start}-{phase}"
     info = SimpleNamespace(run_id=rid, run_name=rid, status=status, start_time=start, end_time=start + 1,
                            artifact_uri="")
@@ -423,3 +425,92 @@ def test_cli_registers_report_with_help():
     assert callable(args.func)
     help_text = parser._subparsers._group_actions[0].choices["report"].format_help()
     assert "--tracking-uri" in help_text and "report.pdf" in help_text
+
+
+# -- claims beyond MNIST: comparison rows, one-shot, collapse -------------------------------------
+
+TRIPLET_PARAMS = {"triplet_mining": "random", "encoder": "cnn-small"}
+
+
+def _c6_study(triplet_any: list[float], contrastive: list[float], variant: str = "omniglot-full-35",
+              other: list[float] | None = None):
+    runs = [_run("head=distance-bn-dense,loss=contrastive", s, v, start=s, variant=variant,
+                 params={"triplet_negatives": "other", **TRIPLET_PARAMS}) for s, v in enumerate(contrastive)]
+    runs += [_run("head=euclidean,loss=triplet,negatives=any", s, v, start=10 + s, variant=variant, loss="triplet",
+                  params={"triplet_negatives": "any", **TRIPLET_PARAMS}) for s, v in enumerate(triplet_any)]
+    for s, v in enumerate(other or []):
+        runs.append(_run("head=euclidean,loss=triplet,negatives=other", s, v, start=20 + s, variant=variant,
+                         loss="triplet", params={"triplet_negatives": "other", **TRIPLET_PARAMS}))
+    return _studies({"omniglot-c6": runs}, ["omniglot-c6"])
+
+
+@pytest.mark.parametrize(("triplet", "contrastive", "verdict"), [
+    ([0.66, 0.67, 0.68], [0.53, 0.52, 0.54], REPRODUCED),
+    ([0.50, 0.51, 0.52], [0.60, 0.61, 0.62], CONTRADICTED),
+    ([0.60, 0.50, 0.70], [0.60, 0.60, 0.60], INCONCLUSIVE),
+    ([0.66], [0.53], INCONCLUSIVE),  # one paired seed: no interval
+])
+def test_c6_is_judged_on_the_seed_paired_difference(triplet, contrastive, verdict):
+    from siamese_bench.report.findings import findings
+
+    (c6,) = [f for f in findings(_c6_study(triplet, contrastive)) if f.row.id == "C6"]
+    assert c6.verdict == verdict, c6.reason
+    assert c6.paired.n == len(triplet) and "head=distance-bn-dense,loss=contrastive" in c6.reason
+    assert c6.paired.diff.mean == pytest.approx(np.mean(triplet) - np.mean(contrastive))
+
+
+def test_c6_rows_need_omniglot_data_and_the_caveat_row_compares_negative_policies():
+    from siamese_bench.report.findings import findings
+
+    assert not [f for f in findings(_c6_study([0.7, 0.7], [0.5, 0.5], variant="mnist-5k")) if "C6" in f.row.id]
+    found = {f.row.id: f for f in findings(_c6_study([0.66, 0.67, 0.68], [0.5, 0.5, 0.5],
+                                                     other=[0.70, 0.72, 0.71]))}
+    caveat = found["C6 negatives"]
+    assert caveat.verdict == REPRODUCED and caveat.versus_cell == "head=euclidean,loss=triplet,negatives=any"
+    assert caveat.decided_on.cell == "head=euclidean,loss=triplet,negatives=other"
+
+
+def test_k1_rule_on_oneshot_accuracy_and_collapse_is_named():
+    k1 = RULE_OF["K1"]
+    runs = pd.DataFrame({"seed": [0, 1]})
+
+    def ev(oneshot):
+        return Evidence("s", "omniglot-full-35", "c", 6, runs, t_interval([0.9] * 2), t_interval([0.95] * 2),
+                        t_interval([0.9] * 2), oneshot=t_interval(oneshot), oneshot_pixels=0.2075)
+
+    assert judge(k1, [ev([0.85, 0.87])])[1] == REPRODUCED
+    assert judge(k1, [ev([0.40, 0.42])])[1] == CONTRADICTED
+    assert judge(k1, [ev([0.60, 0.80])])[1] == INCONCLUSIVE
+    assert judge(k1, [ev([0.86])])[1] == INCONCLUSIVE
+    assert "pixel nearest neighbour 20.75 %" in ev([0.4, 0.42]).text()
+    collapsed = Evidence("s", "mnist-5k", "c", 6, runs, t_interval([0.5] * 2), t_interval([0.5] * 2),
+                         t_interval([0.5] * 2), collapsed=2)
+    assert "COLLAPSED in 2 of 2 runs" in collapsed.text()
+
+
+def test_variant_prefixes():
+    from siamese_bench.report.findings import in_variants
+
+    col = pd.Series(["omniglot-full-35", "omniglot-full-105", "omniglot-small-35", "mnist-5k"])
+    assert in_variants(col, ("omniglot-full-*",)).tolist() == [True, True, False, False]
+    assert in_variants(col, ("mnist-5k", "omniglot-small-35")).tolist() == [False, False, True, True]
+
+
+def test_a_comparison_that_flips_between_data_variants_is_inconclusive():
+    from siamese_bench.report.findings import findings
+
+    def runs(variant, semi, rand, start):
+        out = [_run("head=euclidean,loss=triplet,mining=semi-hard", s, v, start=start + s, variant=variant,
+                    loss="triplet", params={"triplet_mining": "semi-hard"}) for s, v in enumerate(semi)]
+        return out + [_run("head=euclidean,loss=triplet,mining=random", s, v, start=start + 10 + s, variant=variant,
+                           loss="triplet", params={"triplet_mining": "random"}) for s, v in enumerate(rand)]
+
+    agree = {"m": runs("mnist-5k", [0.99, 0.98, 0.99], [0.96, 0.95, 0.96], 0)
+             + runs("japanese-vowels", [0.99, 0.98, 0.985], [0.90, 0.91, 0.9], 100)}
+    (semi,) = [f for f in findings(_studies(agree, ["m"])) if f.row.id == "C5 semi-hard"]
+    assert semi.verdict == REPRODUCED and semi.decided_on.variant == "mnist-5k"
+    assert "on japanese-vowels" in semi.reason  # every variant is shown
+    flip = {"m": runs("mnist-5k", [0.99, 0.98, 0.99], [0.96, 0.95, 0.96], 0)
+            + runs("japanese-vowels", [0.80, 0.81, 0.8], [0.90, 0.91, 0.9], 100)}
+    (semi,) = [f for f in findings(_studies(flip, ["m"])) if f.row.id == "C5 semi-hard"]
+    assert semi.verdict == INCONCLUSIVE and "depends on the data" in semi.reason

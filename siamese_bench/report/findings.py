@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from siamese_bench.report.load import Study, match, rank_cells, variant_rank
-from siamese_bench.report.stats import UNIT, Interval, t_interval
+from siamese_bench.report.stats import UNIT, Interval, Paired, paired_comparison, t_interval
 from siamese_bench.report.tables import Table
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
@@ -44,6 +44,9 @@ class Evidence:
     auc: Interval  # test/auc
     train: Interval  # train_eval/acc
     score: int = 0  # recipe values the cell keeps (see load.RECIPE): ranks cells across studies
+    collapsed: int = 0  # runs whose embeddings collapsed (train.is_collapsed): reported as such
+    oneshot: Interval | None = None  # 20-way one-shot accuracy (K1), when logged
+    oneshot_pixels: float = math.nan  # the pixel nearest-neighbour baseline on the same runs
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -58,8 +61,14 @@ class Evidence:
         else:
             auc = _num3(self.auc.mean)
         train = f"{self.train.mean * 100:.2f} %" if math.isfinite(self.train.mean) else "–"
-        return (f"{self.variant} ({self.study}, {self.epochs} ep.): test acc {self.acc.text(unit=' %')}, "
+        text = (f"{self.variant} ({self.study}, {self.epochs} ep.): test acc {self.acc.text(unit=' %')}, "
                 f"AUC {auc}; train acc {train}")
+        if self.oneshot is not None and self.oneshot.n:
+            text += (f"; 20-way one-shot {self.oneshot.text(unit=' %')} (pixel nearest neighbour "
+                     f"{_pct(self.oneshot_pixels)})")
+        if self.collapsed:
+            text += f"; COLLAPSED in {self.collapsed} of {self.acc.n} runs (embeddings shrank to a point)"
+        return text
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,33 @@ def _learns(ev: Evidence) -> tuple[str, str]:
     return INCONCLUSIVE, f"AUC CI [{u.lo:.3f}, {u.hi:.3f}] neither ≥ {LEARNS_AUC} nor at chance"
 
 
+ONESHOT_BAR = 0.70  # the low end of the 70-93 % re-implementations of Koch et al. report (K1)
+
+
+def _above_chance(ev: Evidence) -> tuple[str, str]:
+    u = ev.auc
+    if not u.has_interval:
+        return INCONCLUSIVE, _no_interval(ev)
+    if u.lo > CHANCE_AUC:
+        return REPRODUCED, f"AUC CI lower bound {u.lo:.3f} > {CHANCE_AUC}"
+    if u.hi <= CHANCE_AUC:
+        return CONTRADICTED, f"AUC CI upper bound {u.hi:.3f} ≤ {CHANCE_AUC}: at chance"
+    return INCONCLUSIVE, f"AUC CI [{u.lo:.3f}, {u.hi:.3f}] straddles {CHANCE_AUC}"
+
+
+def _oneshot(ev: Evidence) -> tuple[str, str]:
+    o = ev.oneshot
+    if o is None or o.n == 0:
+        return INCONCLUSIVE, "no one-shot accuracy logged"
+    if not o.has_interval:
+        return INCONCLUSIVE, f"n={o.n}: no interval (one-shot {_pct(o.mean)})"
+    if o.lo >= ONESHOT_BAR:
+        return REPRODUCED, f"one-shot CI lower bound {_pct(o.lo)} ≥ {_bar(ONESHOT_BAR)}"
+    if o.hi < ONESHOT_BAR:
+        return CONTRADICTED, f"one-shot CI upper bound {_pct(o.hi)} < {_bar(ONESHOT_BAR)}"
+    return INCONCLUSIVE, f"one-shot CI [{_pct(o.lo)}, {_pct(o.hi)}] straddles {_bar(ONESHOT_BAR)}"
+
+
 RULES: dict[str, Rule] = {
     # C1: "works" at the sources' own rule and bar.
     "works": Rule(f"reproduced if test acc (d < 0.5) CI low ≥ {_bar(WORKS_ACC)}; contradicted if CI high "
@@ -140,7 +176,19 @@ RULES: dict[str, Rule] = {
     "learns": Rule(f"reproduced if AUC CI low ≥ {LEARNS_AUC}; contradicted if still at chance (acc CI high ≤ "
                    f"{_bar(CHANCE_ACC)} and AUC CI high ≤ {CHANCE_AUC}); else (or n < {MIN_SEEDS}) inconclusive",
                    _learns),
+    "above-chance": Rule(f"reproduced if AUC CI low > {CHANCE_AUC}; contradicted if AUC CI high ≤ {CHANCE_AUC}; "
+                         f"else (or n < {MIN_SEEDS}) inconclusive", _above_chance),
+    "oneshot": Rule(f"reproduced if the 20-way one-shot accuracy CI low ≥ {_bar(ONESHOT_BAR)} (the low end of "
+                    f"re-implementations); contradicted if CI high < {_bar(ONESHOT_BAR)}; else (or n < {MIN_SEEDS}) "
+                    "inconclusive", _oneshot),
+    # Comparison rows (ClaimRow.versus): judged on seed-paired differences, see judge_comparison.
+    "better": Rule("reproduced if the paired difference (claimed better − compared cell) has a 95 % CI above 0; "
+                   f"contradicted if below 0; else (or fewer than {MIN_SEEDS} paired seeds) inconclusive; decided on "
+                   "the preferred data variant, inconclusive when another variant gives the opposite verdict",
+                   lambda ev: (INCONCLUSIVE, "judged on the paired difference")),
 }
+METRIC_NAMES = {"test/auc": "test ROC AUC", "test/acc_tuned": "test acc at the validation threshold",
+                "test/acc": "test acc (d < 0.5)"}
 
 
 @dataclass(frozen=True)
@@ -153,9 +201,13 @@ class ClaimRow:
     reference: float | None = None  # source's test accuracy, checked on full MNIST only
     tolerance: float = 0.015
     variants: tuple[str, ...] = ("mnist-full", "mnist-5k", "digits")  # the data the claim is about
+    versus: dict[str, Any] | None = None  # comparison rows: the cell `select` is claimed to beat
+    metric: str = "test/auc"  # what a comparison row compares
 
     def rule_text(self) -> str:
         text = RULES[self.rule].text
+        if self.versus is not None:
+            text += f", on {METRIC_NAMES.get(self.metric, self.metric)}, seeds paired within one study and data"
         if self.reference is not None:
             text += (f"; reproduced also needs the full-MNIST mean within {self.tolerance * 100:.1f} points of "
                      f"{self.reference * 100:.2f} % (else inconclusive with no full-MNIST run); contradicted "
@@ -185,6 +237,64 @@ CLAIMS: list[ClaimRow] = [
              "account; the answer proposed it as a fix)", "proposed fix, no number",
              {"head": "reciprocal-dense", **M1}, "chance"),
 ]
+
+# C4: each piece of advice as its cell against the asker's baseline (benchmarks/vectors.yaml),
+# on the C4-shaped pairs file (dataset variant "csv"). Cells are named by id: the study varies
+# one thing at a time, and the id says which.
+C4_DATA = ("csv",)
+C4_BASE = {"cell": "head=euclidean"}
+C4_SOURCE = "advice to the asker, no number (their data is not public; ours is C4-shaped, see README)"
+
+
+def _c4(short: str, advice: str, cell: str, source: str = C4_SOURCE) -> ClaimRow:
+    return ClaimRow(f"C4 {short}", advice, source, {"cell": cell}, "better", variants=C4_DATA, versus=C4_BASE)
+
+
+SEQUENCES = ("japanese-vowels", "mnist-rows", "mnist-5k-rows")
+MINING_DATA = ("mnist-full", "mnist-5k", *SEQUENCES)
+OMNIGLOT = ("omniglot-full-*",)
+TRIPLET_ANY = {"loss": "triplet", "head": "euclidean", "param.triplet_negatives": "any",
+               "param.triplet_mining": "random"}
+RANDOM_TRIPLETS = {"loss": "triplet", "param.triplet_mining": "random"}
+
+CLAIMS += [
+    _c4("L1", "L1 distance beats L2 in high dimensions", "head=l1"),
+    _c4("margin 2", "a margin above 1 helps", "head=euclidean,margin=2"),
+    _c4("linear embedding", "a linear (not relu) final embedding helps",
+        "head=euclidean,encoder.final_activation=linear"),
+    _c4("bigger net", "a bigger network helps", "head=euclidean,encoder.units=512"),
+    ClaimRow("C4 dropout 0.5", "dropout 0.5 instead of 0.1 \"looks better\" but predicts worse",
+             "observed by the asker, no number", C4_BASE, "better", variants=C4_DATA,
+             versus={"cell": "head=euclidean,encoder.dropout=0.5"}),
+    ClaimRow("C4 logits+BCE", "a linear output with BCE from logits beats sigmoid + BCE (|a − b| head, Adam)",
+             "advice; the asker's sigmoid + BCE variant \"gave poor results\"",
+             {"cell": "head=abs-diff-dense,loss=bce,optimizer=adam-keras"}, "better", variants=C4_DATA,
+             versus={"cell": "head=abs-diff-dense,loss=bce-sigmoid,optimizer=adam-keras"}),
+    ClaimRow("C5 semi-hard", "mined hard triplets beat random ones: semi-hard negatives (FaceNet)",
+             "FaceNet's argument, no number in the source",
+             {"loss": "triplet", "param.triplet_mining": "semi-hard"}, "better", variants=MINING_DATA,
+             versus=RANDOM_TRIPLETS),
+    ClaimRow("C5 batch-hard", "mined hard triplets beat random ones: the hardest negative in the batch",
+             "the source's advice; FaceNet warns the hardest negatives can collapse the model",
+             {"loss": "triplet", "param.triplet_mining": "batch-hard"}, "better", variants=MINING_DATA,
+             versus=RANDOM_TRIPLETS),
+    ClaimRow("C5 concat-dense", "a shared LSTM, outputs concatenated -> Dense(1, sigmoid), learns same-or-not "
+             "on sequences", "the source's sequence example (LSTM(32)), no number",
+             {"head": "concat-dense", "loss": "bce", "param.encoder": "lstm"}, "above-chance", variants=SEQUENCES),
+    ClaimRow("C6", "triplet loss beats contrastive loss on \"same alphabet?\" (Omniglot)",
+             "test 66.80 % vs 53.04 % (or, with the source's swapped figures, 83.25 % vs 53.04 %); "
+             "105 x 105 inputs, background vs evaluation alphabets",
+             TRIPLET_ANY, "better", variants=OMNIGLOT, metric="test/acc_tuned",
+             versus={"loss": "contrastive", "head": "distance-bn-dense"}),
+    ClaimRow("C6 negatives", "caveat: triplet negatives guaranteed to differ in alphabet beat C6's, which may "
+             "share the anchor's alphabet", "raised as worth testing, no number",
+             {**TRIPLET_ANY, "param.triplet_negatives": "other"}, "better", variants=OMNIGLOT,
+             metric="test/acc_tuned", versus=TRIPLET_ANY),
+    ClaimRow("K1", "Koch et al.'s siamese net (|a − b| -> weighted sigmoid, BCE) classifies 20-way one-shot",
+             "about 92 % on Lake's 20 evaluation runs (re-implementations 70-93 %); 105 x 105, 30 background "
+             "alphabets, affine distortions", {"head": "abs-diff-dense", "loss": "bce"}, "oneshot",
+             variants=OMNIGLOT),
+]
 ALL_CLAIM_IDS = ("C1", "C2", "C3", "C4", "C5", "C6", "K1")
 
 
@@ -196,6 +306,8 @@ class Finding:
     verdict: str
     reason: str
     failed_runs: int
+    paired: Paired | None = None  # comparison rows: claimed-better minus compared cell, by seed
+    versus_cell: str = ""
 
     @property
     def headline(self) -> Evidence | None:
@@ -216,6 +328,14 @@ def _better(ev: Evidence, than: Evidence | None) -> bool:
     return ev.rank > than.rank or (ev.rank == than.rank and (ev.study, ev.cell) < (than.study, than.cell))
 
 
+def in_variants(column: pd.Series, variants: tuple[str, ...]) -> pd.Series:
+    """Exact names, or prefixes written with a trailing * ("omniglot-full-*": any image size)."""
+    keep = column.isin([v for v in variants if not v.endswith("*")])
+    for prefix in (v[:-1] for v in variants if v.endswith("*")):
+        keep |= column.astype(str).str.startswith(prefix)
+    return keep
+
+
 def gather(studies: list[Study], select: dict[str, Any],
            variants: tuple[str, ...] | None = None) -> tuple[list[Evidence], int]:
     """Per dataset variant (only `variants`, when given: a cell of the same head and loss on
@@ -227,16 +347,21 @@ def gather(studies: list[Study], select: dict[str, Any],
         done = match(study.complete, select)
         tried = match(study.runs, select)
         if variants is not None:
-            done = done[done["dataset_variant"].isin(variants)] if not done.empty else done
-            tried = tried[tried["dataset_variant"].isin(variants)] if not tried.empty else tried
+            done = done[in_variants(done["dataset_variant"], variants)] if not done.empty else done
+            tried = tried[in_variants(tried["dataset_variant"], variants)] if not tried.empty else tried
         failed += len(_key(tried) - _key(done))
         for variant, rows in done.groupby("dataset_variant", sort=False):
             top = rank_cells(rows).iloc[0]
             cell = str(top["cell"])
             runs = rows[rows["cell"] == cell].sort_values("seed")
+            oneshot = runs["oneshot/acc"].dropna() if "oneshot/acc" in runs else pd.Series(dtype=float)
             ev = Evidence(study.name, str(variant), cell, int(runs["epochs"].iloc[0]), runs,
                           t_interval(runs["test/acc"], bounds=UNIT), t_interval(runs["test/auc"], bounds=UNIT),
-                          t_interval(runs["train_eval/acc"], bounds=UNIT), score=int(top["score"]))
+                          t_interval(runs["train_eval/acc"], bounds=UNIT), score=int(top["score"]),
+                          collapsed=int((runs["collapsed"] > 0).sum()) if "collapsed" in runs else 0,
+                          oneshot=t_interval(oneshot, bounds=UNIT) if len(oneshot) else None,
+                          oneshot_pixels=float(runs["oneshot_pixels/acc"].mean())
+                          if "oneshot_pixels/acc" in runs else math.nan)
             if _better(ev, best.get(str(variant))):
                 best[str(variant)] = ev
     return sorted(best.values(), key=lambda e: (variant_rank(e.variant), e.variant)), failed
@@ -269,11 +394,68 @@ def judge(row: ClaimRow, evidence: list[Evidence]) -> tuple[Evidence | None, str
     return decisive, verdict, reason
 
 
+def _paired_on(row: ClaimRow, ev: Evidence, study: Study) -> tuple[Paired, str] | None:
+    """The seed-paired comparison of ev's cell against row.versus on ev's data, in ev's study."""
+    done = study.complete
+    rows = match(done[done["dataset_variant"] == ev.variant], row.versus)
+    ranked = rank_cells(rows)
+    if ranked.empty:
+        return None
+    versus_cell = str(ranked["cell"].iloc[0])
+    rows = rows[rows["cell"] == versus_cell]
+    a = {int(k): float(v) for k, v in zip(rows["seed"], rows[row.metric], strict=True)}
+    b = {int(k): float(v) for k, v in zip(ev.runs["seed"], ev.runs[row.metric], strict=True)}
+    return paired_comparison(a, b), versus_cell
+
+
+def _paired_verdict(p: Paired) -> str:
+    if p.n < MIN_SEEDS or not p.diff.has_interval:
+        return INCONCLUSIVE
+    return REPRODUCED if p.diff.lo > 0 else CONTRADICTED if p.diff.hi < 0 else INCONCLUSIVE
+
+
+def judge_comparison(row: ClaimRow, evidence: list[Evidence], studies: list[Study]
+                     ) -> tuple[Evidence | None, str, str, Paired | None, str]:
+    """A comparison row: on every data variant where both cells ran, the seed-paired difference
+    of row.metric between the claimed-better cell and row.versus, within one study. The
+    preferred variant decides, unless another gives the opposite verdict: then it depends on
+    the data, and the row says so (inconclusive)."""
+    by_name = {s.name: s for s in studies}
+    name = METRIC_NAMES.get(row.metric, row.metric)
+    scale, digits = (1, 3) if row.metric.endswith("auc") else (100, 2)
+    judged = []
+    for ev in evidence:
+        found = _paired_on(row, ev, by_name[ev.study])
+        if found is None:
+            continue
+        p, versus_cell = found
+        diff = f"{p.diff.mean * scale:+.{digits}f}"
+        if p.diff.has_interval:
+            diff += f" [{p.diff.lo * scale:+.{digits}f}, {p.diff.hi * scale:+.{digits}f}]"
+        verdict = _paired_verdict(p)
+        why = {REPRODUCED: "CI above 0", CONTRADICTED: "CI below 0"}.get(
+            verdict, "no interval" if not p.diff.has_interval or p.n < MIN_SEEDS else "CI contains 0")
+        text = (f"on {ev.variant} ({ev.study}), {name}: {p.mean_b * scale:.{digits}f} vs {p.mean_a * scale:.{digits}f} "
+                f"({versus_cell}), difference {diff} over {p.n} paired seeds: {why}")
+        judged.append((ev, verdict, text, p, versus_cell))
+    if not judged:
+        return (evidence[0] if evidence else None), INCONCLUSIVE, \
+            "the compared cell did not run on the same data", None, ""
+    decisive = next((j for j in judged if j[3].n >= MIN_SEEDS), judged[0])
+    ev, verdict, _, p, versus_cell = decisive
+    reason = "; ".join(j[2] for j in judged)
+    opposite = {REPRODUCED: CONTRADICTED, CONTRADICTED: REPRODUCED}.get(verdict)
+    if opposite and any(j[1] == opposite for j in judged):
+        verdict = INCONCLUSIVE
+        reason += " — the data variants disagree: it depends on the data"
+    return ev, verdict, reason, p, versus_cell
+
+
 def covered(studies: list[Study], row: ClaimRow) -> bool:
     """A study ran the row's cell on the data the claim is about."""
     for study in studies:
         runs = match(study.runs, row.select)
-        if not runs.empty and runs["dataset_variant"].isin(row.variants).any():
+        if not runs.empty and in_variants(runs["dataset_variant"], row.variants).any():
             return True
     return False
 
@@ -284,10 +466,14 @@ def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS) -> list[Find
         if not covered(studies, row):
             continue
         evidence, failed = gather(studies, row.select, row.variants)
-        decided, verdict, reason = judge(row, evidence)
+        paired, versus_cell = None, ""
+        if row.versus is not None:
+            decided, verdict, reason, paired, versus_cell = judge_comparison(row, evidence, studies)
+        else:
+            decided, verdict, reason = judge(row, evidence)
         if failed:
             reason += f" ({failed} cell x seed run{'s' if failed > 1 else ''} failed or unfinished: not counted)"
-        out.append(Finding(row, evidence, decided, verdict, reason, failed))
+        out.append(Finding(row, evidence, decided, verdict, reason, failed, paired, versus_cell))
     return out
 
 
@@ -303,7 +489,9 @@ def _num(x: float) -> float | None:
 
 FINDINGS_COLUMNS = ["claim_id", "claim", "source", "cell", "study", "dataset_variant", "epochs", "n_seeds",
                     "test_acc_mean", "test_acc_ci_low", "test_acc_ci_high", "test_auc_mean", "test_auc_ci_low",
-                    "test_auc_ci_high", "train_acc_mean", "all_evidence", "verdict", "rule", "reason"]
+                    "test_auc_ci_high", "train_acc_mean", "collapsed_runs", "oneshot_acc_mean", "oneshot_pixels_acc",
+                    "compared_with", "compared_metric", "diff_mean", "diff_ci_low", "diff_ci_high", "n_paired",
+                    "all_evidence", "verdict", "rule", "reason"]
 
 
 def findings_table(found: list[Finding], missing: list[str]) -> Table:
@@ -317,6 +505,14 @@ def findings_table(found: list[Finding], missing: list[str]) -> Table:
             "test_acc_ci_low": _num(d.acc.lo) if d else None, "test_acc_ci_high": _num(d.acc.hi) if d else None,
             "test_auc_mean": _num(d.auc.mean) if d else None, "test_auc_ci_low": _num(d.auc.lo) if d else None,
             "test_auc_ci_high": _num(d.auc.hi) if d else None, "train_acc_mean": _num(d.train.mean) if d else None,
+            "collapsed_runs": d.collapsed if d else None,
+            "oneshot_acc_mean": _num(d.oneshot.mean) if d and d.oneshot else None,
+            "oneshot_pixels_acc": _num(d.oneshot_pixels) if d else None,
+            "compared_with": f.versus_cell, "compared_metric": f.row.metric if f.row.versus else "",
+            "diff_mean": _num(f.paired.diff.mean) if f.paired else None,
+            "diff_ci_low": _num(f.paired.diff.lo) if f.paired else None,
+            "diff_ci_high": _num(f.paired.diff.hi) if f.paired else None,
+            "n_paired": f.paired.n if f.paired else None,
             "all_evidence": " | ".join(e.text() for e in f.evidence),
             "verdict": f.verdict, "rule": f.row.rule_text(), "reason": f.reason,
         })
@@ -325,8 +521,9 @@ def findings_table(found: list[Finding], missing: list[str]) -> Table:
         view.append({"Claim": f"{f.row.id}: {f.row.claim}", "Source reports": f.row.source, "We measure": ours,
                      "Verdict": f.verdict, "Rule, and why": f"Rule: {f.row.rule_text()}.\nWhy: {f.reason}."})
     note = ("Test accuracy at the fixed rule d < 0.5 with a 95 % t-interval over seeds (clipped to [0, 100]), and "
-            "ROC AUC. ▸ marks the evidence that decided the verdict: full MNIST if it has two seeds or more, "
-            "else mnist-5k, else digits.")
+            "ROC AUC. ▸ marks the evidence that decided the verdict: the preferred data variant with two seeds or "
+            "more (full MNIST, else mnist-5k, else digits; Omniglot at the largest image size). Comparison rows "
+            "are decided on the seed-paired difference against the compared cell, named in the reason.")
     if missing:
         note += f" Not covered: {', '.join(missing)}."
     view_cols = ["Claim", "Source reports", "We measure", "Verdict", "Rule, and why"]

@@ -23,10 +23,13 @@ log = logging.getLogger(__name__)
 
 FINAL_METRICS = ("test/acc", "test/auc", "test/acc_tuned", "test/threshold", "test/loss",
                  "train_eval/acc", "train_eval/auc", "train_eval/acc_tuned", "val/auc", "val/acc",
-                 "val/acc_tuned", "seconds")
+                 "val/acc_tuned", "seconds", "collapsed", "oneshot/acc", "oneshot_pixels/acc")
 CURVE_METRICS = ("val/auc", "train/loss")
-# Preferred evidence first: full MNIST, then the subset, then the tiny offline set.
-VARIANT_ORDER = ("mnist-full", "mnist-5k", "digits")
+# Preferred evidence first: full MNIST, then the subset, then the tiny offline set; Omniglot
+# at its native size first; full sequence sets before subsets.
+VARIANT_ORDER = ("mnist-full", "mnist-5k", "digits", "omniglot-full-105", "omniglot-full-52", "omniglot-full-35",
+                 "omniglot-full-28", "japanese-vowels", "mnist-rows", "mnist-5k-rows")
+PARAM_COLUMNS = ("encoder", "optimizer", "lr", "batch_size", "init", "triplet_negatives", "triplet_mining")
 
 
 def variant_rank(variant: str) -> int:
@@ -152,8 +155,11 @@ def _run_row(run) -> dict[str, Any]:
         "end_time": run.info.end_time,
         "artifact_uri": run.info.artifact_uri,
     }
-    for key in ("encoder", "optimizer", "lr", "batch_size", "init"):
+    for key in PARAM_COLUMNS:
         row[f"param.{key}"] = params.get(key, "")
+    for key, value in params.items():
+        if key.startswith("encoder."):
+            row[f"param.{key}"] = value
     for key, value in tags.items():
         if key.startswith(("factor.", "hardware.")):
             row[key] = value
@@ -165,7 +171,7 @@ def _run_row(run) -> dict[str, Any]:
 RUN_COLUMNS = ["run_id", "cell", "seed", "status", "optuna_state", "fail_reason", "optuna_trial", "head", "loss",
                "margin", "dataset_variant", "dataset_source", "epochs", "n_train_samples", "n_parameters",
                "package_version", "git_commit", "start_time", "end_time", "artifact_uri",
-               *(f"param.{k}" for k in ("encoder", "optimizer", "lr", "batch_size", "init")), *FINAL_METRICS]
+               *(f"param.{k}" for k in PARAM_COLUMNS), *FINAL_METRICS]
 
 
 def _spec_cells(spec_path: str, fingerprint: str | None) -> list[str] | None:
@@ -274,11 +280,14 @@ RECIPE = {"param.encoder": "mlp", "param.optimizer": "rmsprop-keras", "param.ini
 
 
 def match(frame: pd.DataFrame, select: dict[str, Any]) -> pd.DataFrame:
-    """Rows whose head, loss, margin ... equal `select` (margin compared as a number)."""
+    """Rows whose head, loss, margin ... equal `select` (margin compared as a number); a key the
+    frame has no column for matches nothing."""
     if frame.empty:
         return frame
     keep = pd.Series(True, index=frame.index)
     for key, value in select.items():
+        if key not in frame:
+            return frame.iloc[0:0]
         if key == "margin":
             keep &= np.isclose(frame["margin"].astype(float), float(value))
         else:
