@@ -124,14 +124,22 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def calibrate(spec: ClaimsSpec) -> ClaimsSpec:
-    """Measure every check on the calibration seeds and write thresholds back to the file."""
+def calibrate(spec: ClaimsSpec, only: set[str] | None = None) -> ClaimsSpec:
+    """Measure every check (or those named in `only`) on the calibration seeds and write their
+    thresholds back to the file; the other checks keep theirs."""
     if len(spec.calibration_seeds) < 3:
         raise ConfigError(f"{spec.path}: calibration_seeds needs at least 3 seeds")
     datasets = _Datasets()
     raw = dict(spec.raw)
     new_checks = []
+    unknown = sorted((only or set()) - {c.id for c in spec.checks})
+    if unknown:
+        raise ConfigError(f"--only: no check {', '.join(unknown)} in {spec.path}; "
+                          f"valid: {', '.join(c.id for c in spec.checks)}")
     for check, item in zip(spec.checks, raw["checks"], strict=True):
+        if only and check.id not in only:
+            new_checks.append(item)
+            continue
         data = datasets[spec.config(check, 0).dataset]
         values = measure(spec, check, spec.calibration_seeds, data)
         mean, sd = statistics.fmean(values), statistics.stdev(values)

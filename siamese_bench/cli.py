@@ -164,7 +164,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
     spec = load_claims(args.claims)
     if args.calibrate:
-        calibrate(spec)
+        calibrate(spec, set(args.only.split(",")) if args.only else None)
         print(f"thresholds written to {spec.path}")
         return 0
     rows, failed = regress(spec)
@@ -266,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument("claims", help="claims file, e.g. benchmarks/claims.yaml")
     regress.add_argument("--calibrate", action="store_true",
                          help="measure the calibration seeds and write new thresholds into the file")
+    regress.add_argument("--only", metavar="ID[,ID...]", help="with --calibrate: only these checks")
     regress.set_defaults(func=cmd_regress)
 
     register_report(sub)

@@ -3,6 +3,7 @@ CSV + Markdown per table, PNG per figure, report.md and report.pdf into <out>/<n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from collections import Counter
@@ -33,6 +34,15 @@ def _summary(study: Study) -> str:
             f"{len(study.seeds)} seeds, {len(study.complete)} / {expected} grid runs finished")
 
 
+def by_variant(study: Study) -> list[Study]:
+    """One view per data variant of a study that ran on several (figures never pool two data sets)."""
+    if len(study.variants) < 2:
+        return [study]
+    return [dataclasses.replace(study, name=f"{study.name} on {variant}",
+                                runs=study.runs[study.runs["dataset_variant"] == variant].reset_index(drop=True))
+            for variant in study.variants]
+
+
 def _draw_figures(client, studies: list[Study], found, cache: ArtifactCache) -> list[figs.Plot]:
     pal = figs.Palettes.of(studies)
     plots: list[figs.Plot | None] = []
@@ -44,14 +54,16 @@ def _draw_figures(client, studies: list[Study], found, cache: ArtifactCache) -> 
             plots.append(plot)
             k += 1
 
-    for study in studies:
+    views = [view for study in studies for view in by_variant(study)]
+    for study in views:
         add(figs.accuracy_by_head(study, pal, k + 1))
         add(figs.accuracy_by_margin(study, pal, k + 1))
-    for study in studies:
+    for study in views:
         history = load_curves(client, study.complete) if not study.complete.empty else None
         if history is not None:
             for metric in ("val/auc", "train/loss"):
                 add(figs.curves(study, history, metric, pal, k + 1))
+    add(figs.oneshot_by_run(studies, pal, k + 1))
     add(figs.roc_curves(found, cache, k + 1))
     add(figs.distance_histograms(found, cache, k + 1))
     add(figs.embeddings(studies, cache, k + 1))

@@ -95,6 +95,27 @@ def _cell_label(head: str, loss: str, margin: float) -> str:
     return f"{head} + {loss}{m}"
 
 
+def cell_labels(frame: pd.DataFrame) -> pd.Series:
+    """A short label per row: the head, plus the cell's other factor values that vary within
+    the frame, except loss and margin (which figures show by colour or axis), e.g.
+    "euclidean, semi-hard"."""
+    from siamese_bench.report.load import parse_cell
+
+    parsed = [parse_cell(str(c)) for c in frame["cell"]]
+    keys = {k for p in parsed for k in p} - {"head", "loss", "margin"}
+    varying = [k for k in keys if len({p.get(k) for p in parsed}) > 1]
+    labels = [", ".join([str(h), *(str(p[k]) for k in sorted(varying) if k in p)])
+              for p, h in zip(parsed, frame["head"], strict=True)]
+    return pd.Series(labels, index=frame.index, dtype=object)
+
+
+def _labels_in_order(frame: pd.DataFrame, study: Study) -> list[str]:
+    heads = _heads(study)
+    labels = list(dict.fromkeys(frame.sort_values("optuna_trial")["label"]))
+    return sorted(labels, key=lambda x: (heads.index(x.split(",")[0]) if x.split(",")[0] in heads else 99,
+                                         labels.index(x)))
+
+
 def _heads(study: Study) -> list[str]:
     return list(dict.fromkeys(study.runs.sort_values("optuna_trial")["head"])) if not study.runs.empty else []
 
@@ -106,12 +127,13 @@ def accuracy_by_head(study: Study, pal: Palettes, index: int) -> Plot | None:
     at1 = done[np.isclose(done["margin"].fillna(1.0), 1.0)]  # margin 1, and bce (no margin)
     if at1["cell"].nunique() < 2:
         return None
-    heads = _ordered(at1["head"], _heads(study))
+    at1 = at1.assign(label=cell_labels(at1))
+    heads = _labels_in_order(at1, study)
     losses = _ordered(at1["loss"], LOSS_ORDER)
     fig, axes, bottom = _page(7.3, len(RESULT_METRICS), 1, hspace=0.55, right=0.84)
     for k, (ax, (metric, title, scale, _)) in enumerate(zip(axes[:, 0], RESULT_METRICS, strict=True)):
         data = at1.assign(value=at1[metric] * scale)
-        sns.pointplot(data=data, x="head", y="value", hue="loss", order=heads, hue_order=losses,
+        sns.pointplot(data=data, x="label", y="value", hue="loss", order=heads, hue_order=losses,
                       palette=pal.losses, errorbar=clipped(scale), dodge=0.45 if len(losses) > 1 else False,
                       linestyle="none", markersize=5,
                       capsize=0.08, err_kws={"linewidth": 1.1}, ax=ax, legend=k == 0)
@@ -125,7 +147,8 @@ def accuracy_by_head(study: Study, pal: Palettes, index: int) -> Plot | None:
             sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), title="loss", fontsize=7, title_fontsize=7,
                             frameon=False)
     variants = ", ".join(study.variants)
-    caption = (f"{study.name} ({variants}): test metrics by head and loss at margin 1 (BCE has no margin). "
+    caption = (f"{study.name} ({variants}): test metrics by head (with the cell's other factors) and loss at "
+               "margin 1 (BCE has no margin). "
                f"Points are means over seeds ({', '.join(map(str, study.seeds))}), bars 95 % t-intervals; "
                "the dotted line is chance. A point without a bar had one finished seed.")
     return Plot(f"fig-{index:02d}-accuracy-by-head-{slug(study.name)}", f"Accuracy by head and loss: {study.name}",
@@ -181,10 +204,11 @@ def curves(study: Study, history: pd.DataFrame, metric: str, pal: Palettes, inde
     h = history[(history["metric"] == metric) & history["run_id"].isin(done["run_id"])]
     if h.empty:
         return None
-    h = h.merge(done[["run_id", "head", "loss", "margin"]], on="run_id")
+    h = h.merge(done[["run_id", "head", "loss", "margin", "optuna_trial"]], on="run_id")
     h["margin "] = [("–" if lo == "bce" or not math.isfinite(m) else f"{m:g}")
                     for lo, m in zip(h["loss"], h["margin"], strict=True)]
-    heads = _ordered(h["head"], _heads(study))
+    h["label"] = cell_labels(h)
+    heads = _labels_in_order(h, study)
     losses = _ordered(h["loss"], LOSS_ORDER)
     margins = sorted(set(h["margin "]), key=lambda t: (t == "–", float(t) if t != "–" else 0))
     margin_pal = dict(zip(margins, sns.color_palette("viridis", len(margins) + 1)[:len(margins)], strict=True))
@@ -205,7 +229,7 @@ def curves(study: Study, history: pd.DataFrame, metric: str, pal: Palettes, inde
             ax.set_axis_off()
             continue
         head, loss = panels[k]
-        d = h[(h["head"] == head) & (h["loss"] == loss)]
+        d = h[(h["label"] == head) & (h["loss"] == loss)]
         ax.set_title(f"{head} + {loss}", fontsize=7, loc="left")
         ax.tick_params(labelsize=6.5)
         ax.set_xlabel("epoch" if k >= len(panels) - ncols else "", fontsize=7)
@@ -389,13 +413,16 @@ def embeddings(studies: list[Study], cache: ArtifactCache, index: int) -> Plot:
         ax.set_xticks([])
         ax.set_yticks([])
         which, cell, value, run, npz, skipped = picks[k]
+        label = cell_labels(pd.DataFrame({"cell": [cell], "head": [run.head]})).iloc[0]
         ax.set_title(f"{which}{' with embeddings' if skipped else ''} by test AUC ({value:.3f}):\n"
-                     f"{_cell_label(run.head, run.loss, run.margin)}", fontsize=7.5, loc="left")
+                     f"{_cell_label(label, run.loss, run.margin)}", fontsize=7.5, loc="left")
         emb = npz["embedding"].astype(np.float32)
         xy = (PCA(n_components=2, random_state=0).fit_transform(emb) if emb.shape[1] >= 2
               else np.c_[emb, np.zeros(len(emb))])
-        sns.scatterplot(x=xy[:, 0], y=xy[:, 1], hue=npz["label"].astype(int), palette="tab10", s=6, linewidth=0,
-                        ax=ax, legend=k == 0)
+        labels = npz["label"].astype(int)
+        few = len(np.unique(labels)) <= 10  # beyond ten classes (alphabets, characters) no legend
+        sns.scatterplot(x=xy[:, 0], y=xy[:, 1], hue=labels, palette="tab10" if few else "husl", s=6, linewidth=0,
+                        ax=ax, legend=k == 0 and few)
         ax.set_xlabel(f"PC 1 ({run.dataset_variant}, seed {run.seed}, {len(emb)} test images)", fontsize=7)
         ax.set_ylabel("PC 2", fontsize=7)
         if ax.get_legend():
@@ -408,3 +435,51 @@ def embeddings(studies: list[Study], cache: ArtifactCache, index: int) -> Plot:
         caption += " Note: " + "; ".join(notes) + "."
     return Plot(f"fig-{index:02d}-embeddings", f"Embeddings of the best and worst cells: {name}", caption, fig, bottom,
                 notes)
+
+
+K1_REPORTED = 0.92  # Koch et al. 2015, 20-way one-shot on Lake's evaluation runs
+
+
+def oneshot_by_run(studies: list[Study], pal: Palettes, index: int) -> Plot | None:
+    """20-way one-shot accuracy on each of Lake's 20 runs: every cell that logged it (mean over
+    seeds), the pixel nearest-neighbour baseline, and K1's reported 92 %."""
+    frames = []
+    for study in studies:
+        done = study.complete
+        if done.empty or "oneshot/run01" not in done:
+            continue
+        done = done[done["oneshot/run01"].notna()]
+        runs = sorted(c for c in done.columns if c.startswith("oneshot/run"))
+        for row in done.itertuples(index=False):
+            values = row._asdict()
+            label = f"{cell_labels(pd.DataFrame({'cell': [row.cell], 'head': [row.head]})).iloc[0]} + {row.loss}"
+            for col in runs:
+                frames.append({"who": f"{label} ({row.dataset_variant})", "run": col.rsplit("/run", 1)[1],
+                               "accuracy": 100 * values[col], "seed": row.seed})
+        pixels = [c for c in done.columns if c.startswith("oneshot_pixels/run")]
+        first = done.iloc[0]
+        for col in pixels:
+            frames.append({"who": f"pixel nearest neighbour ({first['dataset_variant']})",
+                           "run": col.rsplit("/run", 1)[1], "accuracy": 100 * first[col], "seed": 0})
+    if not frames:
+        return None
+    data = pd.DataFrame(frames)
+    fig, axes, bottom = _page(4.2, 1, 1, right=0.97)
+    ax = axes[0, 0]
+    sns.pointplot(data=data, x="run", y="accuracy", hue="who", errorbar=clipped(100), dodge=0.4, linestyle="none",
+                  markersize=4, capsize=0.05, err_kws={"linewidth": 0.9}, ax=ax)
+    ax.axhline(100 * K1_REPORTED, color="black", ls="--", lw=0.9)
+    ax.text(0.2, 100 * K1_REPORTED + 1.5, "K1 reported (Koch et al.): 92 %", fontsize=7)
+    ax.axhline(5, color="grey", ls=":", lw=0.8)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("official run (all_runs.zip)", fontsize=8)
+    ax.set_ylabel("20-way one-shot accuracy, %", fontsize=8)
+    ax.tick_params(labelsize=7.5)
+    if ax.get_legend():
+        sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.13), ncols=1, fontsize=7, title=None,
+                        frameon=False)
+    bottom += 0.2 * data["who"].nunique()
+    caption = ("20-way one-shot accuracy on each of Lake et al.'s 20 official runs (20 test images each): cells "
+               "trained on the background set (means over seeds, 95 % t-intervals), the same scoring on raw pixels, "
+               "the dashed line at K1's reported 92 % and the dotted line at chance (5 %).")
+    return Plot(f"fig-{index:02d}-oneshot-by-run", "One-shot accuracy per official run", caption, fig, bottom)

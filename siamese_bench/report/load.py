@@ -165,6 +165,9 @@ def _run_row(run) -> dict[str, Any]:
             row[key] = value
     for name in FINAL_METRICS:
         row[name] = metrics.get(name, np.nan)
+    for name, value in metrics.items():
+        if name.startswith(("oneshot/run", "oneshot_pixels/run")):  # per official run (K1's figure)
+            row[name] = value
     return row
 
 
