@@ -40,7 +40,7 @@ def write(tmp_path: Path, c1, c2) -> Path:
 
 def test_shipped_claims_are_calibrated():
     spec = load_claims(REPO / "benchmarks" / "claims.yaml")
-    assert {c.id for c in spec.checks} >= {"C1", "C2", "C3-mlp", "C3-absdiff"}
+    assert {c.id for c in spec.checks} >= {"C1", "C2", "C3-mlp", "C3-absdiff", "C4", "C5-seq", "C6", "K1"}
     for check in spec.checks:
         assert check.threshold is not None, check.id
         cal = check.calibration
@@ -74,6 +74,17 @@ def test_calibrate_writes_thresholds(tmp_path):
     assert c1["calibration"]["n"] == 3
     assert c1["at_least"] == pytest.approx(c1["calibration"]["mean"] - 3 * c1["calibration"]["sd"], abs=2e-4)
     assert c2["at_most"] == pytest.approx(c2["calibration"]["mean"] + 3 * c2["calibration"]["sd"], abs=2e-4)
+
+
+@pytest.mark.slow
+def test_calibrate_only_named_checks_and_unknown_names(tmp_path, capsys):
+    path = write(tmp_path, 0.123, "null")
+    assert main(["regress", "--calibrate", "--only", "C2", str(path)]) == 0
+    c1, c2 = yaml.safe_load(path.read_text())["checks"]
+    assert c1["at_least"] == 0.123 and "calibration" not in c1  # untouched
+    assert c2["at_most"] is not None and c2["calibration"]["n"] == 3
+    assert main(["regress", "--calibrate", "--only", "C9", str(path)]) == 2
+    assert "no check C9" in capsys.readouterr().err
 
 
 def test_uncalibrated_check_is_an_error(tmp_path):

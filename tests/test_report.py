@@ -514,3 +514,37 @@ def test_a_comparison_that_flips_between_data_variants_is_inconclusive():
             + runs("japanese-vowels", [0.80, 0.81, 0.8], [0.90, 0.91, 0.9], 100)}
     (semi,) = [f for f in findings(_studies(flip, ["m"])) if f.row.id == "C5 semi-hard"]
     assert semi.verdict == INCONCLUSIVE and "depends on the data" in semi.reason
+
+
+def test_figures_split_a_study_by_data_variant_and_label_cells_by_what_varies():
+    from siamese_bench.report.build import by_variant
+    from siamese_bench.report.figures import cell_labels
+
+    runs = [_run("head=euclidean,loss=triplet,triplet_mining=semi-hard", s, 0.9, start=s, variant=v, loss="triplet")
+            for s in (0, 1) for v in ("japanese-vowels", "mnist-5k-rows")]
+    runs += [_run("head=euclidean,loss=triplet,triplet_mining=random", s, 0.8, start=10 + s, variant="japanese-vowels",
+                  loss="triplet") for s in (0, 1)]
+    (study,) = _studies({"seq": runs}, ["seq"])
+    views = by_variant(study)
+    assert [v.name for v in views] == ["seq on japanese-vowels", "seq on mnist-5k-rows"]
+    assert set(views[1].complete["dataset_variant"]) == {"mnist-5k-rows"} and len(views[1].complete) == 2
+    labels = cell_labels(views[0].complete)
+    assert set(labels) == {"euclidean, semi-hard", "euclidean, random"}
+    assert set(cell_labels(views[1].complete)) == {"euclidean"}  # nothing else varies there
+    (single,) = _studies({"one": [r for r in runs if r.data.tags["dataset_variant"] == "japanese-vowels"]}, ["one"])
+    assert by_variant(single) == [single]
+
+
+def test_oneshot_figure_from_per_run_metrics():
+    from siamese_bench.report.figures import Palettes, oneshot_by_run
+
+    per_run = {f"oneshot/run{i:02d}": 0.3 + i / 100 for i in range(1, 21)}
+    pixels = {f"oneshot_pixels/run{i:02d}": 0.2 for i in range(1, 21)}
+    runs = [_run("head=abs-diff-dense,loss=bce", s, 0.9, start=s, variant="omniglot-full-35", loss="bce",
+                 metrics={**per_run, **pixels, "oneshot/acc": 0.4, "oneshot_pixels/acc": 0.2}) for s in (0, 1)]
+    studies = _studies({"k1": runs}, ["k1"])
+    plot = oneshot_by_run(studies, Palettes.of(studies), 1)
+    assert plot is not None and "92 %" in plot.caption
+    ax = plot.figure.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()][:2] == ["01", "02"]
+    assert oneshot_by_run(_studies({"c1": [_run(EUC, 0, 0.9, start=0)]}, ["c1"]), Palettes.of(studies), 1) is None

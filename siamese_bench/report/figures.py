@@ -450,12 +450,12 @@ def oneshot_by_run(studies: list[Study], pal: Palettes, index: int) -> Plot | No
             continue
         done = done[done["oneshot/run01"].notna()]
         runs = sorted(c for c in done.columns if c.startswith("oneshot/run"))
-        for row in done.itertuples(index=False):
-            values = row._asdict()
-            label = f"{cell_labels(pd.DataFrame({'cell': [row.cell], 'head': [row.head]})).iloc[0]} + {row.loss}"
+        labels = cell_labels(done)
+        for label, values in zip(labels, done.to_dict("records"), strict=True):
+            who = f"{label} + {values['loss']} ({values['dataset_variant']})"
             for col in runs:
-                frames.append({"who": f"{label} ({row.dataset_variant})", "run": col.rsplit("/run", 1)[1],
-                               "accuracy": 100 * values[col], "seed": row.seed})
+                frames.append({"who": who, "run": col.rsplit("/run", 1)[1], "accuracy": 100 * values[col],
+                               "seed": values["seed"]})
         pixels = [c for c in done.columns if c.startswith("oneshot_pixels/run")]
         first = done.iloc[0]
         for col in pixels:
