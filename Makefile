@@ -82,7 +82,7 @@ bench-sequences: $(STAMP) ## C5 on sequences: LSTM on JapaneseVowels and MNIST r
 bench-sequences-full: $(STAMP) ## the sequence study with 10 seeds, 60 epochs and full MNIST rows (~2 h, estimated)
 	$(SWEEP) benchmarks/sequences-full.yaml
 
-bench-omniglot: $(STAMP) ## C6 (same alphabet: contrastive vs triplet, negative policies) and K1 (20-way one-shot) on Omniglot at 35 x 35, report (~15 min)
+bench-omniglot: $(STAMP) ## C6 (same alphabet: contrastive vs triplet, negative policies) and K1 (20-way one-shot) on Omniglot at 28 x 28, report (~15 min)
 	$(SWEEP) benchmarks/omniglot.yaml
 	$(SWEEP) benchmarks/oneshot.yaml
 	$(BIN)/siamese-bench report omniglot-c6 omniglot-k1 --name omniglot
