@@ -310,3 +310,11 @@ def test_cli_oneshot_errors_are_one_line(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     assert main(["oneshot", "no-such-run", "--runs", str(SHARED / "all_runs.zip"), "--tracking-uri", uri]) == 2
     assert "no-such-run" in capsys.readouterr().err
+
+
+def test_conv4_is_the_few_shot_backbone():
+    enc = ENCODERS.get("conv4")((1, 28, 28))
+    assert enc.out_features == 64 and enc(torch.rand(3, 1, 28, 28)).shape == (3, 64)
+    assert ENCODERS.get("conv4")((1, 28, 28), channels=32).out_features == 32
+    with pytest.raises(ValueError, match="at least 16 x 16"):
+        ENCODERS.get("conv4")((1, 8, 8))
