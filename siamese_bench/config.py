@@ -11,6 +11,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from siamese_bench.data import DATASETS
 from siamese_bench.encoders import ENCODERS
 from siamese_bench.heads import HEADS
@@ -109,8 +111,9 @@ class TrainConfig:
             if key not in accepted:
                 raise ConfigError(f"encoder {self.encoder!r} has no option {key!r}; "
                                   f"valid: {', '.join(accepted)}")
-        try:  # option values: build once on a small input (cheap) so bad values fail here
-            ENCODERS.get(self.encoder)(PROBE_INPUT_SHAPE, **self.encoder_options)
+        try:  # option values: build once, on the meta device (no memory, no init cost), so bad values fail here
+            with torch.device("meta"):
+                ENCODERS.get(self.encoder)(PROBE_INPUT_SHAPE, **self.encoder_options)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"encoder {self.encoder!r}: {err}") from None
         return self
