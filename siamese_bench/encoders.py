@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -30,7 +32,7 @@ class MLPEncoder(nn.Module):
             raise ValueError(
                 f"final_activation {final_activation!r}; valid: {', '.join(ACTIVATIONS)}"
             )
-        in_features = int(torch.tensor(input_shape).prod())
+        in_features = math.prod(input_shape)
         layers: list[nn.Module] = [nn.Flatten()]
         for i in range(depth):
             layers.append(nn.Linear(in_features if i == 0 else units, units))
