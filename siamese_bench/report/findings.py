@@ -101,15 +101,19 @@ def _bar(x: float) -> str:
     return f"{x * 100:g} %"
 
 
+def _at_least(iv: Interval, bar: float, name: str) -> tuple[str, str]:
+    """Reproduced when the interval clears the bar, contradicted when it stays under it."""
+    if not iv.has_interval:
+        return INCONCLUSIVE, f"n={iv.n}: no interval" + (f" ({name} {_pct(iv.mean)})" if iv.n else "")
+    if iv.lo >= bar:
+        return REPRODUCED, f"{name} CI lower bound {_pct(iv.lo)} ≥ {_bar(bar)}"
+    if iv.hi < bar:
+        return CONTRADICTED, f"{name} CI upper bound {_pct(iv.hi)} < {_bar(bar)}"
+    return INCONCLUSIVE, f"{name} CI [{_pct(iv.lo)}, {_pct(iv.hi)}] straddles {_bar(bar)}"
+
+
 def _works(ev: Evidence) -> tuple[str, str]:
-    a = ev.acc
-    if not a.has_interval:
-        return INCONCLUSIVE, f"n={a.n}: no interval"
-    if a.lo >= WORKS_ACC:
-        return REPRODUCED, f"acc CI lower bound {_pct(a.lo)} ≥ {_bar(WORKS_ACC)}"
-    if a.hi < WORKS_ACC:
-        return CONTRADICTED, f"acc CI upper bound {_pct(a.hi)} < {_bar(WORKS_ACC)}"
-    return INCONCLUSIVE, f"acc CI [{_pct(a.lo)}, {_pct(a.hi)}] straddles {_bar(WORKS_ACC)}"
+    return _at_least(ev.acc, WORKS_ACC, "acc")
 
 
 def _chance(ev: Evidence) -> tuple[str, str]:
@@ -151,16 +155,9 @@ def _above_chance(ev: Evidence) -> tuple[str, str]:
 
 
 def _oneshot(ev: Evidence) -> tuple[str, str]:
-    o = ev.oneshot
-    if o is None or o.n == 0:
+    if ev.oneshot is None or ev.oneshot.n == 0:
         return INCONCLUSIVE, "no one-shot accuracy logged"
-    if not o.has_interval:
-        return INCONCLUSIVE, f"n={o.n}: no interval (one-shot {_pct(o.mean)})"
-    if o.lo >= ONESHOT_BAR:
-        return REPRODUCED, f"one-shot CI lower bound {_pct(o.lo)} ≥ {_bar(ONESHOT_BAR)}"
-    if o.hi < ONESHOT_BAR:
-        return CONTRADICTED, f"one-shot CI upper bound {_pct(o.hi)} < {_bar(ONESHOT_BAR)}"
-    return INCONCLUSIVE, f"one-shot CI [{_pct(o.lo)}, {_pct(o.hi)}] straddles {_bar(ONESHOT_BAR)}"
+    return _at_least(ev.oneshot, ONESHOT_BAR, "one-shot")
 
 
 RULES: dict[str, Rule] = {
