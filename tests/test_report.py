@@ -482,7 +482,7 @@ def test_k1_rule_on_oneshot_accuracy_and_collapse_is_named():
     assert judge(k1, [ev([0.40, 0.42])])[1] == CONTRADICTED
     assert judge(k1, [ev([0.60, 0.80])])[1] == INCONCLUSIVE
     assert judge(k1, [ev([0.86])])[1] == INCONCLUSIVE
-    assert "pixel nearest neighbour 20.75 %" in ev([0.4, 0.42]).text()
+    assert "pixel nearest neighbour 20.75 %; trained on the 30 background alphabets" in ev([0.4, 0.42]).text()
     collapsed = Evidence("s", "mnist-5k", "c", 6, runs, t_interval([0.5] * 2), t_interval([0.5] * 2),
                          t_interval([0.5] * 2), collapsed=2)
     assert "COLLAPSED in 2 of 2 runs" in collapsed.text()

@@ -64,8 +64,10 @@ class Evidence:
         text = (f"{self.variant} ({self.study}, {self.epochs} ep.): test acc {self.acc.text(unit=' %')}, "
                 f"AUC {auc}; train acc {train}")
         if self.oneshot is not None and self.oneshot.n:
+            background = ("the 30 background alphabets" if self.variant.startswith("omniglot-full")
+                          else "Lake's two 5-alphabet small sets (fallback)")
             text += (f"; 20-way one-shot {self.oneshot.text(unit=' %')} (pixel nearest neighbour "
-                     f"{_pct(self.oneshot_pixels)})")
+                     f"{_pct(self.oneshot_pixels)}; trained on {background})")
         if self.collapsed:
             text += f"; COLLAPSED in {self.collapsed} of {self.acc.n} runs (embeddings shrank to a point)"
         return text
