@@ -548,3 +548,20 @@ def test_oneshot_figure_from_per_run_metrics():
     ax = plot.figure.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()][:2] == ["01", "02"]
     assert oneshot_by_run(_studies({"c1": [_run(EUC, 0, 0.9, start=0)]}, ["c1"]), Palettes.of(studies), 1) is None
+
+
+def test_results_table_names_collapsed_runs_and_shows_one_shot():
+    from siamese_bench.report.results import results_table
+
+    runs = [_run("head=euclidean,loss=triplet,mining=batch-hard", s, 0.5, start=s, loss="triplet",
+                 metrics={"collapsed": float(s < 2)}) for s in (0, 1, 2)]
+    runs += [_run("head=euclidean,loss=triplet,mining=random", s, 0.9, start=10 + s, loss="triplet",
+                  metrics={"collapsed": 0.0}) for s in (0, 1, 2)]
+    (study,) = _studies({"m": runs}, ["m"])
+    view = results_table(study, 1).view
+    assert list(view["collapsed"]) == ["2 of 3", ""] and "20-way one-shot %" not in view
+    k1 = [_run("head=abs-diff-dense,loss=bce", s, 0.9, start=s, loss="bce", variant="omniglot-full-28",
+               metrics={"oneshot/acc": 0.3 + s / 100}) for s in (0, 1)]
+    (study,) = _studies({"k1": k1}, ["k1"])
+    view = results_table(study, 1).view
+    assert list(view["20-way one-shot %"]) == ["30.50 ± 0.71"] and "collapsed" not in view

@@ -17,6 +17,7 @@ RESULT_METRICS = (
     ("test/auc", "ROC AUC", 1.0, 3),
     ("test/acc_tuned", "test acc % (val. threshold)", 100.0, 2),
 )
+ONESHOT = ("oneshot/acc", "20-way one-shot %", 100.0, 2)  # a column only where a study logged it
 
 
 def cell_summary(study: Study) -> pd.DataFrame:
@@ -36,10 +37,12 @@ def cell_summary(study: Study) -> pd.DataFrame:
                 continue  # finished on another variant only (its rows are there), or already listed
             row = {"study": study.name, "cell": cell, **parse_cell(cell), "dataset_variant": variant,
                    "n": len(runs), "seeds": " ".join(str(s) for s in sorted(runs["seed"])) if len(runs) else ""}
-            for metric, *_ in RESULT_METRICS:
-                iv = t_interval(runs[metric], bounds=UNIT) if len(runs) else t_interval([])
-                row.update({f"{metric} mean": iv.mean, f"{metric} sd": iv.sd,
+            for metric, *_ in (*RESULT_METRICS, ONESHOT):
+                values = runs[metric].dropna() if len(runs) and metric in runs else []
+                iv = t_interval(values, bounds=UNIT)
+                row.update({f"{metric} mean": iv.mean, f"{metric} sd": iv.sd, f"{metric} n": iv.n,
                             f"{metric} ci_low": iv.lo, f"{metric} ci_high": iv.hi})
+            row["collapsed"] = int((runs["collapsed"] > 0).sum()) if len(runs) and "collapsed" in runs else 0
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -81,6 +84,13 @@ def results_table(study: Study, index: int) -> Table:
         view[title] = [_fmt(m, s, n, scale, digits) for m, s, n in
                        zip(summary[f"{metric} mean"], summary[f"{metric} sd"], summary["n"], strict=True)]
         best |= {(i, title) for i in _best_rows(summary, metric, scale, digits)}
+    if not summary.empty and summary[f"{ONESHOT[0]} n"].sum() > 0:
+        metric, title, scale, digits = ONESHOT
+        view[title] = [_fmt(m, s, n, scale, digits) for m, s, n in
+                       zip(summary[f"{metric} mean"], summary[f"{metric} sd"], summary[f"{metric} n"], strict=True)]
+    if not summary.empty and summary["collapsed"].sum() > 0:  # a collapse is named, not a bare number
+        view["collapsed"] = [f"{c} of {n}" if c else "" for c, n in zip(summary["collapsed"], summary["n"],
+                                                                          strict=True)]
     multi = len(study.variants) > 1
     if multi:  # variants are never pooled: each row is one cell on one variant
         view.insert(0, "data", list(summary["dataset_variant"]))
@@ -89,6 +99,7 @@ def results_table(study: Study, index: int) -> Table:
     note = (f"Mean ± sd over seeds ({seeds}); a single value where one seed finished, – where none did. "
             f"Best cell per column{' and data variant' if multi else ''} marked, all of them on a tie as shown "
             "(bold in Markdown, * in the PDF). Accuracy at d < 0.5 is the "
-            "sources' rule; the validation threshold is chosen on held-out training images.")
+            "sources' rule; the validation threshold is chosen on held-out training images. \"collapsed\": runs whose "
+            "embeddings shrank to nearly one point (their numbers are a collapse, not a model).")
     return Table(f"results-{index}-{slug(study.name)}", f"Results of {study.name} ({variants})", summary, view,
                  best=best, note=note)
