@@ -60,7 +60,7 @@ def test_tiny_study_tracks_every_trial(tmp_path, storage_kind):
     assert summary.completed == 4 and summary.failed == 0
     study = load(storage, "tiny")
     complete = study.get_trials(states=(TrialState.COMPLETE,))
-    assert sorted(t.params["cell"] for t in complete) == sorted(c.id for c in spec.cells())
+    assert sorted(t.user_attrs["cell"] for t in complete) == sorted(c.id for c in spec.cells())
     assert all("test/acc" in t.user_attrs for t in complete)
     client, parents, children = child_runs(uri, "tiny")
     assert len(parents) == 1 and len(children) == 4
@@ -110,7 +110,7 @@ def test_resume_after_kill_runs_each_cell_once(tmp_path):
     summary = Sweep(spec, storage, Tracker(uri), workers=2, progress=False).run()
     assert summary.stale >= 1
     after = load(storage, "killed").trials
-    complete = [t.params["cell"] for t in after if t.state == TrialState.COMPLETE]
+    complete = [t.user_attrs["cell"] for t in after if t.state == TrialState.COMPLETE]
     assert sorted(complete) == sorted(c.id for c in spec.cells())  # each exactly once
     assert not [t for t in after if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     first_done = {t.number for t in before if t.state == TrialState.COMPLETE}
@@ -136,7 +136,7 @@ def test_nan_trial_fails_alone(tmp_path):
     assert summary.completed == 1 and summary.failed == 1
     trials = load(storage, "nan").trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(failed) == 1 and failed[0].params["cell"] == "lr=1e+30"
+    assert len(failed) == 1 and failed[0].user_attrs["cell"] == "lr=1e+30"
     assert "DivergedError" in failed[0].user_attrs["fail_reason"]
     _, _, children = child_runs(uri, "nan")
     assert sorted(r.info.status for r in children) == ["FAILED", "FINISHED"]
@@ -168,4 +168,28 @@ def test_tuning_gives_every_cell_the_same_budget(tmp_path):
     best = {c.id: max((t for t in load(storage, f"tuned/tune/{c.id}").trials if t.value is not None),
                       key=lambda t: t.value).params["lr"] for c in spec.cells()}
     for trial in grid:
-        assert trial.user_attrs["tuned.lr"] == pytest.approx(best[trial.params["cell"]])
+        assert trial.user_attrs["tuned.lr"] == pytest.approx(best[trial.user_attrs["cell"]])
+
+
+def test_a_spec_that_gains_seeds_and_cells_resumes_with_only_the_new_points(tmp_path):
+    """Extending a study (more seeds for tighter intervals, one more cell) must not fail on
+    Optuna's frozen categorical choices, and must not re-run what finished."""
+    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    small = """
+        name: {name}
+        base: {{dataset: digits, epochs: {epochs}}}
+        factors:
+          head: [euclidean]
+        seeds: [0]
+    """
+    first = Sweep(load_spec(make_spec(tmp_path, "grow", 1, small)), storage, Tracker(uri), workers=1,
+                  progress=False).run()
+    assert first.completed == 1
+    bigger = small.replace("[euclidean]", "[euclidean, abs-diff-dense]").replace("seeds: [0]", "seeds: [0, 1]")
+    second = Sweep(load_spec(make_spec(tmp_path, "grow", 1, bigger)), storage, Tracker(uri), workers=1,
+                   progress=False).run()
+    assert second.completed == 3 and second.failed == 0
+    points = sorted((t.user_attrs["cell"], t.user_attrs["seed"]) for t in load(storage, "grow").trials
+                    if t.state == TrialState.COMPLETE)
+    assert points == [("head=abs-diff-dense", 0), ("head=abs-diff-dense", 1), ("head=euclidean", 0),
+                      ("head=euclidean", 1)]

@@ -179,9 +179,12 @@ class Sweep:
 
     # -- studies -------------------------------------------------------------------------
     def grid_study(self) -> optuna.Study:
-        space = {"cell": list(self.cells), "seed": list(self.spec.seeds)}
+        """The study that holds one trial per cell x seed. The grid point is kept in the trial's
+        user attributes, not as Optuna parameters: a categorical parameter's choices are frozen
+        with the study, so a spec that gains a seed or a cell could not resume. The parent
+        enqueues the missing points itself, so no sampler is involved."""
         study = optuna.create_study(study_name=self.spec.name, storage=self.storage, direction="maximize",
-                                    sampler=optuna.samplers.GridSampler(space, seed=0), load_if_exists=True)
+                                    load_if_exists=True)
         old = study.user_attrs.get("spec_fingerprint")
         if old and old != self.spec.fingerprint():
             log.warning("!!! study %s was created from a different spec (fingerprint %s, now %s): "
@@ -254,15 +257,14 @@ class Sweep:
 
     def run_grid(self, pool: WorkerPool, study: optuna.Study, parent: str,
                  tuned: dict[str, dict[str, float]]) -> None:
-        done = {(t.params.get("cell"), t.params.get("seed"))
+        done = {(t.user_attrs.get("cell"), t.user_attrs.get("seed"))
                 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
         queued = {(t.user_attrs.get("cell"), t.user_attrs.get("seed"))
                   for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))}
         points = [(c, s) for c in self.cells for s in self.spec.seeds]
         for cell_id, seed in points:
             if (cell_id, seed) not in done | queued:
-                study.enqueue_trial({"cell": cell_id, "seed": seed},
-                                    user_attrs={"cell": cell_id, "seed": seed, **self.cells[cell_id].values})
+                study.enqueue_trial({}, user_attrs={"cell": cell_id, "seed": seed, **self.cells[cell_id].values})
         todo = len([p for p in points if p not in done])
         log.info("study %s: %d cells x %d seeds = %d trials; %d finished earlier, %d to run",
                  self.spec.name, len(self.cells), len(self.spec.seeds), len(points), len(points) - todo, todo)
@@ -275,8 +277,10 @@ class Sweep:
             if "cell" not in trial.user_attrs or trial.user_attrs["cell"] not in self.cells:
                 study.tell(trial, state=TrialState.FAIL)  # not from our queue (a race) or stale cell
                 return next_task()
-            cell_id = trial.suggest_categorical("cell", list(self.cells))
-            seed = trial.suggest_categorical("seed", list(self.spec.seeds))
+            cell_id, seed = trial.user_attrs["cell"], int(trial.user_attrs["seed"])
+            if seed not in self.spec.seeds:  # queued by an earlier spec that had this seed
+                study.tell(trial, state=TrialState.FAIL)
+                return next_task()
             for k, v in owner_attrs().items():
                 trial.set_user_attr(k, v)
             params = tuned.get(cell_id) or {}
