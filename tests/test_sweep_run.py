@@ -193,3 +193,25 @@ def test_a_spec_that_gains_seeds_and_cells_resumes_with_only_the_new_points(tmp_
                     if t.state == TrialState.COMPLETE)
     assert points == [("head=abs-diff-dense", 0), ("head=abs-diff-dense", 1), ("head=euclidean", 0),
                       ("head=euclidean", 1)]
+
+
+def test_a_trial_popped_but_never_claimed_is_recovered(tmp_path):
+    """A sweep that crashes between ask() and recording its PID leaves a RUNNING trial with no
+    owner; the next sweep must fail it and run its point, not wait for it forever."""
+    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    small = """
+        name: {name}
+        base: {{dataset: digits, epochs: {epochs}}}
+        factors:
+          head: [euclidean]
+        seeds: [0]
+    """
+    spec = load_spec(make_spec(tmp_path, "orphan", 1, small))
+    sweep = Sweep(spec, storage, Tracker(uri), workers=1, progress=False)
+    study = sweep.grid_study()
+    study.enqueue_trial({}, user_attrs={"cell": "head=euclidean", "seed": 0, "head": "euclidean"})
+    study.ask()  # popped, then the "crash": no owner recorded, never told
+    summary = Sweep(spec, storage, Tracker(uri), workers=1, progress=False).run()
+    assert summary.stale == 1 and summary.completed == 1
+    states = sorted(t.state.name for t in load(storage, "orphan").trials)
+    assert states == ["COMPLETE", "FAIL"]

@@ -274,6 +274,8 @@ class Sweep:
             if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                 return None
             trial = study.ask()
+            for k, v in owner_attrs().items():  # first, so a crash from here on leaves a claimed trial
+                trial.set_user_attr(k, v)
             if "cell" not in trial.user_attrs or trial.user_attrs["cell"] not in self.cells:
                 study.tell(trial, state=TrialState.FAIL)  # not from our queue (a race) or stale cell
                 return next_task()
@@ -281,8 +283,6 @@ class Sweep:
             if seed not in self.spec.seeds:  # queued by an earlier spec that had this seed
                 study.tell(trial, state=TrialState.FAIL)
                 return next_task()
-            for k, v in owner_attrs().items():
-                trial.set_user_attr(k, v)
             params = tuned.get(cell_id) or {}
             for k, v in params.items():
                 trial.set_user_attr(f"tuned.{k}", v)
@@ -315,9 +315,9 @@ class Sweep:
                 return None
             study, cell = studies[cell_id], self.cells[cell_id]
             trial = study.ask()
-            params = suggest(trial, tune)
             for k, v in owner_attrs().items():
                 trial.set_user_attr(k, v)
+            params = suggest(trial, tune)
             cfg = self.spec.config_for(cell, tune.seed, params)
             target = PruneTarget(study.study_name, self.storage_url, trial._trial_id, tune.pruner, tune.metric)
             return Task(key=f"tune:{cell_id}:{trial.number}", config=dataclasses.asdict(cfg),

@@ -47,6 +47,8 @@ def _start_time(pid: int) -> str | None:
 
 def _owner_alive(trial: FrozenTrial) -> bool:
     attrs = trial.user_attrs
+    if "host" not in attrs:
+        return False  # popped but never claimed: its sweep died between ask() and recording itself
     if attrs.get("host") != socket.gethostname():
         return True  # another machine's trial: RDB heartbeats decide
     pid = attrs.get("pid")
