@@ -110,12 +110,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 def format_result(result) -> str:
     m = result.metrics
     lines = [f"{result.config.head} + {result.config.loss} on {result.data_variant} "
-             f"(seed {result.config.seed}, {result.config.epochs} epochs, {m['seconds']:.1f} s)"]
+             f"(seed {result.config.seed}, {result.config.epochs} epochs, {m['seconds']:.1f} s)",
+             f"model: {result.config.encoder} encoder + {result.config.head} head, {result.n_parameters:,} parameters"]
     lines.append(f"{'split':<8} {'acc@0.5':>8} {'acc@val-thr':>11} {'ROC AUC':>8}")
     for label, stage in (("train", "train_eval"), ("val", "val"), ("test", "test")):
         lines.append(f"{label:<8} {m.get(stage + '/acc', float('nan')):>8.4f} "
                      f"{m.get(stage + '/acc_tuned', float('nan')):>11.4f} {m.get(stage + '/auc', float('nan')):>8.4f}")
     lines.append(f"validation threshold: d < {m.get('val/threshold', float('nan')):.4f}")
+    if "oneshot/acc" in m:
+        lines.append(f"20-way one-shot (20 official runs): {m['oneshot/acc']:.2%}; "
+                     f"nearest neighbour on pixels {m.get('oneshot_pixels/acc', float('nan')):.2%}")
+    if result.collapsed:
+        lines.append("COLLAPSED: the embeddings shrank to nearly one point; these numbers are not a model's")
     if result.run_id:
         lines.append(f"MLflow run: {result.run_id}")
     return "\n".join(lines)

@@ -51,6 +51,7 @@ class RunResult:
     run_id: str | None = None
     outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
     collapsed: bool = False  # embeddings shrank to (nearly) one point: see is_collapsed
+    n_parameters: int = 0  # trainable parameters of encoder + head
 
 
 COLLAPSE_RATIO = 0.01  # final embedding spread below 1 % of the largest seen = collapsed
@@ -213,11 +214,13 @@ def run_training(
     data = data or load_dataset(cfg.dataset)
     batches = build_batches(cfg, data, LOSSES.get(cfg.loss).sampling)
     module = build_module(cfg, data.input_shape)
+    n_parameters = sum(p.numel() for p in module.parameters())
+    log.info("model: %s encoder + %s head, %s parameters", cfg.encoder, cfg.head, f"{n_parameters:,}")
     run_id = None
     if tracker is not None:
         tags = {"dataset_variant": data.variant, "dataset_source": data.source,
                 "seed": str(cfg.seed), "head": cfg.head, "loss": cfg.loss, **(extra_tags or {})}
-        params = {**cfg.flat_params(), "n_parameters": sum(p.numel() for p in module.parameters()),
+        params = {**cfg.flat_params(), "n_parameters": n_parameters,
                   "n_train_samples": len(batches["train"].index)}
         run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags,
                                    parent_run_id)
@@ -259,7 +262,8 @@ def run_training(
         tracker.set_tags(run_id, {"collapsed": str(collapsed).lower(),
                                   "initial_embedding_spread": f"{initial_spread:.6g}"})
         tracker.end_run(run_id)
-    return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs, collapsed)
+    return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs, collapsed,
+                     n_parameters)
 
 
 def _extra_evaluations(module: SiameseModule, data: ImageData | PairedData) -> dict[str, float]:

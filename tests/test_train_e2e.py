@@ -163,3 +163,5 @@ def test_cli_train_run(capsys, tmp_path):
     run_id = out.split("MLflow run:")[1].split()[0]
     run = Tracker(uri).client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.params["epochs"] == "2"
+    n = int(run.data.params["n_parameters"])
+    assert f"model: mlp encoder + euclidean head, {n:,} parameters" in out
