@@ -68,21 +68,21 @@ bench-mnist-full: $(STAMP) ## the whole MNIST grid on full MNIST (~2.5 h on 2 co
 bench-mnist-tune: $(STAMP) ## learning rate tuned per cell with equal TPE budgets and median pruning (~2 min)
 	$(SWEEP) benchmarks/mnist-tune.yaml
 
-bench-vectors: $(STAMP) $(C4_DATA) ## C4 on a C4-shaped pairs CSV (made from mnist-5k by PCA): baseline + every advice, report (~1 min)
+bench-vectors: $(STAMP) $(C4_DATA) ## C4 on a C4-shaped pairs CSV (made from mnist-5k by PCA): baseline + every advice, 10 seeds, report (~1.5 min)
 	$(SWEEP) benchmarks/vectors.yaml
 	$(BIN)/siamese-bench report c4-vectors --name vectors
 
 bench-mining: $(STAMP) ## C5: random vs batch-hard vs semi-hard triplets on mnist-5k (~2 min)
 	$(SWEEP) benchmarks/mining.yaml
 
-bench-sequences: $(STAMP) ## C5 on sequences: LSTM on JapaneseVowels and MNIST rows, concat/abs-diff + BCE vs triplet mining, report (~5 min)
+bench-sequences: $(STAMP) ## C5 on sequences: LSTM on JapaneseVowels and MNIST rows, concat/abs-diff + BCE vs triplet mining, report (~2.5 min)
 	$(SWEEP) benchmarks/sequences.yaml
 	$(BIN)/siamese-bench report c5-sequences --name sequences
 
 bench-sequences-full: $(STAMP) ## the sequence study with 10 seeds, 60 epochs and full MNIST rows (~2 h, estimated)
 	$(SWEEP) benchmarks/sequences-full.yaml
 
-bench-omniglot: $(STAMP) ## C6 (same alphabet: contrastive vs triplet, negative policies) and K1 (20-way one-shot) on Omniglot at 28 x 28, report (~15 min)
+bench-omniglot: $(STAMP) ## C6 (same alphabet: contrastive vs triplet, negative policies) and K1 (20-way one-shot) on Omniglot at 28 x 28, report (~13 min)
 	$(SWEEP) benchmarks/omniglot.yaml
 	$(SWEEP) benchmarks/oneshot.yaml
 	$(BIN)/siamese-bench report omniglot-c6 omniglot-k1 --name omniglot
@@ -93,7 +93,7 @@ bench-omniglot-full: $(STAMP) ## C6 at 105 x 105 (~3 h) and K1 with Koch's net a
 	$(BIN)/siamese-bench report omniglot-c6-full omniglot-k1-full --name omniglot-full
 
 ALL_STUDIES := mnist-ablation mnist-headline-full c4-vectors mnist-mining c5-sequences omniglot-c6 omniglot-k1
-bench-all: $(STAMP) ## every default benchmark (MNIST, vectors, mining, sequences, Omniglot) and one report of all claims
+bench-all: $(STAMP) ## every default benchmark (MNIST, vectors, mining, sequences, Omniglot) and one report of all claims (~31 min)
 	$(MAKE) --no-print-directory bench-mnist
 	$(MAKE) --no-print-directory bench-vectors
 	$(MAKE) --no-print-directory bench-mining
@@ -104,7 +104,7 @@ bench-all: $(STAMP) ## every default benchmark (MNIST, vectors, mining, sequence
 report-all: $(STAMP) ## rebuild reports/all/report.pdf (every claim) from the MLflow store
 	$(BIN)/siamese-bench report $(ALL_STUDIES) --name all
 
-regress: $(STAMP) $(C4_DATA) ## quick accuracy checks of C1-C4 against calibrated thresholds (~1 min)
+regress: $(STAMP) $(C4_DATA) ## quick accuracy checks of C1-C6 and K1 against calibrated thresholds (~2.5 min)
 	$(BIN)/siamese-bench regress benchmarks/claims.yaml
 
 bench-throughput: $(STAMP) ## pairs/s of siamese-bench vs a bare PyTorch loop (C1 config)
