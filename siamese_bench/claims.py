@@ -82,6 +82,9 @@ def measure(spec: ClaimsSpec, check: Check, seeds: list[int], data) -> list[floa
     values = []
     for seed in seeds:
         result = run_training(spec.config(check, seed), data=data, progress=False)
+        if check.metric not in result.metrics:
+            raise ConfigError(f"check {check.id}: the run logged no {check.metric!r} (see the warnings above); "
+                              f"logged: {', '.join(sorted(k for k in result.metrics if '/' in k))}")
         values.append(result.metrics[check.metric])
     return values
 
@@ -104,6 +107,13 @@ def regress(spec: ClaimsSpec) -> tuple[list[dict[str, Any]], int]:
         if check.threshold is None:
             raise ConfigError(f"{spec.path}: check {check.id} has no threshold; run calibration first")
         data = datasets[spec.config(check, 0).dataset]
+        calibrated_on = (check.calibration or {}).get("data")
+        if calibrated_on and data.variant != calibrated_on:  # e.g. a fallback to a data subset
+            failed += 1
+            rows.append({"check": check.id, "cell": ",".join(f"{k}={v}" for k, v in check.cell.items()),
+                         "metric": check.metric, "mean": float("nan"), "values": [],
+                         "rule": f"data {calibrated_on}", "result": "WRONG DATA", "data": data.variant})
+            continue
         values = measure(spec, check, spec.seeds, data)
         mean = statistics.fmean(values)
         ok = mean >= check.threshold if check.direction == "at_least" else mean <= check.threshold

@@ -169,6 +169,8 @@ def cmd_regress(args: argparse.Namespace) -> int:
     from siamese_bench.claims import calibrate, format_rows, load_claims, regress
 
     spec = load_claims(args.claims)
+    if args.only and not args.calibrate:
+        raise ConfigError("--only selects checks to calibrate: use it with --calibrate")
     if args.calibrate:
         calibrate(spec, set(args.only.split(",")) if args.only else None)
         print(f"thresholds written to {spec.path}")
@@ -228,8 +230,8 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
                      f"{result.accuracy:.2%} ({result.correct}/{result.trials})")
         if args.per_run:
             lines += [f"    {name}: {acc:.0%}" for name, acc in result.per_run.items()]
-        if not args.no_log:
-            tracker.log_metrics(run_id, result.metrics())
+        if not args.no_log:  # at the step of the run's final metrics, so the new value is the latest
+            tracker.log_metrics(run_id, result.metrics(), step=cfg.epochs)
     print("\n".join(lines))
     return 0
 

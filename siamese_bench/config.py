@@ -113,7 +113,8 @@ class TrainConfig:
                                   f"valid: {', '.join(accepted)}")
         try:  # option values: build once, on the meta device (no memory, no init cost), so bad values fail here
             with torch.device("meta"):
-                ENCODERS.get(self.encoder)(PROBE_INPUT_SHAPE, **self.encoder_options)
+                encoder = ENCODERS.get(self.encoder)
+                encoder(getattr(encoder, "PROBE_SHAPE", PROBE_INPUT_SHAPE), **self.encoder_options)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"encoder {self.encoder!r}: {err}") from None
         return self

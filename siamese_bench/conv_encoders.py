@@ -59,7 +59,7 @@ class KochEncoder(nn.Module):
     """Koch, Zemel and Salakhutdinov (2015): Conv(64, 10x10) -> pool -> Conv(128, 7x7) -> pool
     -> Conv(128, 4x4) -> pool -> Conv(256, 4x4) -> Dense(4096, sigmoid), relu between, on
     105 x 105 inputs (38.9M parameters at width 1). `width` multiplies every channel count
-    and the dense width, so width=0.25 (2.5M parameters) fits a CPU budget; at least 80 x 80
+    and the dense width, so width=0.25 (2.4M parameters) fits a CPU budget; at least 80 x 80
     pixels are needed for the four valid convolutions."""
 
     MIN_SIZE = 80

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from siamese_bench.data.omniglot import OmniglotUnavailable, decode_png, find_archive, to_float
+from siamese_bench.data.omniglot import OmniglotUnavailable, decode_png, download_archive, find_archive, to_float
 
 RUNS_ARCHIVE = "all_runs.zip"
 Dissimilarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (P, ...) x (P, ...) -> (P,)
@@ -82,8 +82,16 @@ def _read_runs(path: Path | str, size: int) -> list[OneShotRun]:
 
 
 def official_runs(size: int) -> list[OneShotRun]:
-    """The 20 official runs from the first verified all_runs.zip (see data.omniglot)."""
-    return load_runs(find_archive(RUNS_ARCHIVE), size)
+    """The 20 official runs from the first verified all_runs.zip (see data.omniglot), else from
+    a download of Lake's copy; OmniglotUnavailable naming every place tried."""
+    try:
+        path = find_archive(RUNS_ARCHIVE)
+    except OmniglotUnavailable as err:
+        try:
+            path = download_archive(RUNS_ARCHIVE)
+        except Exception as download_err:  # noqa: BLE001  (any download failure: report both)
+            raise OmniglotUnavailable(f"{err}; download: {type(download_err).__name__}: {download_err}") from None
+    return load_runs(path, size)
 
 
 def score(runs: list[OneShotRun], dissimilarity: Dissimilarity) -> OneShotResult:

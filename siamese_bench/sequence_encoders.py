@@ -21,6 +21,8 @@ class LSTMEncoder(nn.Module):
     """C5's sequence example: a shared LSTM(32); the embedding is the final hidden state of
     the last layer at each sequence's own last real step, (B, T, F + 1) -> (B, units)."""
 
+    PROBE_SHAPE = (29, 13)  # what config validation builds it on: sequences, not images
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
@@ -29,7 +31,7 @@ class LSTMEncoder(nn.Module):
         dropout: float = 0.0,  # between stacked layers only (PyTorch's LSTM dropout)
     ) -> None:
         super().__init__()
-        if len(input_shape) < 2 or input_shape[-1] < 2:
+        if len(input_shape) != 2 or input_shape[-1] < 2:
             raise ValueError(f"input shape {tuple(input_shape)}: expected (T, F + 1) with at least one "
                              "feature plus the mask feature")
         for name, value in (("units", units), ("layers", layers)):

@@ -16,7 +16,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from siamese_bench.config import TrainConfig
+from siamese_bench.config import ConfigError, TrainConfig
 from siamese_bench.data import ImageData, PairedData, load_dataset, split_validation
 from siamese_bench.data.base import DataUnavailable, stratified_split
 from siamese_bench.data.vectors import PairTable
@@ -213,7 +213,12 @@ def run_training(
     started = time.perf_counter()
     data = data or load_dataset(cfg.dataset)
     batches = build_batches(cfg, data, LOSSES.get(cfg.loss).sampling)
-    module = build_module(cfg, data.input_shape)
+    try:  # a forward pass on a real batch: an encoder that cannot take this data fails here, named
+        module = build_module(cfg, data.input_shape)
+        initial_spread = embedding_spread(module, batches["val"])
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(f"--encoder {cfg.encoder} cannot take --dataset {cfg.dataset} (inputs of shape "
+                          f"{tuple(data.input_shape)}): {str(err).splitlines()[0][:200]}") from None
     n_parameters = sum(p.numel() for p in module.parameters())
     log.info("model: %s encoder + %s head, %s parameters", cfg.encoder, cfg.head, f"{n_parameters:,}")
     run_id = None
@@ -225,12 +230,12 @@ def run_training(
         run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags,
                                    parent_run_id)
     recorder = EpochRecorder(tracker, run_id)
-    initial_spread = embedding_spread(module, batches["val"])
     trainer = make_trainer(cfg, [recorder, *_early_stopping(cfg), *callbacks], progress, len(batches["train"]))
     status = "FAILED"
     try:
         trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])
         trainer.test(module, dataloaders=[batches["train_eval"], batches["test"]], verbose=False)
+        extra = _extra_evaluations(module, data)
         status = "FINISHED"
     except BaseException as err:
         # Lightning turns Ctrl-C into SystemExit(1); pruning sets its own status.
@@ -246,7 +251,7 @@ def run_training(
                if k.startswith(("test/", "train_eval/"))}
     if recorder.history:
         metrics.update({k: v for k, v in recorder.history[-1].items() if k.startswith("val/")})
-    metrics.update(_extra_evaluations(module, data))
+    metrics.update(extra)
     triplet_margin = cfg.margin if LOSSES.get(cfg.loss).sampling == "triplets" else None
     collapsed = is_collapsed(initial_spread, recorder.history, triplet_margin)
     metrics["collapsed"] = float(collapsed)

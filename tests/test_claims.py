@@ -87,6 +87,17 @@ def test_calibrate_only_named_checks_and_unknown_names(tmp_path, capsys):
     assert "no check C9" in capsys.readouterr().err
 
 
+def test_data_other_than_the_calibration_data_fails_without_training(tmp_path, capsys):
+    path = write(tmp_path, 0.5, 0.9)
+    raw = yaml.safe_load(path.read_text())
+    raw["checks"][0]["calibration"] = {"data": "mnist-full", "mean": 0.9, "sd": 0.01, "n": 10}
+    path.write_text(yaml.safe_dump(raw))
+    rows, failed = regress(load_claims(path))
+    assert failed >= 1 and rows[0]["result"] == "WRONG DATA" and rows[0]["data"] == "digits"
+    assert main(["regress", "--only", "C1", str(path)]) == 2
+    assert "--only selects checks to calibrate" in capsys.readouterr().err
+
+
 def test_uncalibrated_check_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="no threshold"):
         regress(load_claims(write(tmp_path, "null", 0.7)))

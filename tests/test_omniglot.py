@@ -37,10 +37,10 @@ def omniglot_dir(monkeypatch):
     def use(folder: Path) -> None:
         monkeypatch.setenv("SIAMESE_BENCH_OMNIGLOT_DIR", str(folder))
         monkeypatch.setattr(omniglot, "DOWNLOAD_URL", "http://127.0.0.1:9/")  # offline: fail fast
-        omniglot.load_archives.cache_clear()
+        omniglot._load_archives.cache_clear()
 
     yield use
-    omniglot.load_archives.cache_clear()
+    omniglot._load_archives.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +48,10 @@ def full():
     """The full set at 28 x 28 from the shared copy (decoded once, then cached in datasets/)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SIAMESE_BENCH_OMNIGLOT_DIR", str(SHARED))
-        omniglot.load_archives.cache_clear()
+        omniglot._load_archives.cache_clear()
         data = load_dataset("omniglot:28")
         chars = load_dataset("omniglot-chars:28")
-        omniglot.load_archives.cache_clear()
+        omniglot._load_archives.cache_clear()
     return data, chars
 
 
@@ -197,17 +197,20 @@ def test_koch_width_scales_and_size_is_checked():
         TrainConfig(encoder="koch", encoder_options={"width": -1}).validate()
 
 
-def test_distance_bn_dense_is_monotone_in_the_distance():
+def test_distance_bn_dense_sees_only_the_distance():
+    """C6's head rescales the Euclidean distance: pairs at the same distance get the same score,
+    wherever they lie and in whichever direction they differ."""
+    torch.manual_seed(0)
     head = HEADS.get("distance-bn-dense")(4)
-    a = torch.zeros(6, 4)
-    b = torch.zeros(6, 4)
-    b[:, 0] = torch.arange(6).float()
     head.train()
-    head(a, b)  # one batch of statistics
+    head(torch.randn(32, 4), torch.randn(32, 4))  # batch statistics
     head.eval()
-    d = head(a, b).dissimilarity
-    diffs = d.diff()
-    assert (diffs >= 0).all() or (diffs <= 0).all()
+    a = torch.randn(5, 4)
+    step = torch.nn.functional.normalize(torch.randn(5, 4), dim=1) * 1.5  # every pair 1.5 apart
+    d = head(a, a + step).dissimilarity
+    assert torch.allclose(d, d[0].expand(5), atol=1e-6)
+    far = head(a, a + 3 * step).dissimilarity
+    assert not torch.allclose(far, d)
 
 
 # ---------------------------------------------------------------- one-shot scoring
@@ -318,3 +321,18 @@ def test_conv4_is_the_few_shot_backbone():
     assert ENCODERS.get("conv4")((1, 28, 28), channels=32).out_features == 32
     with pytest.raises(ValueError, match="at least 16 x 16"):
         ENCODERS.get("conv4")((1, 8, 8))
+
+
+def test_the_official_one_shot_runs_are_never_training_images():
+    """Leakage guard: every image of all_runs.zip is an evaluation image, none a background one."""
+    import hashlib
+
+    def digests(images) -> set[str]:
+        return {hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest() for img in images}
+
+    with zipfile.ZipFile(SHARED / "all_runs.zip") as z:
+        runs = digests(omniglot.decode_png(z.read(n)) for n in z.namelist() if n.endswith(".png"))
+    background = digests(omniglot.read_archive(str(SHARED / "images_background.zip")).images.numpy())
+    evaluation = digests(omniglot.read_archive(str(SHARED / "images_evaluation.zip")).images.numpy())
+    assert len(runs) > 700  # 800 images, a few duplicates possible
+    assert runs.isdisjoint(background) and runs <= evaluation

@@ -570,13 +570,18 @@ def test_results_table_names_collapsed_runs_and_shows_one_shot():
 def test_k1_below_the_bar_on_a_reduced_setup_is_not_a_contradiction():
     from siamese_bench.report.findings import findings
 
-    def k1(encoder, acc):
-        return [_run("head=abs-diff-dense,loss=bce", s, 0.8, start=s, loss="bce", variant="omniglot-full-28",
-                     params={"encoder": encoder}, metrics={"oneshot/acc": acc + s / 100}) for s in (0, 1, 2)]
+    def k1(encoder, acc, variant="omniglot-full-28", width="1.0"):
+        return [_run("head=abs-diff-dense,loss=bce", s, 0.8, start=s, loss="bce", variant=variant,
+                     params={"encoder": encoder, "encoder.width": width}, metrics={"oneshot/acc": acc + s / 100})
+                for s in (0, 1, 2)]
 
     (small,) = [f for f in findings(_studies({"k": k1("cnn-small", 0.28)}, ["k"])) if f.row.id == "K1"]
     assert small.verdict == INCONCLUSIVE and "reduced setup" in small.reason
-    (koch,) = [f for f in findings(_studies({"k": k1("koch", 0.28)}, ["k"])) if f.row.id == "K1"]
+    narrow = k1("koch", 0.28, variant="omniglot-full-105", width="0.25")  # Koch's layers, a quarter wide
+    (koch,) = [f for f in findings(_studies({"k": narrow}, ["k"])) if f.row.id == "K1"]
+    assert koch.verdict == INCONCLUSIVE
+    full = k1("koch", 0.28, variant="omniglot-full-105")
+    (koch,) = [f for f in findings(_studies({"k": full}, ["k"])) if f.row.id == "K1"]
     assert koch.verdict == CONTRADICTED
     (good,) = [f for f in findings(_studies({"k": k1("cnn-small", 0.85)}, ["k"])) if f.row.id == "K1"]
     assert good.verdict == REPRODUCED  # reaching the bar with less is still a reproduction

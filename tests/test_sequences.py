@@ -103,9 +103,23 @@ def test_mnist_rows_keeps_the_fallback_visible(monkeypatch):
 
 # --- the encoder ----------------------------------------------------------------------------------
 
-def test_lstm_builds_on_the_config_probe_shape():
-    enc = LSTMEncoder(PROBE_INPUT_SHAPE)
-    assert enc.out_features == 32 and enc.in_features == PROBE_INPUT_SHAPE[-1] - 1  # the last is the mask
+def test_lstm_takes_sequence_shapes_only():
+    enc = LSTMEncoder(LSTMEncoder.PROBE_SHAPE)
+    assert enc.out_features == 32 and enc.in_features == LSTMEncoder.PROBE_SHAPE[-1] - 1  # the last is the mask
+    with pytest.raises(ValueError, match="expected"):
+        LSTMEncoder(PROBE_INPUT_SHAPE)  # an image shape
+    TrainConfig(dataset="japanese-vowels", encoder="lstm").validate()  # validation probes with a sequence
+
+
+@pytest.mark.parametrize(("dataset", "encoder"), [("digits", "lstm"), ("japanese-vowels", "cnn-small")])
+def test_an_encoder_that_cannot_take_the_data_is_one_clear_error_before_tracking(dataset, encoder, tmp_path):
+    from siamese_bench.tracking import Tracker
+    from siamese_bench.train import run_training
+
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlruns.db")
+    with pytest.raises(ConfigError, match=f"--encoder {encoder} cannot take --dataset {dataset}"):
+        run_training(TrainConfig(dataset=dataset, encoder=encoder, epochs=1), tracker=tracker, progress=False)
+    assert tracker.client.search_experiments(filter_string="name = 'siamese-bench-train'") == []  # no run left
 
 
 @pytest.mark.parametrize("options, message", [
@@ -120,8 +134,9 @@ def test_lstm_bad_options(options, message):
 
 
 def test_lstm_rejects_images():
+    enc = LSTMEncoder((28, 29))
     with pytest.raises(ValueError, match="sequence dataset"):
-        LSTMEncoder((1, 28, 28))(torch.zeros(2, 1, 28, 28))
+        enc(torch.zeros(2, 1, 28, 28))
 
 
 def test_lstm_output_does_not_depend_on_padding(gen):

@@ -37,6 +37,7 @@ from siamese_bench.data.base import DATASETS, DataUnavailable, ImageData, data_h
 log = logging.getLogger(__name__)
 
 NATIVE_SIZE = 105
+DECODE_VERSION = 1  # part of the decoded cache's name: bump when decoding or labelling changes
 ORDER_SEED = 0  # fixed shuffle of the images within each class: see _shuffled_within_class
 # sha256 of the copies described in ../shared/datasets/omniglot/README.md (re-zipped, so they
 # differ from the official archives), and the official archives' md5 (torchvision's).
@@ -52,6 +53,7 @@ OFFICIAL_MD5 = {
     "images_evaluation.zip": "6b91aef0f799c5bb55b94e3f2daec811",
 }
 DOWNLOAD_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"
+RUNS_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/one-shot-classification/"
 DOWNLOAD_TIMEOUT = 20  # seconds; an offline machine should fall back quickly
 FULL = ("images_background.zip", "images_evaluation.zip")
 SMALL = ("images_background_small1.zip", "images_background_small2.zip")
@@ -89,10 +91,10 @@ def verified(path: Path) -> Path:
     return path
 
 
-def find_archive(name: str) -> Path:
-    """The first verified copy of archive `name` among the candidate folders."""
+def find_archive(name: str, folders: tuple[Path, ...] | None = None) -> Path:
+    """The first verified copy of archive `name` among `folders` (default: the candidate folders)."""
     problems = []
-    for folder in candidate_dirs():
+    for folder in folders if folders is not None else candidate_dirs():
         try:
             return verified(folder / name)
         except OmniglotUnavailable as err:
@@ -100,11 +102,13 @@ def find_archive(name: str) -> Path:
     raise OmniglotUnavailable("; ".join(problems))
 
 
-def _download(name: str) -> Path:
+def download_archive(name: str) -> Path:
+    """Lake's copy of archive `name` into datasets/omniglot/, verified."""
     target = data_home() / "omniglot" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".part")
-    with urllib.request.urlopen(DOWNLOAD_URL + name, timeout=DOWNLOAD_TIMEOUT) as response, \
+    base = RUNS_URL if name == "all_runs.zip" else DOWNLOAD_URL
+    with urllib.request.urlopen(base + name, timeout=DOWNLOAD_TIMEOUT) as response, \
             open(partial, "wb") as out:
         shutil.copyfileobj(response, out)
     partial.replace(target)
@@ -118,7 +122,7 @@ def decode_png(raw: bytes) -> np.ndarray:
 
 def _cache_file(path: str) -> Path:
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    return data_home() / "omniglot" / "decoded" / f"{Path(path).stem}-{digest}.npz"
+    return data_home() / "omniglot" / "decoded" / f"{Path(path).stem}-{digest}-v{DECODE_VERSION}.npz"
 
 
 @lru_cache(maxsize=8)
@@ -189,18 +193,23 @@ def _parse_size(argument: str) -> int:
     return int(argument)
 
 
-@lru_cache(maxsize=2)
 def load_archives() -> tuple[Glyphs, Glyphs, str]:
     """(train archive, test archive, variant): the full background/evaluation pair if any
-    copy verifies, else the two small background sets, loudly."""
+    copy verifies, else the two small background sets, loudly. Cached per set of folders, so a
+    changed SIAMESE_BENCH_OMNIGLOT_DIR is looked at afresh."""
+    return _load_archives(tuple(candidate_dirs()))
+
+
+@lru_cache(maxsize=2)
+def _load_archives(folders: tuple[Path, ...]) -> tuple[Glyphs, Glyphs, str]:
     problems = []
     try:
-        paths = [find_archive(name) for name in FULL]
+        paths = [find_archive(name, folders) for name in FULL]
         return read_archive(str(paths[0])), read_archive(str(paths[1])), "omniglot-full"
     except OmniglotUnavailable as err:
         problems.append(str(err))
     try:
-        paths = [_download(name) for name in FULL]
+        paths = [download_archive(name) for name in FULL]
         return read_archive(str(paths[0])), read_archive(str(paths[1])), "omniglot-full"
     except Exception as err:  # noqa: BLE001  (any download failure means: fall back)
         problems.append(f"download from {DOWNLOAD_URL}: {type(err).__name__}: {err}")
@@ -208,7 +217,7 @@ def load_archives() -> tuple[Glyphs, Glyphs, str]:
                 "sets (train = small1, test = small2). Set SIAMESE_BENCH_OMNIGLOT_DIR to a folder with "
                 "images_background.zip and images_evaluation.zip. Tried: %s", "; ".join(problems))
     try:
-        paths = [find_archive(name) for name in SMALL]
+        paths = [find_archive(name, folders) for name in SMALL]
     except OmniglotUnavailable as err:
         raise OmniglotUnavailable(f"no Omniglot archives found: {'; '.join(problems)}; {err}") from None
     return read_archive(str(paths[0])), read_archive(str(paths[1])), "omniglot-small"

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from siamese_bench.report.load import Study, match, rank_cells, variant_rank
-from siamese_bench.report.stats import UNIT, Interval, Paired, paired_comparison, t_interval
+from siamese_bench.report.stats import MIN_SEEDS_TO_TELL, UNIT, Interval, Paired, paired_comparison, t_interval
 from siamese_bench.report.tables import Table
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
@@ -182,8 +182,9 @@ RULES: dict[str, Rule] = {
                     f"smaller one falling short is inconclusive); else (or n < {MIN_SEEDS}) inconclusive", _oneshot),
     # Comparison rows (ClaimRow.versus): judged on seed-paired differences, see judge_comparison.
     "better": Rule("reproduced if the paired difference (claimed better − compared cell) has a 95 % CI above 0; "
-                   f"contradicted if below 0; else (or fewer than {MIN_SEEDS} paired seeds) inconclusive; decided on "
-                   "the preferred data variant, inconclusive when another variant gives the opposite verdict",
+                   f"contradicted if below 0; else (or fewer than {MIN_SEEDS_TO_TELL} paired seeds) inconclusive; "
+                   "decided on the preferred data variant, inconclusive when another variant gives the opposite "
+                   "verdict",
                    lambda ev: (INCONCLUSIVE, "judged on the paired difference")),
 }
 METRIC_NAMES = {"test/auc": "test ROC AUC", "test/acc_tuned": "test acc at the validation threshold",
@@ -253,7 +254,7 @@ def _c4(short: str, advice: str, cell: str, source: str = C4_SOURCE) -> ClaimRow
     return ClaimRow(f"C4 {short}", advice, source, {"cell": cell}, "better", variants=C4_DATA, versus=C4_BASE)
 
 
-SEQUENCES = ("japanese-vowels", "mnist-rows", "mnist-5k-rows")
+SEQUENCES = ("japanese-vowels", "mnist-full-rows", "mnist-5k-rows")
 MINING_DATA = ("mnist-full", "mnist-5k", *SEQUENCES)
 OMNIGLOT = ("omniglot-full-*",)
 TRIPLET_ANY = {"loss": "triplet", "head": "euclidean", "param.triplet_negatives": "any",
@@ -296,8 +297,9 @@ CLAIMS += [
     ClaimRow("K1", "Koch et al.'s siamese net (|a − b| -> weighted sigmoid, BCE) classifies 20-way one-shot",
              "about 92 % on Lake's 20 evaluation runs (re-implementations 70-93 %); 105 x 105, 30 background "
              "alphabets, affine distortions", {"head": "abs-diff-dense", "loss": "bce"}, "oneshot",
-             variants=OMNIGLOT, faithful={"param.encoder": "koch"},
-             reduced_note="not Koch's network: a smaller encoder, and no affine distortions"),
+             variants=OMNIGLOT, faithful={"param.encoder": "koch", "param.encoder.width": "1.0",
+                                          "dataset_variant": "omniglot-full-105"},
+             reduced_note="not Koch's full-width network on 105 x 105 images"),
 ]
 ALL_CLAIM_IDS = ("C1", "C2", "C3", "C4", "C5", "C6", "K1")
 
@@ -413,7 +415,7 @@ def _paired_on(row: ClaimRow, ev: Evidence, study: Study) -> tuple[Paired, str] 
 
 
 def _paired_verdict(p: Paired) -> str:
-    if p.n < MIN_SEEDS or not p.diff.has_interval:
+    if not p.enough or not p.diff.has_interval:
         return INCONCLUSIVE
     return REPRODUCED if p.diff.lo > 0 else CONTRADICTED if p.diff.hi < 0 else INCONCLUSIVE
 
@@ -438,14 +440,14 @@ def judge_comparison(row: ClaimRow, evidence: list[Evidence], studies: list[Stud
             diff += f" [{p.diff.lo * scale:+.{digits}f}, {p.diff.hi * scale:+.{digits}f}]"
         verdict = _paired_verdict(p)
         why = {REPRODUCED: "CI above 0", CONTRADICTED: "CI below 0"}.get(
-            verdict, "no interval" if not p.diff.has_interval or p.n < MIN_SEEDS else "CI contains 0")
+            verdict, "too few paired seeds" if not p.enough or not p.diff.has_interval else "CI contains 0")
         text = (f"on {ev.variant} ({ev.study}), {name}: {p.mean_b * scale:.{digits}f} vs {p.mean_a * scale:.{digits}f} "
                 f"({versus_cell}), difference {diff} over {p.n} paired seeds: {why}")
         judged.append((ev, verdict, text, p, versus_cell))
     if not judged:
         return (evidence[0] if evidence else None), INCONCLUSIVE, \
             "the compared cell did not run on the same data", None, ""
-    decisive = next((j for j in judged if j[3].n >= MIN_SEEDS), judged[0])
+    decisive = next((j for j in judged if j[3].enough), judged[0])
     ev, verdict, _, p, versus_cell = decisive
     reason = "; ".join(j[2] for j in judged)
     opposite = {REPRODUCED: CONTRADICTED, CONTRADICTED: REPRODUCED}.get(verdict)

@@ -28,7 +28,7 @@ CURVE_METRICS = ("val/auc", "train/loss")
 # Preferred evidence first: full MNIST, then the subset, then the tiny offline set; Omniglot
 # at its native size first; full sequence sets before subsets.
 VARIANT_ORDER = ("mnist-full", "mnist-5k", "digits", "omniglot-full-105", "omniglot-full-52", "omniglot-full-35",
-                 "omniglot-full-28", "japanese-vowels", "mnist-rows", "mnist-5k-rows")
+                 "omniglot-full-28", "japanese-vowels", "mnist-full-rows", "mnist-5k-rows")
 PARAM_COLUMNS = ("encoder", "optimizer", "lr", "batch_size", "init", "triplet_negatives", "triplet_mining")
 
 
