@@ -31,6 +31,14 @@ GRID = """
     seeds: [0]
 """
 
+ONE_CELL = """
+    name: {name}
+    base: {{dataset: digits, epochs: {epochs}}}
+    factors:
+      head: [euclidean]
+    seeds: [0]
+"""
+
 
 def make_spec(tmp_path: Path, name: str, epochs: int, text: str = GRID) -> Path:
     path = tmp_path / f"{name}.yaml"
@@ -175,17 +183,10 @@ def test_a_spec_that_gains_seeds_and_cells_resumes_with_only_the_new_points(tmp_
     """Extending a study (more seeds for tighter intervals, one more cell) must not fail on
     Optuna's frozen categorical choices, and must not re-run what finished."""
     storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
-    small = """
-        name: {name}
-        base: {{dataset: digits, epochs: {epochs}}}
-        factors:
-          head: [euclidean]
-        seeds: [0]
-    """
-    first = Sweep(load_spec(make_spec(tmp_path, "grow", 1, small)), storage, Tracker(uri), workers=1,
+    first = Sweep(load_spec(make_spec(tmp_path, "grow", 1, ONE_CELL)), storage, Tracker(uri), workers=1,
                   progress=False).run()
     assert first.completed == 1
-    bigger = small.replace("[euclidean]", "[euclidean, abs-diff-dense]").replace("seeds: [0]", "seeds: [0, 1]")
+    bigger = ONE_CELL.replace("[euclidean]", "[euclidean, abs-diff-dense]").replace("seeds: [0]", "seeds: [0, 1]")
     second = Sweep(load_spec(make_spec(tmp_path, "grow", 1, bigger)), storage, Tracker(uri), workers=1,
                    progress=False).run()
     assert second.completed == 3 and second.failed == 0
@@ -199,14 +200,7 @@ def test_a_trial_popped_but_never_claimed_is_recovered(tmp_path):
     """A sweep that crashes between ask() and recording its PID leaves a RUNNING trial with no
     owner; the next sweep must fail it and run its point, not wait for it forever."""
     storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
-    small = """
-        name: {name}
-        base: {{dataset: digits, epochs: {epochs}}}
-        factors:
-          head: [euclidean]
-        seeds: [0]
-    """
-    spec = load_spec(make_spec(tmp_path, "orphan", 1, small))
+    spec = load_spec(make_spec(tmp_path, "orphan", 1, ONE_CELL))
     sweep = Sweep(spec, storage, Tracker(uri), workers=1, progress=False)
     study = sweep.grid_study()
     study.enqueue_trial({}, user_attrs={"cell": "head=euclidean", "seed": 0, "head": "euclidean"})
