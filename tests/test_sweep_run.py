@@ -204,8 +204,15 @@ def test_a_trial_popped_but_never_claimed_is_recovered(tmp_path):
     sweep = Sweep(spec, storage, Tracker(uri), workers=1, progress=False)
     study = sweep.grid_study()
     study.enqueue_trial({}, user_attrs={"cell": "head=euclidean", "seed": 0, "head": "euclidean"})
-    study.ask()  # popped, then the "crash": no owner recorded, never told
-    summary = Sweep(spec, storage, Tracker(uri), workers=1, progress=False).run()
+    trial = study.ask()  # popped, then the "crash": no owner recorded, never told
+    # ... after the parent had started the trial's MLflow run but before linking it to the trial
+    tracker = Tracker(uri)
+    orphan_run = tracker.start_run("orphan", "head=euclidean seed=0", {}, {"optuna_study": "orphan",
+                                                                           "optuna_trial": str(trial.number)})
+    summary = Sweep(spec, storage, tracker, workers=1, progress=False).run()
     assert summary.stale == 1 and summary.completed == 1
     states = sorted(t.state.name for t in load(storage, "orphan").trials)
     assert states == ["COMPLETE", "FAIL"]
+    assert tracker.client.get_run(orphan_run).info.status == "KILLED"
+    _, parents, _ = child_runs(uri, "orphan")
+    assert [p.info.status for p in parents] == ["FINISHED"]  # the study's own run is not an orphan

@@ -218,14 +218,24 @@ class Sweep:
         return run_id
 
     def recover(self, study: optuna.Study) -> None:
+        """Fail the trials a killed sweep left RUNNING, then end as KILLED every MLflow run of
+        this study still RUNNING for a trial that is not: found by the run's tags, so a run
+        started just before the kill, and not yet linked to its trial, is closed too."""
         for trial in fail_stale_trials(study):
             self.summary.stale += 1
-            run_id = trial.user_attrs.get("mlflow_run_id")
-            if run_id:
-                self.tracker.end_run(run_id, "KILLED")
-                self.tracker.set_tags(run_id, {"optuna_state": "FAIL", "fail_reason": "sweep process died"})
             log.warning("trial %d of %s was left RUNNING by a killed sweep: marked FAIL, will re-run",
                         trial.number, study.study_name)
+        experiment = self.tracker.client.get_experiment_by_name(self.spec.name)
+        if experiment is None:
+            return
+        running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        orphans = self.tracker.client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"attributes.status = 'RUNNING' and tags.optuna_study = '{study.study_name}'")
+        for run in orphans:  # trial runs only: the study's parent run carries no optuna_trial
+            if "optuna_trial" in run.data.tags and int(run.data.tags["optuna_trial"]) not in running:
+                self.tracker.end_run(run.info.run_id, "KILLED")
+                self.tracker.set_tags(run.info.run_id, {"optuna_state": "FAIL", "fail_reason": "sweep process died"})
 
     # -- running ---------------------------------------------------------------------------
     def run(self) -> SweepSummary:
