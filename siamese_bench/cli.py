@@ -19,6 +19,7 @@ from siamese_bench.optim import INITS, OPTIMIZERS
 from siamese_bench.registry import UnknownNameError
 from siamese_bench.report.cli import register as register_report
 from siamese_bench.samplers import NEGATIVE_POLICIES
+from siamese_bench.sweep.retry import StorageUnavailable
 from siamese_bench.tracking import TrackingError
 
 log = logging.getLogger("siamese_bench")
@@ -92,7 +93,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def add_tracking_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("tracking")
     g.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
-                   "else sqlite:///./mlruns.db)")
+                   "else sqlite:///./mlruns.db); http://HOST:PORT for a server (make services-up starts one)")
+    g.add_argument("--system-metrics", action="store_true",
+                   help="record MLflow's CPU, memory and GPU samples (every 5 s) with each run")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -100,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from siamese_bench.train import DEFAULT_EXPERIMENT, run_training
 
     cfg = config_from_args(args)
-    tracker = None if args.no_track else Tracker(args.tracking_uri)
+    tracker = None if args.no_track else Tracker(args.tracking_uri, system_metrics=args.system_metrics)
     result = run_training(cfg, tracker=tracker, experiment=args.experiment or DEFAULT_EXPERIMENT,
                           progress=not args.no_progress)
     print(format_result(result))
@@ -128,9 +131,10 @@ def format_result(result) -> str:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from siamese_bench.redact import mask_url
     from siamese_bench.sweep.runner import Sweep, available_cores
     from siamese_bench.sweep.spec import load_spec
-    from siamese_bench.sweep.storage import resolve_storage_url
+    from siamese_bench.sweep.storage import Heartbeats, resolve_storage_url
     from siamese_bench.sweep.table import cell_table, format_cell_table, trials_frame
     from siamese_bench.tracking import Tracker
 
@@ -151,12 +155,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     storage = resolve_storage_url(args.storage)
-    sweep = Sweep(spec, storage, Tracker(args.tracking_uri), workers, progress=not args.no_progress)
+    heartbeats = Heartbeats(args.heartbeat, args.grace)
+    tracker = Tracker(args.tracking_uri, system_metrics=args.system_metrics, outage=args.outage)
+    sweep = Sweep(spec, storage, tracker, workers, progress=not args.no_progress, heartbeats=heartbeats,
+                  outage=args.outage)
     summary = sweep.run()
     study = sweep.grid_study()
     factors = spec.cell_keys()
-    print(f"\nstudy {spec.name} ({storage}): {summary.completed} trials finished, {summary.failed} failed, "
-          f"{summary.pruned} pruned, {summary.stale} recovered from a killed run, {summary.seconds:.0f} s")
+    print(f"\nstudy {spec.name} ({mask_url(storage)}): this sweep finished {summary.completed} trials, "
+          f"{summary.failed} failed, {summary.pruned} pruned, {summary.stale} recovered from a dead sweep, "
+          f"{summary.seconds:.0f} s; study {'done' if summary.study_done else 'not done (other sweeps still run)'}")
     if summary.tune_epochs_budget:
         saved = summary.tune_epochs_budget - summary.tune_epochs_run
         print(f"tuning: pruning ran {summary.tune_epochs_run} of {summary.tune_epochs_budget} epochs "
@@ -258,11 +266,23 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run every cell x seed of a study spec once, in parallel worker "
                            "processes, tracked in MLflow (a parent run per study, a child run per trial). "
                            "Running the same command again resumes: finished trials are kept, trials of "
-                           "a killed run are marked failed and re-run.")
+                           "a killed run are marked failed and re-run. Several sweeps of one spec on one "
+                           "storage (PostgreSQL for several machines) share the work: each cell x seed is "
+                           "trained once, and a sweep that dies is detected and its points re-run.")
     sweep.add_argument("spec", help="study spec (YAML), e.g. benchmarks/mnist.yaml")
     sweep.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     sweep.add_argument("--storage", help="Optuna storage: a journal file path (default ./optuna.journal, "
-                       "or $SIAMESE_BENCH_STORAGE) or an RDB URL such as postgresql://user@host/db")
+                       "or $SIAMESE_BENCH_STORAGE; one machine) or postgresql://USER:PASSWORD@HOST:PORT/DB "
+                       "(several machines: start the same command on each; make services-up starts a server)")
+    sweep.add_argument("--heartbeat", type=int, default=10, metavar="SECONDS",
+                       help="PostgreSQL storage: how often this sweep records that its trials are alive "
+                       "(default %(default)s)")
+    sweep.add_argument("--grace", type=int, default=60, metavar="SECONDS",
+                       help="PostgreSQL storage: a trial silent this long belongs to a dead machine; it fails "
+                       "and its point re-runs (default %(default)s; keep it above the longest outage)")
+    sweep.add_argument("--outage", type=float, default=300, metavar="SECONDS",
+                       help="how long to wait for an unreachable database or tracking server before "
+                       "stopping (default %(default)s); finished trials are kept either way")
     sweep.add_argument("--dry-run", action="store_true", help="list the cells and exclusions, run nothing")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_tracking_arguments(sweep)
@@ -329,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, TrackingError, UnknownNameError, CSVFormatError, DataUnavailable,
-            OneShotFormatError) as err:
+            OneShotFormatError, StorageUnavailable) as err:
         print(f"siamese-bench: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

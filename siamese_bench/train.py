@@ -4,6 +4,7 @@ tracked in MLflow (params, per-epoch curves, final metrics, tags, test distances
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import tempfile
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -196,6 +198,19 @@ def _early_stopping(cfg: TrainConfig) -> list[pl.Callback]:
                           patience=cfg.early_stopping_patience)]
 
 
+def dataset_input(data: ImageData | PairedData, split_sizes: dict[str, int]) -> dict[str, Any]:
+    """What MLflow records as the run's input dataset: name, content digest, source, sizes."""
+    digest = hashlib.sha256()
+    tensors = ((data.x_train, data.y_train, data.x_test, data.y_test) if isinstance(data, ImageData) else
+               (data.train.left, data.train.right, data.train.y, data.test.left, data.test.right, data.test.y))
+    for t in tensors:
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    sizes = ({"train_images": len(data.y_train), "test_images": len(data.y_test)} if isinstance(data, ImageData)
+             else {"train_pairs": len(data.train.y), "test_pairs": len(data.test.y)})
+    return {"name": data.variant, "digest": digest.hexdigest()[:16], "source": data.source,
+            "sizes": {**sizes, **{f"{k}_items": v for k, v in split_sizes.items()}}}
+
+
 def run_training(
     cfg: TrainConfig,
     *,
@@ -229,6 +244,7 @@ def run_training(
                   "n_train_samples": len(batches["train"].index)}
         run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags,
                                    parent_run_id)
+        tracker.log_dataset(run_id, dataset_input(data, {k: len(b.index) for k, b in batches.items()}))
     recorder = EpochRecorder(tracker, run_id)
     trainer = make_trainer(cfg, [recorder, *_early_stopping(cfg), *callbacks], progress, len(batches["train"]))
     status = "FAILED"

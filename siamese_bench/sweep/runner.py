@@ -1,6 +1,15 @@
-"""The sweep: the parent process owns the Optuna studies and the MLflow store; worker
-processes train. Resumable: finished trials are kept, trials of a killed sweep are marked
-failed and their cells re-run, and each cell x seed completes exactly once.
+"""The sweep: claims grid points from the Optuna study, trains them in worker processes, and
+records every run in MLflow. Any number of sweeps, on one machine or many, can work on one
+study at once:
+
+- claiming a point, recovering the trials of a dead sweep, and creating or ending the study's
+  MLflow parent run happen under one lock per study held in the database (storage.study_lock),
+  so no two sweeps act on the same check, and each cell x seed is trained once;
+- a sweep that dies is found by its PID (same machine) or by its missing heartbeats (another
+  machine, RDB storage); its trials fail and their points are claimed again;
+- a sweep with nothing left to claim waits while other sweeps still run trials, so the study's
+  parent run ends when the whole study is done, and a dying machine's points are picked up;
+- a database or tracking server that goes away for a while is waited for (retry.Retrier).
 """
 
 from __future__ import annotations
@@ -12,29 +21,52 @@ import multiprocessing as mp
 import os
 import queue
 import shutil
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from siamese_bench.redact import mask_url
+from siamese_bench.sweep.retry import Retrier
 from siamese_bench.sweep.spec import StudySpec
-from siamese_bench.sweep.storage import fail_stale_trials, make_storage, owner_attrs
-from siamese_bench.sweep.tuning import best_params, counted, make_pruner, suggest, tune_sampler, tune_study_name
+from siamese_bench.sweep.storage import Heartbeats, fail_stale_trials, make_storage, owner_attrs, study_lock
+from siamese_bench.sweep.tuning import best_params, make_pruner, suggest, tune_sampler, tune_study_name
 from siamese_bench.sweep.worker import PruneTarget, Task, worker_main
 from siamese_bench.tracking import Tracker
 
 log = logging.getLogger(__name__)
 OBJECTIVE = "val/auc"  # what Optuna records as a trial's value; test metrics are user attrs
+MAX_ERROR_ATTEMPTS = 3  # a point whose training raises this often is left failed (a bug, not bad luck)
+
+Point = tuple[str, int]  # (cell id, seed)
 
 
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def failure_kind(trial: FrozenTrial) -> str:
+    """Why a FAIL trial failed: "diverged" (the method: NaN loss, a non-finite objective; never
+    re-run), "error" (training raised: re-run up to MAX_ERROR_ATTEMPTS), "lost" (its process or
+    machine died: always re-run), "superseded" (a stray queued trial; ignored)."""
+    kind = trial.user_attrs.get("failure")
+    if kind:
+        return str(kind)
+    reason = str(trial.user_attrs.get("fail_reason", ""))  # trials recorded before "failure" existed
+    if "DivergedError" in reason or "not finite" in reason:
+        return "diverged"
+    if "died" in reason or "killed" in reason:
+        return "lost"
+    return "error"
 
 
 @dataclass
@@ -44,6 +76,7 @@ class Outcome:
     reason: str = ""
     epochs: int = 0
     data_variant: str = ""
+    failure: str = "error"  # for "failed": diverged, error or lost (see failure_kind)
 
 
 @dataclass
@@ -56,6 +89,46 @@ class SweepSummary:
     seconds: float = 0.0
     tune_epochs_run: int = 0
     tune_epochs_budget: int = 0
+    study_done: bool = False  # every point settled (this sweep or another finished the rest)
+    points_failed: int = 0  # points of the study settled as failed, by any sweep
+
+
+class HeartbeatThread:
+    """Records a heartbeat for each trial this sweep runs, every `interval` seconds, on its own
+    thread: a main loop blocked in a slow upload or a server outage must not look dead."""
+
+    def __init__(self, storage: RDBStorage, interval: float) -> None:
+        self.storage, self.interval = storage, interval
+        self.trial_ids: set[int] = set()
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="heartbeats", daemon=True)
+        self._thread.start()
+
+    def add(self, trial_id: int) -> None:
+        self.beat(trial_id)
+        with self._lock:
+            self.trial_ids.add(trial_id)
+
+    def discard(self, trial_id: int) -> None:
+        with self._lock:
+            self.trial_ids.discard(trial_id)
+
+    def beat(self, trial_id: int) -> None:
+        try:
+            self.storage.record_heartbeat(trial_id)
+        except Exception as err:  # noqa: BLE001  (an outage: the next beat tries again)
+            log.debug("heartbeat for trial id %d not recorded: %s", trial_id, type(err).__name__)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                ids = list(self.trial_ids)
+            for trial_id in ids:
+                self.beat(trial_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
 
 
 class WorkerPool:
@@ -68,6 +141,7 @@ class WorkerPool:
         self.threads = max(1, available_cores() // workers)  # no oversubscription
         self.procs = [self._spawn() for _ in range(workers)]
         self.run_ids: dict[str, str] = {}
+        self.ended: set[str] = set()  # task keys whose MLflow run was ended by its worker
 
     def _spawn(self):
         p = self.ctx.Process(target=worker_main, args=(self.tasks, self.results, self.threads, os.getpid()),
@@ -88,27 +162,29 @@ class WorkerPool:
             p.kill()
 
     def run(self, next_task: Callable[[], Task | None], on_start: Callable[[Task, str], None],
-            on_finish: Callable[[Task, Outcome], None],
-            heartbeat: Callable[[list[Task]], None] | None = None) -> None:
-        """Keep every worker busy until next_task() returns None and nothing is in flight;
-        `heartbeat` is called with the tasks in flight every few seconds."""
+            on_finish: Callable[[Task, Outcome], None], settled: Callable[[], bool], poll: float = 2.0) -> None:
+        """Keep every worker busy. next_task() returns None when nothing can be claimed now;
+        then the pool tries again every `poll` seconds, and returns once nothing is in flight
+        here and settled() says no trial is left anywhere."""
         in_flight: dict[str, Task] = {}
         owner: dict[str, int] = {}  # task key -> worker pid
-        exhausted = False
+        next_claim = 0.0
         while True:
-            while not exhausted and len(in_flight) < self.n:
-                task = next_task()
-                if task is None:
-                    exhausted = True
-                    break
-                in_flight[task.key] = task
-                self.tasks.put(task)
+            if len(in_flight) < self.n and time.monotonic() >= next_claim:
+                while len(in_flight) < self.n:
+                    task = next_task()
+                    if task is None:
+                        next_claim = time.monotonic() + poll
+                        break
+                    in_flight[task.key] = task
+                    self.tasks.put(task)
             if not in_flight:
-                return
-            if heartbeat:
-                heartbeat(list(in_flight.values()))
+                if settled():
+                    return
+                time.sleep(max(0.0, next_claim - time.monotonic()))
+                continue
             try:
-                kind, key, payload = self.results.get(timeout=5)
+                kind, key, payload = self.results.get(timeout=min(poll, 5))
             except queue.Empty:
                 self._check_workers(in_flight, owner, on_finish)
                 continue
@@ -121,6 +197,7 @@ class WorkerPool:
                 del in_flight[key]
                 owner.pop(key, None)
                 on_finish(task, self._outcome(kind, payload))
+                next_claim = 0.0  # a worker is free: claim at once
             else:
                 try:
                     self._apply(kind, task, payload, on_start)
@@ -139,20 +216,26 @@ class WorkerPool:
             self.tracker.log_metrics(run_id, *payload)
         elif kind == "tags":
             self.tracker.set_tags(run_id, payload)
+        elif kind == "input":
+            self.tracker.log_dataset(run_id, payload)
         elif kind == "artifact":
             path, artifact_path = payload
             self.tracker.log_artifact(run_id, Path(path), artifact_path)
             shutil.rmtree(Path(path).parent, ignore_errors=True)
         elif kind == "end":
             self.tracker.end_run(run_id, payload)
+            self.ended.add(task.key)
 
     @staticmethod
     def _outcome(kind: str, payload: Any) -> Outcome:
         if kind == "done":
             metrics, epochs, variant = payload
             return Outcome("done", metrics=metrics, epochs=epochs, data_variant=variant)
-        reason, epochs = payload
-        return Outcome(kind, reason=reason, epochs=epochs)
+        if kind == "pruned":
+            reason, epochs = payload
+            return Outcome(kind, reason=reason, epochs=epochs)
+        reason, epochs, failure = payload
+        return Outcome(kind, reason=reason, epochs=epochs, failure=failure)
 
     def _check_workers(self, in_flight, owner, on_finish) -> None:
         for i, p in enumerate(self.procs):
@@ -162,181 +245,300 @@ class WorkerPool:
             for key in dead:
                 task = in_flight.pop(key)
                 owner.pop(key)
-                if key in self.run_ids:
-                    self.tracker.end_run(self.run_ids[key], "FAILED")
-                on_finish(task, Outcome("failed", reason=f"worker process died (exit code {p.exitcode})"))
+                on_finish(task, Outcome("failed", reason=f"lost: worker process died (exit code {p.exitcode})",
+                                        failure="lost"))
             self.procs[i] = self._spawn()
 
 
 class Sweep:
     def __init__(self, spec: StudySpec, storage_url: str, tracker: Tracker, workers: int,
-                 progress: bool = True) -> None:
+                 progress: bool = True, heartbeats: Heartbeats | None = None, outage: float = 300.0,
+                 poll: float = 2.0) -> None:
         self.spec, self.storage_url, self.tracker = spec, storage_url, tracker
-        self.workers, self.progress = workers, progress
-        self.storage = make_storage(storage_url)
+        self.workers, self.progress, self.poll = workers, progress, poll
+        self.heartbeats = heartbeats or Heartbeats()
+        self.retry = Retrier(outage)
+        self.storage = make_storage(storage_url, self.heartbeats)
         self.cells = {c.id: c for c in spec.cells()}
+        self.points: list[Point] = [(c, s) for c in self.cells for s in spec.seeds]
         self.summary = SweepSummary(spec.name)
+        self.mine: set[int] = set()  # trial ids this sweep runs now (never stale while in here)
+        self.beats: HeartbeatThread | None = None
+        self.parent: str | None = None
+
+    # -- coordination ----------------------------------------------------------------------
+    def locked(self, what: str, fn: Callable[[], Any]) -> Any:
+        """fn() under the study lock, tried again from the start after a server outage."""
+        def attempt():
+            with study_lock(self.storage_url, self.spec.name):
+                return fn()
+        return self.retry(attempt, f"{what} ({mask_url(self.storage_url)})")
+
+    def _trial_id(self, study: optuna.Study, number: int) -> int:
+        study_id = self.storage.get_study_id_from_name(study.study_name)
+        return self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+    def recover(self, study: optuna.Study) -> int:
+        """Fail the trials of dead sweeps (call under the lock), then end as KILLED their MLflow
+        runs. Returns how many trials were recovered."""
+        stale = fail_stale_trials(study, mine=self.mine)
+        for trial in stale:
+            self.summary.stale += 1
+            log.warning("trial %d of %s (%s) was left RUNNING by a dead sweep on %s: failed, its point re-runs",
+                        trial.number, study.study_name, trial.user_attrs.get("cell", "?"),
+                        trial.user_attrs.get("host", "?"))
+        if stale:
+            self.close_orphan_runs(study)
+        return len(stale)
+
+    def close_orphan_runs(self, study: optuna.Study) -> None:
+        """End as KILLED every MLflow run of the study still RUNNING for a trial that is not:
+        found by the run's tags, so a run started just before a kill, and not yet linked to its
+        trial, is closed too. A live sweep's runs belong to RUNNING trials and are left alone."""
+        experiment = self.tracker.get_experiment(self.spec.name)
+        if experiment is None:
+            return
+        running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        for run in self.tracker.search_runs(experiment, f"attributes.status = 'RUNNING' and "
+                                                        f"tags.optuna_study = '{study.study_name}'"):
+            if "optuna_trial" in run.data.tags and int(run.data.tags["optuna_trial"]) not in running:
+                self.tracker.set_tags(run.info.run_id, {"optuna_state": "FAIL", "fail_reason": "lost: sweep died"})
+                self.tracker.end_run(run.info.run_id, "KILLED")
 
     # -- studies -------------------------------------------------------------------------
     def grid_study(self) -> optuna.Study:
         """The study that holds one trial per cell x seed. The grid point is kept in the trial's
         user attributes, not as Optuna parameters: a categorical parameter's choices are frozen
-        with the study, so a spec that gains a seed or a cell could not resume. The parent
-        enqueues the missing points itself, so no sampler is involved."""
-        study = optuna.create_study(study_name=self.spec.name, storage=self.storage, direction="maximize",
-                                    load_if_exists=True)
-        old = study.user_attrs.get("spec_fingerprint")
-        if old and old != self.spec.fingerprint():
-            log.warning("!!! study %s was created from a different spec (fingerprint %s, now %s): "
-                        "finished cells are kept, new cells are added", self.spec.name, old, self.spec.fingerprint())
-        study.set_user_attr("spec_fingerprint", self.spec.fingerprint())
-        study.set_user_attr("spec_path", str(self.spec.path))
-        return study
+        with the study, so a spec that gains a seed or a cell could not resume. Points are
+        claimed under the study lock, so no sampler is involved."""
+        def open_study():
+            study = optuna.create_study(study_name=self.spec.name, storage=self.storage, direction="maximize",
+                                        load_if_exists=True)
+            old = study.user_attrs.get("spec_fingerprint")
+            if old != self.spec.fingerprint():
+                if old:
+                    log.warning("!!! study %s was created from a different spec (fingerprint %s, now %s): "
+                                "finished cells are kept, new cells are added", self.spec.name, old,
+                                self.spec.fingerprint())
+                study.set_user_attr("spec_fingerprint", self.spec.fingerprint())
+                study.set_user_attr("spec_path", str(self.spec.path))
+            return study
+        return self.locked("open study", open_study)
 
     def ensure_parent_run(self, study: optuna.Study) -> str:
-        """One MLflow parent run per study, reused on resume; the two name each other."""
+        """One MLflow parent run per study, created by whichever sweep comes first (under the
+        lock) and reused by the others and on resume; the run and the study name each other."""
         run_id = study.user_attrs.get("mlflow_parent_run_id")
-        client = self.tracker.client
         if run_id:
-            try:
-                client.update_run(run_id, status="RUNNING")
+            status = self.tracker.run_status(run_id)
+            if status is not None:
+                if status != "RUNNING" and self._open_points(study):
+                    self.tracker.set_status(run_id, "RUNNING")  # resumed, or the spec grew
                 return run_id
-            except Exception:  # noqa: BLE001  (deleted, or another tracking store)
-                log.warning("MLflow parent run %s not found in %s: creating a new one", run_id, self.tracker.uri)
+            log.warning("MLflow parent run %s not found in %s: creating a new one", run_id,
+                        mask_url(self.tracker.uri))
         run_id = self.tracker.start_run(
             self.spec.name, f"study {self.spec.name}",
-            params={"spec_path": str(self.spec.path), "cells": len(self.cells), "seeds": self.spec.seeds,
-                    "workers": self.workers},
-            tags={"optuna_study": self.spec.name, "optuna_storage": self.storage_url, "role": "study",
+            params={"spec_path": str(self.spec.path), "cells": len(self.cells), "seeds": self.spec.seeds},
+            tags={"optuna_study": self.spec.name, "optuna_storage": mask_url(self.storage_url), "role": "study",
                   "spec_fingerprint": self.spec.fingerprint()})
-        exp_id = self.tracker.experiment_id(self.spec.name)
-        client.set_experiment_tag(exp_id, "optuna_study", self.spec.name)
-        client.set_experiment_tag(exp_id, "optuna_storage", self.storage_url)
+        self.tracker.set_experiment_tags(self.spec.name, {"optuna_study": self.spec.name,
+                                                          "optuna_storage": mask_url(self.storage_url)})
         study.set_user_attr("mlflow_parent_run_id", run_id)
         study.set_user_attr("mlflow_experiment", self.spec.name)
-        study.set_user_attr("mlflow_tracking_uri", self.tracker.uri)
+        study.set_user_attr("mlflow_tracking_uri", mask_url(self.tracker.uri))
         return run_id
 
-    def recover(self, study: optuna.Study) -> None:
-        """Fail the trials a killed sweep left RUNNING, then end as KILLED every MLflow run of
-        this study still RUNNING for a trial that is not: found by the run's tags, so a run
-        started just before the kill, and not yet linked to its trial, is closed too."""
-        for trial in fail_stale_trials(study):
-            self.summary.stale += 1
-            log.warning("trial %d of %s was left RUNNING by a killed sweep: marked FAIL, will re-run",
-                        trial.number, study.study_name)
-        experiment = self.tracker.client.get_experiment_by_name(self.spec.name)
-        if experiment is None:
-            return
-        running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        orphans = self.tracker.client.search_runs(
-            [experiment.experiment_id],
-            filter_string=f"attributes.status = 'RUNNING' and tags.optuna_study = '{study.study_name}'")
-        for run in orphans:  # trial runs only: the study's parent run carries no optuna_trial
-            if "optuna_trial" in run.data.tags and int(run.data.tags["optuna_trial"]) not in running:
-                self.tracker.end_run(run.info.run_id, "KILLED")
-                self.tracker.set_tags(run.info.run_id, {"optuna_state": "FAIL", "fail_reason": "sweep process died"})
+    def _point_states(self, study: optuna.Study) -> dict[Point, str]:
+        """Each point's state over all trials: complete, diverged, failed (errors used up),
+        running, or open (to be claimed)."""
+        state: dict[Point, str] = {}
+        errors: Counter[Point] = Counter()
+        for t in study.get_trials(deepcopy=False):
+            p = (t.user_attrs.get("cell"), t.user_attrs.get("seed"))
+            if t.state == TrialState.COMPLETE:
+                state[p] = "complete"
+            elif t.state == TrialState.RUNNING and state.get(p) != "complete":
+                state[p] = "running"
+            elif t.state == TrialState.FAIL:
+                kind = failure_kind(t)
+                if kind == "diverged" and state.get(p) not in ("complete", "running"):
+                    state[p] = "diverged"
+                elif kind == "error":
+                    errors[p] += 1
+        return {p: state.get(p) or ("failed" if errors[p] >= MAX_ERROR_ATTEMPTS else "open") for p in self.points}
+
+    def _open_points(self, study: optuna.Study) -> list[Point]:
+        return [p for p, s in self._point_states(study).items() if s == "open"]
 
     # -- running ---------------------------------------------------------------------------
     def run(self) -> SweepSummary:
         started = time.perf_counter()
         study = self.grid_study()
-        self.recover(study)
-        parent = self.ensure_parent_run(study)
+
+        def setup():
+            self.recover(study)
+            self.close_orphan_runs(study)
+            return self.ensure_parent_run(study)
+
+        self.parent = self.locked("start study", setup)
+        if isinstance(self.storage, RDBStorage):
+            self.beats = HeartbeatThread(self.storage, self.heartbeats.interval)
         pool = WorkerPool(self.workers, self.tracker)
-        status = "FAILED"
+        interrupted = False
         try:
-            tuned = self.run_tuning(pool, parent) if self.spec.tune else {}
-            self.run_grid(pool, study, parent, tuned)
-            status = "FINISHED" if self.summary.failed == 0 else "FAILED"
+            tuned = self.run_tuning(pool) if self.spec.tune else {}
+            self.run_grid(pool, study, tuned)
         except KeyboardInterrupt:
-            status = "KILLED"
+            interrupted = True
             pool.terminate()
             raise
         finally:
             pool.close()
+            if self.beats:
+                self.beats.stop()
+            self.mine.clear()
             self.summary.seconds = time.perf_counter() - started
-            self.tracker.log_metrics(parent, {"sweep_seconds": self.summary.seconds,
-                                              "trials_completed": self.summary.completed,
-                                              "trials_failed": self.summary.failed})
-            self.tracker.end_run(parent, status)
+            try:
+                self.locked("end study", lambda: self.finish(study, interrupted))
+            except Exception as err:  # noqa: BLE001  (the trials are safe; the parent run can wait)
+                log.warning("could not update the study's MLflow run: %s", err)
         return self.summary
+
+    def finish(self, study: optuna.Study, interrupted: bool) -> None:
+        """End the parent run when the study is done; whichever sweep sees that first does it.
+        An interrupted sweep marks it KILLED only if no other sweep still runs trials."""
+        if interrupted:
+            self.recover(study)  # our own trials, now that `mine` is empty
+        states = self._point_states(study)
+        done = all(s in ("complete", "diverged", "failed") for s in states.values())
+        self.summary.study_done = done
+        self.summary.points_failed = sum(s in ("diverged", "failed") for s in states.values())
+        others_running = bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if self.parent is None or self.tracker.run_status(self.parent) != "RUNNING":
+            return
+        if done:
+            self.close_orphan_runs(study)
+            complete = sum(s == "complete" for s in states.values())
+            self.tracker.log_metrics(self.parent, {"trials_completed": complete,
+                                                   "points_failed": self.summary.points_failed,
+                                                   "sweep_seconds": self.summary.seconds})
+            self.tracker.end_run(self.parent, "FINISHED" if self.summary.points_failed == 0 else "FAILED")
+        elif interrupted and not others_running:
+            self.tracker.end_run(self.parent, "KILLED")
 
     def _bar(self, total: int, desc: str) -> tqdm:
         return tqdm(total=total, desc=desc, unit="trial", disable=not self.progress, dynamic_ncols=True)
 
-    def run_grid(self, pool: WorkerPool, study: optuna.Study, parent: str,
-                 tuned: dict[str, dict[str, float]]) -> None:
-        done = {(t.user_attrs.get("cell"), t.user_attrs.get("seed"))
-                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-        queued = {(t.user_attrs.get("cell"), t.user_attrs.get("seed"))
-                  for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))}
-        points = [(c, s) for c in self.cells for s in self.spec.seeds]
-        for cell_id, seed in points:
-            if (cell_id, seed) not in done | queued:
-                study.enqueue_trial({}, user_attrs={"cell": cell_id, "seed": seed, **self.cells[cell_id].values})
-        todo = len([p for p in points if p not in done])
-        log.info("study %s: %d cells x %d seeds = %d trials; %d finished earlier, %d to run",
-                 self.spec.name, len(self.cells), len(self.spec.seeds), len(points), len(points) - todo, todo)
-        bar = self._bar(todo, "grid")
+    def run_grid(self, pool: WorkerPool, study: optuna.Study, tuned: dict[str, dict[str, float]]) -> None:
+        states = self.locked("count points", lambda: self._point_states(study))
+        todo = sum(s in ("open", "running") for s in states.values())
+        log.info("study %s: %d cells x %d seeds = %d trials; %d settled earlier, %d to run",
+                 self.spec.name, len(self.cells), len(self.spec.seeds), len(self.points), len(self.points) - todo,
+                 todo)
+        bar = self._bar(len(self.points), "grid")
+        settled = {"flag": False}
 
-        def next_task() -> Task | None:
-            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-                return None
-            trial = study.ask()
-            for k, v in owner_attrs().items():  # first, so a crash from here on leaves a claimed trial
-                trial.set_user_attr(k, v)
-            if "cell" not in trial.user_attrs or trial.user_attrs["cell"] not in self.cells:
-                study.tell(trial, state=TrialState.FAIL)  # not from our queue (a race) or stale cell
-                return next_task()
-            cell_id, seed = trial.user_attrs["cell"], int(trial.user_attrs["seed"])
-            if seed not in self.spec.seeds:  # queued by an earlier spec that had this seed
-                study.tell(trial, state=TrialState.FAIL)
-                return next_task()
-            params = tuned.get(cell_id) or {}
-            for k, v in params.items():
-                trial.set_user_attr(f"tuned.{k}", v)
-            cfg = self.spec.config_for(self.cells[cell_id], seed, params)
-            return Task(key=f"grid:{trial.number}", config=dataclasses.asdict(cfg), experiment=self.spec.name,
-                        run_name=f"{cell_id} seed={seed}", parent_run_id=parent,
-                        tags={"optuna_study": self.spec.name, "optuna_trial": str(trial.number),
-                              "cell": cell_id, "phase": "grid",
-                              **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()}})
+        def claim() -> Task | None:
+            self.recover(study)
+            states = self._point_states(study)
+            bar.n = sum(s not in ("open", "running") for s in states.values())
+            bar.refresh()
+            wanted = [p for p in self.points if states[p] == "open"]
+            settled["flag"] = not wanted and "running" not in states.values()
+            while wanted:
+                trial = study.ask()
+                trial_id = self._trial_id(study, trial.number)
+                for k, v in owner_attrs().items():  # first: a crash from here on leaves a claimed trial
+                    trial.set_user_attr(k, v)
+                point = (trial.user_attrs.get("cell"), trial.user_attrs.get("seed"))
+                if "cell" in trial.user_attrs and point not in wanted:  # a stray queued trial
+                    trial.set_user_attr("failure", "superseded")
+                    study.tell(trial, state=TrialState.FAIL)
+                    continue
+                cell_id, seed = point if "cell" in trial.user_attrs else wanted[0]
+                for k, v in {"cell": cell_id, "seed": seed, **self.cells[cell_id].values}.items():
+                    trial.set_user_attr(k, v)
+                params = tuned.get(cell_id) or {}
+                for k, v in params.items():
+                    trial.set_user_attr(f"tuned.{k}", v)
+                self._claimed(trial_id)
+                cfg = self.spec.config_for(self.cells[cell_id], seed, params)
+                return Task(key=f"grid:{trial.number}", config=dataclasses.asdict(cfg), experiment=self.spec.name,
+                            run_name=f"{cell_id} seed={seed}", parent_run_id=self.parent,
+                            tags={"optuna_study": self.spec.name, "optuna_trial": str(trial.number),
+                                  "cell": cell_id, "phase": "grid",
+                                  **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()}})
+            bar.set_description("grid (waiting for other sweeps)" if not settled["flag"] else "grid")
+            return None
 
-        self._run_phase(pool, bar, next_task, lambda task: study)
+        self._run_phase(pool, bar, lambda: self.locked("claim a point", claim), lambda: settled["flag"],
+                        lambda task: study)
         bar.close()
 
-    def run_tuning(self, pool: WorkerPool, parent: str) -> dict[str, dict[str, float]]:
-        tune = self.spec.tune
-        studies = {}
-        for cell in self.cells.values():
-            s = optuna.create_study(study_name=tune_study_name(self.spec, cell), storage=self.storage,
-                                    direction="maximize", sampler=tune_sampler(self.spec, cell),
-                                    pruner=make_pruner(tune.pruner), load_if_exists=True)
-            self.recover(s)
-            studies[cell.id] = s
-        remaining = {cid: tune.trials_per_cell - counted(s) for cid, s in studies.items()}
-        bar = self._bar(sum(max(0, r) for r in remaining.values()), "tuning")
-        order = self._round_robin(remaining)
+    def _claimed(self, trial_id: int) -> None:
+        self.mine.add(trial_id)
+        if self.beats:
+            self.beats.add(trial_id)  # at once: a machine that dies now is found after one grace period
 
-        def next_task() -> Task | None:
-            cell_id = next(order, None)
-            if cell_id is None:
+    def run_tuning(self, pool: WorkerPool) -> dict[str, dict[str, float]]:
+        """Per-cell TPE with equal budgets; trials are claimed under the study lock, so several
+        sweeps together run exactly `trials_per_cell` per cell, and all wait for the last one
+        so every sweep re-runs the grid with the same best settings."""
+        tune = self.spec.tune
+        cells = list(self.cells.values())
+
+        def open_studies():
+            out = {}
+            for cell in cells:
+                s = optuna.create_study(study_name=tune_study_name(self.spec, cell), storage=self.storage,
+                                        direction="maximize", sampler=tune_sampler(self.spec, cell),
+                                        pruner=make_pruner(tune.pruner), load_if_exists=True)
+                self.recover(s)
+                out[cell.id] = s
+            return out
+
+        studies = self.locked("open tuning studies", open_studies)
+        bar = self._bar(len(cells) * tune.trials_per_cell, "tuning")
+        settled = {"flag": False}
+
+        def used(s: optuna.Study) -> tuple[int, int]:
+            trials = s.get_trials(deepcopy=False)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            spent = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                        or (t.state == TrialState.FAIL and failure_kind(t) not in ("lost", "superseded"))
+                        for t in trials)
+            return spent, running
+
+        def claim() -> Task | None:
+            counts = {}
+            for cid, s in studies.items():
+                self.recover(s)
+                counts[cid] = used(s)
+            bar.n = sum(min(spent, tune.trials_per_cell) for spent, _ in counts.values())
+            bar.refresh()
+            open_cells = [cid for cid, (spent, running) in counts.items() if spent + running < tune.trials_per_cell]
+            settled["flag"] = not open_cells and not any(running for _, running in counts.values())
+            if not open_cells:
                 return None
+            cell_id = min(open_cells, key=lambda cid: sum(counts[cid]))  # round robin over cells
             study, cell = studies[cell_id], self.cells[cell_id]
             trial = study.ask()
             for k, v in owner_attrs().items():
                 trial.set_user_attr(k, v)
+            trial_id = self._trial_id(study, trial.number)
             params = suggest(trial, tune)
+            self._claimed(trial_id)
             cfg = self.spec.config_for(cell, tune.seed, params)
-            target = PruneTarget(study.study_name, self.storage_url, trial._trial_id, tune.pruner, tune.metric)
+            target = PruneTarget(study.study_name, self.storage_url, trial_id, tune.pruner, tune.metric)
             return Task(key=f"tune:{cell_id}:{trial.number}", config=dataclasses.asdict(cfg),
                         experiment=self.spec.name, run_name=f"tune {cell_id} #{trial.number}",
-                        parent_run_id=parent, prune=target,
+                        parent_run_id=self.parent, prune=target,
                         tags={"optuna_study": study.study_name, "optuna_trial": str(trial.number),
                               "cell": cell_id, "phase": "tune"})
 
-        self._run_phase(pool, bar, next_task, lambda task: studies[task.key.split(":")[1]])
+        self._run_phase(pool, bar, lambda: self.locked("claim a tuning trial", claim), lambda: settled["flag"],
+                        lambda task: studies[task.key.split(":")[1]])
         bar.close()
         best = {}
         for cell_id, s in studies.items():
@@ -348,77 +550,76 @@ class Sweep:
                 best[cell_id] = params
         return best
 
-    @staticmethod
-    def _round_robin(remaining: dict[str, int]) -> Iterator[str]:
-        left = dict(remaining)
-        while any(v > 0 for v in left.values()):
-            for cid in left:
-                if left[cid] > 0:
-                    left[cid] -= 1
-                    yield cid
-
-    def _run_phase(self, pool: WorkerPool, bar: tqdm, next_task, study_of) -> None:
+    def _run_phase(self, pool: WorkerPool, bar: tqdm, next_task, settled, study_of) -> None:
         def on_start(task: Task, run_id: str) -> None:
-            trial_id = self._trial_id(study_of(task), task)
-            self.storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id)
+            study = study_of(task)
+            trial_id = self._trial_id(study, int(task.tags["optuna_trial"]))
+            self.retry(lambda: self.storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id), "link run")
 
         def on_finish(task: Task, outcome: Outcome) -> None:
             study = study_of(task)
-            number = int(task.tags["optuna_trial"])
-            trial_id = self._trial_id(study, task)
-            self.storage.set_trial_user_attr(trial_id, "epochs_run", outcome.epochs)
+            trial_id = self.retry(lambda: self._trial_id(study, int(task.tags["optuna_trial"])), "find trial")
             run_id = pool.run_ids.get(task.key)
-            if outcome.kind == "done":
-                for k, v in outcome.metrics.items():
-                    self.storage.set_trial_user_attr(trial_id, k, v)
-                self.storage.set_trial_user_attr(trial_id, "dataset_variant", outcome.data_variant)
-                value = outcome.metrics.get(self.spec.tune.metric if task.prune else OBJECTIVE, float("nan"))
-                if math.isfinite(value):
-                    study.tell(number, value)
-                    state = "COMPLETE"
-                    self.summary.completed += 1
-                else:
-                    self.storage.set_trial_user_attr(trial_id, "fail_reason", "objective is not finite")
-                    study.tell(number, state=TrialState.FAIL)
-                    state = "FAIL"
-                    self.summary.failed += 1
+            if run_id and task.key not in pool.ended:  # its worker could not end it: never leave it RUNNING
+                self.tracker.end_run(run_id, "FINISHED" if outcome.kind == "done" else
+                                     "KILLED" if outcome.kind == "pruned" else "FAILED")
+            try:
+                state, line = self.retry(lambda: self._record(study, trial_id, task, outcome), "record trial")
+            except UpdateFinishedTrialError:
+                # Another sweep failed this trial after missing its heartbeats and re-runs the point.
+                state, line = "FAIL", f"{task.run_name}: result discarded (trial was taken over by another sweep)"
+                if run_id:
+                    self.tracker.set_tags(run_id, {"fail_reason": "superseded: taken over after missed heartbeats"})
+                    self.tracker.set_status(run_id, "KILLED")
+            finally:
+                self.mine.discard(trial_id)
+                if self.beats:
+                    self.beats.discard(trial_id)
+            if run_id:
+                self.tracker.set_tags(run_id, {"optuna_state": state})
+            bar.write(line) if self.progress else log.info(line)
+            bar.update(0)
+
+        pool.run(next_task, on_start, on_finish, settled, poll=self.poll)
+
+    def _record(self, study: optuna.Study, trial_id: int, task: Task, outcome: Outcome) -> tuple[str, str]:
+        """Write a finished task's outcome to its trial; idempotent, so an outage can retry it.
+        Raises UpdateFinishedTrialError when the trial was failed by another sweep meanwhile."""
+        current = self.storage.get_trial(trial_id)
+        intended = {"done": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(outcome.kind, TrialState.FAIL)
+        if current.state.is_finished():
+            if current.state == intended:
+                return current.state.name, f"{task.run_name}: recorded"  # our earlier attempt went through
+            raise UpdateFinishedTrialError(f"trial {current.number} is already {current.state.name}")
+        number = current.number
+        self.storage.set_trial_user_attr(trial_id, "epochs_run", outcome.epochs)
+        if outcome.kind == "done":
+            for k, v in outcome.metrics.items():
+                self.storage.set_trial_user_attr(trial_id, k, v)
+            self.storage.set_trial_user_attr(trial_id, "dataset_variant", outcome.data_variant)
+            value = outcome.metrics.get(self.spec.tune.metric if task.prune else OBJECTIVE, float("nan"))
+            if math.isfinite(value):
+                study.tell(number, value)
+                self.summary.completed += 1
                 line = (f"{task.run_name}: test acc {outcome.metrics.get('test/acc', float('nan')):.4f}, "
                         f"auc {outcome.metrics.get('test/auc', float('nan')):.4f} "
                         f"({outcome.metrics.get('seconds', 0):.0f} s)"
                         + (" COLLAPSED (embeddings shrank to a point)" if outcome.metrics.get("collapsed") else ""))
-            elif outcome.kind == "pruned":
-                study.tell(number, state=TrialState.PRUNED)
-                state, line = "PRUNED", f"{task.run_name}: {outcome.reason}"
-                self.summary.pruned += 1
-            else:
-                self.storage.set_trial_user_attr(trial_id, "fail_reason", outcome.reason)
-                study.tell(number, state=TrialState.FAIL)
-                state, line = "FAIL", f"{task.run_name}: FAILED: {outcome.reason}"
-                self.summary.failed += 1
-            if run_id:
-                self.tracker.set_tags(run_id, {"optuna_state": state})
-            bar.write(line) if self.progress else log.info(line)
-            bar.update(1)
-
-        pool.run(next_task, on_start, on_finish, self._heartbeat(study_of))
-
-    def _heartbeat(self, study_of) -> Callable[[list[Task]], None] | None:
-        """RDB storages: record heartbeats for in-flight trials, so a sweep on another machine
-        can tell them from trials of a dead process (Optuna records them only in optimize())."""
-        if not isinstance(self.storage, RDBStorage):
-            return None
-        interval = self.storage.get_heartbeat_interval() or 30
-        last = {"t": 0.0}
-
-        def beat(tasks: list[Task]) -> None:
-            if time.monotonic() - last["t"] >= interval:
-                last["t"] = time.monotonic()
-                for task in tasks:
-                    self.storage.record_heartbeat(self._trial_id(study_of(task), task))
-
-        return beat
-
-    @staticmethod
-    def _trial_id(study: optuna.Study, task: Task) -> int:
-        number = int(task.tags["optuna_trial"])
-        return study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)  # noqa: SLF001
+                return "COMPLETE", line
+            self.storage.set_trial_user_attr(trial_id, "fail_reason", "objective is not finite")
+            self.storage.set_trial_user_attr(trial_id, "failure", "diverged")
+            study.tell(number, state=TrialState.FAIL)
+            self.summary.failed += 1
+            return "FAIL", f"{task.run_name}: FAILED: objective is not finite"
+        if outcome.kind == "pruned":
+            study.tell(number, state=TrialState.PRUNED)
+            self.summary.pruned += 1
+            return "PRUNED", f"{task.run_name}: {outcome.reason}"
+        self.storage.set_trial_user_attr(trial_id, "fail_reason", outcome.reason[:1000])
+        self.storage.set_trial_user_attr(trial_id, "failure", outcome.failure)
+        study.tell(number, state=TrialState.FAIL)
+        if outcome.failure == "lost":
+            self.summary.stale += 1
+            return "FAIL", f"{task.run_name}: {outcome.reason}; its point re-runs"
+        self.summary.failed += 1
+        return "FAIL", f"{task.run_name}: FAILED: {outcome.reason}"

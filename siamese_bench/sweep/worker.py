@@ -62,6 +62,9 @@ class QueueTracker:
     def set_tags(self, run_id, tags) -> None:
         self.results.put(("tags", self.key, tags))
 
+    def log_dataset(self, run_id, info) -> None:
+        self.results.put(("input", self.key, info))
+
     def log_artifact(self, run_id, path, artifact_path=None) -> None:
         # The caller deletes its file when we return; the parent deletes this folder once logged.
         copy = Path(tempfile.mkdtemp(prefix="siamese-bench-artifact-")) / Path(path).name
@@ -120,7 +123,7 @@ def worker_main(tasks, results, threads: int, parent_pid: int) -> None:
 
     from siamese_bench.config import TrainConfig
     from siamese_bench.data import load_dataset
-    from siamese_bench.train import run_training
+    from siamese_bench.train import DivergedError, run_training
 
     torch.set_num_threads(threads)
     warnings.filterwarnings("ignore")
@@ -142,5 +145,7 @@ def worker_main(tasks, results, threads: int, parent_pid: int) -> None:
             results.put(("done", task.key, (result.metrics, counter.epochs, result.data_variant)))
         except Pruned as err:
             results.put(("pruned", task.key, (str(err), counter.epochs)))
+        except DivergedError as err:  # the method failed: an outcome of the design under test
+            results.put(("failed", task.key, (f"{type(err).__name__}: {err}", counter.epochs, "diverged")))
         except Exception as err:  # noqa: BLE001  (any failure fails this trial alone)
-            results.put(("failed", task.key, (f"{type(err).__name__}: {err}", counter.epochs)))
+            results.put(("failed", task.key, (f"{type(err).__name__}: {err}", counter.epochs, "error")))
