@@ -18,7 +18,8 @@ MARGIN ?= 1
 EPOCHS ?= 20
 SEED ?= 0
 
-.PHONY: help venv test lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors bench-mining bench-sequences bench-sequences-full bench-omniglot bench-omniglot-full bench-all report report-all regress bench-throughput clean
+PHONY_SERVICES := services-up services-down services-status dashboard soak
+.PHONY: $(PHONY_SERVICES) help venv test lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors bench-mining bench-sequences bench-sequences-full bench-omniglot bench-omniglot-full bench-all report report-all regress bench-throughput clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -49,6 +50,30 @@ train: $(STAMP) ## train one variant: make train HEAD=abs-diff-dense LOSS=bce EP
 
 mlflow-ui: $(STAMP) ## browse the local tracking store on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000
+
+# Services for sweeps on several machines (PostgreSQL for Optuna, an MLflow server), owned by the project
+PG_PORT ?= 55432
+MLFLOW_PORT ?= 5055
+SERVICES_HOST ?= 127.0.0.1
+SERVICES_OPTS = --pg-port $(PG_PORT) --mlflow-port $(MLFLOW_PORT) --host $(SERVICES_HOST)
+
+services-up: $(STAMP) ## start PostgreSQL (port 55432) and an MLflow server (port 5055) under .services/, then `source .services/env` (~10 s)
+	$(PY) -m siamese_bench.services up $(SERVICES_OPTS)
+
+services-down: $(STAMP) ## stop the MLflow server, then PostgreSQL (the data stays in .services/)
+	$(PY) -m siamese_bench.services down $(SERVICES_OPTS)
+
+services-status: $(STAMP) ## one line per service: running/stopped, pid, URL (password masked)
+	$(PY) -m siamese_bench.services status $(SERVICES_OPTS)
+
+DASHBOARD_PORT ?= 8080
+dashboard: $(STAMP) ## optuna-dashboard on $$SIAMESE_BENCH_STORAGE (or ./optuna.journal) at http://127.0.0.1:8080
+	@$(PY) -c "import optuna_dashboard" 2>/dev/null || $(PY) -m pip install -q 'optuna-dashboard>=0.17'
+	$(BIN)/optuna-dashboard --host 127.0.0.1 --port $(DASHBOARD_PORT) "$${SIAMESE_BENCH_STORAGE:-$(CURDIR)/optuna.journal}"
+
+soak: $(STAMP) ## fault soak: 2 sweeps on one study, >= 20 injected kills/restarts, audit (journal, then PostgreSQL; ~15 min)
+	$(PY) benchmarks/soak.py --storage journal
+	$(PY) benchmarks/soak.py --storage postgresql
 
 WORKERS ?=
 SWEEP := $(BIN)/siamese-bench sweep $(if $(WORKERS),--workers $(WORKERS),)

@@ -18,6 +18,7 @@ import yaml
 
 from siamese_bench.config import ConfigError, TrainConfig
 from siamese_bench.sweep.spec import apply_values
+from siamese_bench.yamlfile import load_yaml
 
 CALIBRATION_SDS = 3.0
 
@@ -51,10 +52,7 @@ class ClaimsSpec:
 
 def load_claims(path: str | Path) -> ClaimsSpec:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such claims file") from None
+    raw = load_yaml(path, "claims file")
     allowed = {"notes", "base", "seeds", "calibration_seeds", "checks"}
     unknown = sorted(set(raw or {}) - allowed)
     if not isinstance(raw, dict) or unknown:

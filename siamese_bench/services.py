@@ -15,12 +15,14 @@ import fcntl
 import hashlib
 import hmac
 import os
+import pwd
 import re
 import secrets
 import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -44,7 +46,7 @@ PG_TOOLS = ("initdb", "pg_ctl", "postgres", "pg_isready", "psql")
 PG_SYSTEM_USER = "postgres"
 SQLALCHEMY_DRIVER = "psycopg2"
 SUPERUSER = "postgres"
-WILDCARD_HOSTS = ("0.0.0.0", "::", "*")
+WILDCARD_HOSTS = ("0.0.0.0",)
 MAX_SOCKET_DIR_LEN = 90  # sun_path holds 107 bytes; "/.s.PGSQL.NNNNN" takes the rest
 PROG = "python -m siamese_bench.services"
 MISSING_PG = "install the Debian package postgresql (apt-get install postgresql)"
@@ -169,18 +171,23 @@ def _as_root() -> bool:
     return os.geteuid() == 0
 
 
+def _server_uid() -> int:
+    """The uid PostgreSQL runs as: `postgres` under root, else ourselves."""
+    if not _as_root():
+        return os.geteuid()
+    try:
+        return pwd.getpwnam(PG_SYSTEM_USER).pw_uid
+    except KeyError:
+        raise ServiceError(f"running as root needs the system user {PG_SYSTEM_USER!r}: {MISSING_PG}") from None
+
+
 def _pg_prefix() -> list[str]:
     """initdb, pg_ctl and postgres refuse to run as root: run them as the `postgres` system user then."""
     if not _as_root():
         return []
     if shutil.which("runuser") is None:
         raise ServiceError("runuser not found (Debian package util-linux): needed to run PostgreSQL as root")
-    try:
-        import pwd
-
-        pwd.getpwnam(PG_SYSTEM_USER)
-    except KeyError:
-        raise ServiceError(f"running as root needs the system user {PG_SYSTEM_USER!r}: {MISSING_PG}") from None
+    _server_uid()
     return ["runuser", "-u", PG_SYSTEM_USER, "--"]
 
 
@@ -336,16 +343,20 @@ class PostgresCluster:
                   "-E", "UTF8", "--no-locale", "--no-instructions"], "initdb")
 
     def _make_data_dir(self) -> None:
-        """An empty folder owned by the server's user, mode 0700, with traversable parents we created."""
+        """A folder owned by the server's user, mode 0700. Under /tmp anyone could have made it first: as root,
+        never chown a link or someone else's folder."""
         self.data.mkdir(mode=0o700, exist_ok=True)
+        info = self.data.lstat()
+        if stat.S_ISLNK(info.st_mode) or info.st_uid not in (os.geteuid(), _server_uid()):
+            raise ServiceError(f"{self.data} is a link or belongs to uid {info.st_uid}, not to us: remove it, or use "
+                               "another --dir")
         if _as_root():
             shutil.chown(self.data, PG_SYSTEM_USER, PG_SYSTEM_USER)
 
     def _server_options(self) -> str:
         """postgres options, quoted for the shell pg_ctl starts it with."""
-        listen = "*" if self.host in WILDCARD_HOSTS else self.host
         socket_dir = str(self.data) if len(str(self.data)) <= MAX_SOCKET_DIR_LEN else ""  # "" = TCP only
-        opts = ["-p", str(self.port), "-k", socket_dir, "-c", f"listen_addresses={listen}"]
+        opts = ["-p", str(self.port), "-k", socket_dir, "-c", f"listen_addresses={self.host}"]
         return " ".join(shlex.quote(o) for o in opts)
 
     def _allow_remote_logins(self) -> None:
@@ -633,8 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--host", default=DEFAULT_HOST,
                         help="address both servers listen on (default: %(default)s, this machine only). For workers "
                              "on other machines use --host 0.0.0.0: PostgreSQL then also accepts scram-sha-256 logins "
-                             "from any IPv4 address (a pg_hba.conf line is added) and MLflow admits private-network "
-                             "clients; those machines use this machine's address instead of 127.0.0.1 in the URLs")
+                             "from any IPv4 address (a pg_hba.conf line is added), and MLflow answers Host headers of "
+                             "private addresses only (set MLFLOW_SERVER_ALLOWED_HOSTS=addr:port,... before `up` for "
+                             "others); those machines use this machine's address instead of 127.0.0.1 in the URLs")
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Start, stop or inspect the project's own PostgreSQL cluster (databases optuna and mlflow, "
@@ -653,7 +665,7 @@ def _command(args: argparse.Namespace) -> None:
     services = Services(args.dir, pg_port=args.pg_port, mlflow_port=args.mlflow_port, host=args.host)
     if args.command == "up":
         env_file = services.up()
-        print(f"SIAMESE_BENCH_STORAGE={services.pg.masked_url('optuna')}")
+        print(f"SIAMESE_BENCH_STORAGE={_mask(services.pg.url('optuna'))}")
         print(f"MLFLOW_TRACKING_URI={services.mlflow.url}")
         if args.host in WILDCARD_HOSTS:
             print("other machines: replace 127.0.0.1 with this machine's address")

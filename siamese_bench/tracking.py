@@ -8,10 +8,13 @@ Every call rides out a short server outage (sweep.retry), and every message mask
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,20 @@ def check_writable(uri: str) -> None:
         raise TrackingError(f"tracking location {uri} is not writable: {err.strerror} ({db.parent})") from None
 
 
+@contextlib.contextmanager
+def _creation_lock(uri: str) -> Iterator[None]:
+    db = _sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    with open(db.with_name(db.name + ".lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
     """A tracking server that does not answer is one line now, not minutes of MLflow retries."""
     import requests
@@ -103,9 +120,12 @@ class Tracker:
         self._monitors: dict[str, Any] = {}
         check_writable(self.uri)
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
+            with _creation_lock(self.uri):  # two processes creating one SQLite store's tables collide
+                self.client = MlflowClient(tracking_uri=self.uri)
+                self.client.search_experiments(max_results=1)  # opens (and creates) the store now
         except Exception as err:  # noqa: BLE001  (MLflow raises many kinds here)
-            raise TrackingError(f"cannot open tracking store {mask_url(self.uri)}: {err}") from None
+            raise TrackingError(f"cannot open tracking store {mask_url(self.uri)}: "
+                                f"{str(err).splitlines()[0][:300]}") from None
 
     def _call(self, what: str, fn):
         from mlflow.exceptions import MlflowException

@@ -22,6 +22,7 @@ _TRANSIENT_TEXT = (
     "max retries exceeded", "temporarily unavailable", "timed out", "ssl syscall error", "eof detected",
     "cannot connect", "connection was closed", "remote end closed", "bad gateway", "service unavailable",
     "response ended prematurely", "connection to server", "consuming input failed", "no connection to the server",
+    "database is locked",  # SQLite with several writers (a journal study shared by sweeps on one machine)
 )
 
 

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from siamese_bench.config import ConfigError, TrainConfig
+from siamese_bench.yamlfile import load_yaml
 
 PRUNERS = ("median", "hyperband", "none")
 
@@ -130,12 +129,7 @@ def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a spec; every error names the file and the key."""
     path = Path(path)
     where = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: no such study spec") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{where}: not valid YAML: {err}") from None
+    raw = load_yaml(path, "study spec")
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
     unknown = sorted(set(raw) - SPEC_KEYS)
