@@ -67,7 +67,7 @@ services-status: $(STAMP) ## one line per service: running/stopped, pid, URL (pa
 	$(PY) -m siamese_bench.services status $(SERVICES_OPTS)
 
 DASHBOARD_PORT ?= 8080
-dashboard: $(STAMP) ## optuna-dashboard on $$SIAMESE_BENCH_STORAGE (or ./optuna.journal) at http://127.0.0.1:8080
+dashboard: $(STAMP) ## optuna-dashboard on the study storage (SIAMESE_BENCH_STORAGE, else ./optuna.journal) at http://127.0.0.1:8080
 	@$(PY) -c "import optuna_dashboard" 2>/dev/null || $(PY) -m pip install -q 'optuna-dashboard>=0.17'
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port $(DASHBOARD_PORT) "$${SIAMESE_BENCH_STORAGE:-$(CURDIR)/optuna.journal}"
 

@@ -130,7 +130,7 @@ def main() -> int:
     p.add_argument("--machines", type=int, default=2, help="cooperating sweep processes (default %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="training workers per machine (default %(default)s)")
     p.add_argument("--seeds", type=int, default=8, help="seeds per cell; 4 cells (default %(default)s: 32 points)")
-    p.add_argument("--epochs", type=int, default=6, help="epochs per trial (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=30, help="epochs per trial (default %(default)s)")
     p.add_argument("--faults", type=int, default=24, help="faults to inject (default %(default)s)")
     p.add_argument("--gap", type=float, nargs=2, default=(3.0, 9.0), metavar=("MIN", "MAX"),
                    help="seconds between faults (default 3 9)")
@@ -167,7 +167,7 @@ def main() -> int:
             storage, tracking = str(work / "optuna.journal"), f"sqlite:///{work}/mlruns.db"
             kinds = ["worker", "machine"]
         env_cmd = [sys.executable, "-m", "siamese_bench.cli", "sweep", str(spec), "--workers", str(args.workers),
-                   "--storage", storage, "--tracking-uri", tracking, "--no-progress",
+                   "--threads", "1", "--storage", storage, "--tracking-uri", tracking, "--no-progress",
                    "--heartbeat", str(args.heartbeat), "--grace", str(args.grace), "--outage", "180"]
         machines = [Machine(f"machine-{chr(97 + i)}", env_cmd, work, args.storage == "postgresql")
                     for i in range(args.machines)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -157,8 +158,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     storage = resolve_storage_url(args.storage)
     heartbeats = Heartbeats(args.heartbeat, args.grace)
     tracker = Tracker(args.tracking_uri, system_metrics=args.system_metrics, outage=args.outage)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     sweep = Sweep(spec, storage, tracker, workers, progress=not args.no_progress, heartbeats=heartbeats,
-                  outage=args.outage)
+                  outage=args.outage, threads=args.threads)
     summary = sweep.run()
     study = sweep.grid_study()
     factors = spec.cell_keys()
@@ -271,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "trained once, and a sweep that dies is detected and its points re-run.")
     sweep.add_argument("spec", help="study spec (YAML), e.g. benchmarks/mnist.yaml")
     sweep.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    sweep.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers; give 1 "
+                       "when several sweeps share one machine, as oversubscribed cores slow tiny models many times)")
     sweep.add_argument("--storage", help="Optuna storage: a journal file path (default ./optuna.journal, "
                        "or $SIAMESE_BENCH_STORAGE; one machine) or postgresql://USER:PASSWORD@HOST:PORT/DB "
                        "(several machines: start the same command on each; make services-up starts a server)")
@@ -332,7 +337,7 @@ def quiet_libraries(verbose: bool) -> None:
     if not verbose:
         import pytorch_lightning  # noqa: F401  (its import sets its loggers to INFO: import first)
 
-        for name in ("pytorch_lightning", "lightning", "lightning_fabric", "mlflow", "alembic", "optuna"):
+        for name in ("pytorch_lightning", "lightning", "lightning_fabric", "mlflow", "alembic", "optuna", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -343,6 +348,8 @@ def quiet_libraries(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # MLflow prints two "View run" lines per run to stdout when it talks to a server
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     parser = build_parser()
     args = parser.parse_args(argv)
     quiet_libraries(args.verbose)

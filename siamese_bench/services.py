@@ -36,6 +36,8 @@ from pathlib import Path
 
 import psutil
 
+from siamese_bench.redact import mask_url
+
 DEFAULT_DIR = Path(".services")
 DEFAULT_PG_PORT = 55432
 DEFAULT_MLFLOW_PORT = 5055
@@ -74,11 +76,6 @@ class ServiceStatus:
 
 def _say(message: str) -> None:
     print(f"services: {message}", file=sys.stderr, flush=True)
-
-
-def _mask(url: str) -> str:
-    """Hide the password of `scheme://user:password@host...` so URLs can be printed."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/:@]*:)[^/]*@", r"\1***@", url, flags=re.IGNORECASE)
 
 
 def _client_host(host: str) -> str:
@@ -665,7 +662,7 @@ def _command(args: argparse.Namespace) -> None:
     services = Services(args.dir, pg_port=args.pg_port, mlflow_port=args.mlflow_port, host=args.host)
     if args.command == "up":
         env_file = services.up()
-        print(f"SIAMESE_BENCH_STORAGE={_mask(services.pg.url('optuna'))}")
+        print(f"SIAMESE_BENCH_STORAGE={mask_url(services.pg.url('optuna'))}")
         print(f"MLFLOW_TRACKING_URI={services.mlflow.url}")
         if args.host in WILDCARD_HOSTS:
             print("other machines: replace 127.0.0.1 with this machine's address")

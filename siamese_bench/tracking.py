@@ -214,7 +214,12 @@ class Tracker:
         dataset = Dataset(name=info["name"], digest=info["digest"], source_type="local",
                           source=json.dumps({"source": info["source"]}), profile=json.dumps(info["sizes"]))
         entry = DatasetInput(dataset=dataset, tags=[InputTag("mlflow.data.context", "training")])
-        self._call("log input", lambda: self.client.log_inputs(run_id, datasets=[entry]))
+        try:
+            self._call("log input", lambda: self.client.log_inputs(run_id, datasets=[entry]))
+        except TrackingError as err:  # two runs recording one new dataset at once: the loser finds it now
+            if "duplicate" not in str(err).lower() and "unique" not in str(err).lower():
+                raise
+            self._call("log input", lambda: self.client.log_inputs(run_id, datasets=[entry]))
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric

@@ -27,3 +27,19 @@ def digits():
 @pytest.fixture
 def gen():
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory):
+    """A real PostgreSQL 15 cluster for the session (skipped, saying why, where it is not installed)."""
+    from servers import start_throwaway_cluster
+
+    yield from start_throwaway_cluster(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(pg_cluster):
+    """A real MLflow tracking server on pg_cluster, as `make services-up` starts one."""
+    from servers import start_mlflow_server
+
+    yield from start_mlflow_server(pg_cluster)

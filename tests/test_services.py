@@ -6,54 +6,21 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import psutil
 import pytest
+from servers import NO_PG, free_port, pg_installed
 
 from siamese_bench import services
-from siamese_bench.services import MlflowServer, PostgresCluster, ServiceError, find_pg_bin, main
-
-NO_PG = "PostgreSQL server binaries not installed (Debian package postgresql)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def pg_installed() -> bool:
-    try:
-        find_pg_bin()
-    except ServiceError:
-        return False
-    return True
-
-
-def start_throwaway_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """A started cluster on a free port, stopped and deleted afterwards (`yield from` it in a fixture).
-
-    As root the pytest temp folder (/tmp/pytest-of-root, mode 0700) is closed to `postgres`, so the data goes to
-    the module's fallback under the system temp dir: the fallback is exercised, not bypassed.
-    """
-    if not pg_installed():
-        pytest.skip(NO_PG)
-    notes: list[str] = []
-    cluster = PostgresCluster(tmp_path_factory.mktemp("services"), port=free_port(), say=notes.append)
-    cluster.destroy()  # same fallback path as a crashed earlier session's: start clean
-    try:
-        cluster.up()
-        yield cluster
-    finally:
-        cluster.destroy()
+from siamese_bench.redact import mask_url
+from siamese_bench.services import MlflowServer, PostgresCluster, ServiceError, main
 
 
 @pytest.fixture(scope="module")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    yield from start_throwaway_cluster(tmp_path_factory)
+def pg(pg_cluster: PostgresCluster) -> PostgresCluster:
+    return pg_cluster
 
 
 def connect(url: str):
@@ -224,7 +191,7 @@ def test_down_and_status_when_nothing_was_ever_started(tmp_path: Path, capsys) -
 
 
 def test_mask_hides_only_the_password() -> None:
-    mask = services._mask
+    mask = mask_url
     assert mask("postgresql+psycopg2://siamese:s3-cr_et@127.0.0.1:55432/optuna") == (
         "postgresql+psycopg2://siamese:***@127.0.0.1:55432/optuna")
     assert mask("http://127.0.0.1:5055") == "http://127.0.0.1:5055"

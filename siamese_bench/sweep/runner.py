@@ -23,6 +23,7 @@ import queue
 import shutil
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -134,11 +135,11 @@ class HeartbeatThread:
 class WorkerPool:
     """N spawned workers; the parent dispatches Tasks and applies their tracking messages."""
 
-    def __init__(self, workers: int, tracker: Tracker) -> None:
+    def __init__(self, workers: int, tracker: Tracker, threads: int | None = None) -> None:
         ctx = mp.get_context("spawn")  # fork after torch/OpenMP initialisation is unsafe
         self.ctx, self.tracker, self.n = ctx, tracker, workers
         self.tasks, self.results = ctx.Queue(), ctx.Queue()
-        self.threads = max(1, available_cores() // workers)  # no oversubscription
+        self.threads = threads or max(1, available_cores() // workers)  # no oversubscription
         self.procs = [self._spawn() for _ in range(workers)]
         self.run_ids: dict[str, str] = {}
         self.ended: set[str] = set()  # task keys whose MLflow run was ended by its worker
@@ -253,9 +254,9 @@ class WorkerPool:
 class Sweep:
     def __init__(self, spec: StudySpec, storage_url: str, tracker: Tracker, workers: int,
                  progress: bool = True, heartbeats: Heartbeats | None = None, outage: float = 300.0,
-                 poll: float = 2.0) -> None:
+                 poll: float = 2.0, threads: int | None = None) -> None:
         self.spec, self.storage_url, self.tracker = spec, storage_url, tracker
-        self.workers, self.progress, self.poll = workers, progress, poll
+        self.workers, self.progress, self.poll, self.threads = workers, progress, poll, threads
         self.heartbeats = heartbeats or Heartbeats()
         self.retry = Retrier(outage)
         self.storage = make_storage(storage_url, self.heartbeats)
@@ -263,6 +264,7 @@ class Sweep:
         self.points: list[Point] = [(c, s) for c in self.cells for s in spec.seeds]
         self.summary = SweepSummary(spec.name)
         self.mine: set[int] = set()  # trial ids this sweep runs now (never stale while in here)
+        self.trial_ids: dict[str, int] = {}  # task key -> Optuna trial id, noted at claim
         self.beats: HeartbeatThread | None = None
         self.parent: str | None = None
 
@@ -384,7 +386,7 @@ class Sweep:
         self.parent = self.locked("start study", setup)
         if isinstance(self.storage, RDBStorage):
             self.beats = HeartbeatThread(self.storage, self.heartbeats.interval)
-        pool = WorkerPool(self.workers, self.tracker)
+        pool = WorkerPool(self.workers, self.tracker, self.threads)
         interrupted = False
         try:
             tuned = self.run_tuning(pool) if self.spec.tune else {}
@@ -447,7 +449,7 @@ class Sweep:
             wanted = [p for p in self.points if states[p] == "open"]
             settled["flag"] = not wanted and "running" not in states.values()
             while wanted:
-                trial = study.ask()
+                trial = self._ask(study)
                 trial_id = self._trial_id(study, trial.number)
                 for k, v in owner_attrs().items():  # first: a crash from here on leaves a claimed trial
                     trial.set_user_attr(k, v)
@@ -462,7 +464,7 @@ class Sweep:
                 params = tuned.get(cell_id) or {}
                 for k, v in params.items():
                     trial.set_user_attr(f"tuned.{k}", v)
-                self._claimed(trial_id)
+                self._claimed(trial_id, f"grid:{trial.number}")
                 cfg = self.spec.config_for(self.cells[cell_id], seed, params)
                 return Task(key=f"grid:{trial.number}", config=dataclasses.asdict(cfg), experiment=self.spec.name,
                             run_name=f"{cell_id} seed={seed}", parent_run_id=self.parent,
@@ -476,7 +478,14 @@ class Sweep:
                         lambda task: study)
         bar.close()
 
-    def _claimed(self, trial_id: int) -> None:
+    @staticmethod
+    def _ask(study: optuna.Study) -> optuna.Trial:
+        with warnings.catch_warnings():  # Optuna expects heartbeats only inside optimize(); we record our own
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            return study.ask()
+
+    def _claimed(self, trial_id: int, key: str) -> None:
+        self.trial_ids[key] = trial_id
         self.mine.add(trial_id)
         if self.beats:
             self.beats.add(trial_id)  # at once: a machine that dies now is found after one grace period
@@ -523,12 +532,12 @@ class Sweep:
                 return None
             cell_id = min(open_cells, key=lambda cid: sum(counts[cid]))  # round robin over cells
             study, cell = studies[cell_id], self.cells[cell_id]
-            trial = study.ask()
+            trial = self._ask(study)
             for k, v in owner_attrs().items():
                 trial.set_user_attr(k, v)
             trial_id = self._trial_id(study, trial.number)
             params = suggest(trial, tune)
-            self._claimed(trial_id)
+            self._claimed(trial_id, f"tune:{cell_id}:{trial.number}")
             cfg = self.spec.config_for(cell, tune.seed, params)
             target = PruneTarget(study.study_name, self.storage_url, trial_id, tune.pruner, tune.metric)
             return Task(key=f"tune:{cell_id}:{trial.number}", config=dataclasses.asdict(cfg),
@@ -552,13 +561,12 @@ class Sweep:
 
     def _run_phase(self, pool: WorkerPool, bar: tqdm, next_task, settled, study_of) -> None:
         def on_start(task: Task, run_id: str) -> None:
-            study = study_of(task)
-            trial_id = self._trial_id(study, int(task.tags["optuna_trial"]))
+            trial_id = self.trial_ids[task.key]
             self.retry(lambda: self.storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id), "link run")
 
         def on_finish(task: Task, outcome: Outcome) -> None:
             study = study_of(task)
-            trial_id = self.retry(lambda: self._trial_id(study, int(task.tags["optuna_trial"])), "find trial")
+            trial_id = self.trial_ids.pop(task.key)
             run_id = pool.run_ids.get(task.key)
             if run_id and task.key not in pool.ended:  # its worker could not end it: never leave it RUNNING
                 self.tracker.end_run(run_id, "FINISHED" if outcome.kind == "done" else

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import socket
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,9 @@ def make_storage(url: str, heartbeats: Heartbeats | None = None) -> BaseStorage:
         kwargs = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4, "connect_args": {"connect_timeout": 10}}
     try:
         with _schema_lock(url):  # two processes creating Optuna's tables at once collide
-            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=hb.interval, grace_period=hb.grace)
+            with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=hb.interval, grace_period=hb.grace)
     except ImportError as err:
         raise ConfigError(f"storage {mask_url(url)}: the database driver is missing ({err.name}): "
                           "reinstall with `make venv` (psycopg2-binary is a dependency)") from None
@@ -196,7 +199,8 @@ def _is_this_process(trial: FrozenTrial) -> bool:
 def _stale_by_heartbeat(storage: BaseStorage, study_id: int) -> set[int]:
     """Trial ids whose heartbeat is older than the grace period. Optuna exposes this only as
     fail_stale_trials(), which fails them before a reason can be recorded; hence the private call."""
-    if not isinstance(storage, RDBStorage) or not storage.get_heartbeat_interval():
+    # a Study wraps its RDBStorage in Optuna's cache layer, which forwards the heartbeat calls
+    if not hasattr(storage, "_get_stale_trial_ids") or not storage.get_heartbeat_interval():
         return set()
     return set(storage._get_stale_trial_ids(study_id))  # noqa: SLF001
 
