@@ -67,6 +67,7 @@ class Machine:
     cmd: list[str]
     logs: Path
     distinct_host: bool
+    netns: str | None = None  # its own network namespace: it reaches the servers over a veth link
     proc: subprocess.Popen | None = None
     starts: int = 0
     exit_codes: list[int] = field(default_factory=list)
@@ -77,6 +78,8 @@ class Machine:
         cmd = self.cmd
         if self.distinct_host:
             cmd = ["unshare", "--uts", "sh", "-c", f"hostname {self.name} && exec \"$@\"", "sh", *self.cmd]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns, *cmd]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.logs)
 
     @property
@@ -124,6 +127,38 @@ class Faults:
         print(f"  [{time.strftime('%H:%M:%S')}] fault {len(self.log)}: {kind} {info}", flush=True)
 
 
+class Network:
+    """One network namespace per machine, joined to this host by a veth pair: 10.231.N.2 inside,
+    10.231.N.1 here. Inside, 127.0.0.1 is the machine's own loopback, so the servers are reached
+    only at the gateway address, as from another machine."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def add(self, index: int) -> tuple[str, str]:
+        ns, host_if, ns_if = f"sbsoak{index}", f"sbsoak{index}h", f"sbsoak{index}n"
+        gateway = f"10.231.{index}.1"
+        self.remove_one(ns, host_if)
+        for cmd in (["ip", "netns", "add", ns], ["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if],
+                    ["ip", "link", "set", ns_if, "netns", ns], ["ip", "addr", "add", f"{gateway}/24", "dev", host_if],
+                    ["ip", "link", "set", host_if, "up"],
+                    ["ip", "netns", "exec", ns, "ip", "addr", "add", f"10.231.{index}.2/24", "dev", ns_if],
+                    ["ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up"],
+                    ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]):
+            subprocess.run(cmd, check=True, capture_output=True)
+        self.names.append(ns)
+        return ns, gateway
+
+    @staticmethod
+    def remove_one(ns: str, host_if: str) -> None:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+
+    def remove(self) -> None:
+        for ns in self.names:
+            self.remove_one(ns, ns + "h")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--storage", choices=("postgresql", "journal"), default="postgresql")
@@ -140,6 +175,9 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0, help="fault schedule seed")
     p.add_argument("--out", type=Path, default=REPO / "reports" / "soak")
     p.add_argument("--keep", action="store_true", help="keep the work folder and servers' data")
+    p.add_argument("--no-netns", action="store_true",
+                   help="PostgreSQL: keep the machines in this host's network (default: each machine in its own "
+                   "network namespace, reaching the servers over a veth link)")
     args = p.parse_args()
     if args.storage == "postgresql" and os.geteuid() != 0:
         print("soak: distinct hostnames need root (unshare --uts); run as root", file=sys.stderr)
@@ -151,26 +189,39 @@ def main() -> int:
     spec = work / "soak.yaml"
     spec.write_text(textwrap.dedent(SPEC.format(epochs=args.epochs, seeds=list(range(args.seeds)))))
     cluster = server = None
+    network = Network()
+    use_netns = args.storage == "postgresql" and not args.no_netns
     started = time.time()
     try:
         if args.storage == "postgresql":
             from siamese_bench.services import MlflowServer, PostgresCluster
 
-            cluster = PostgresCluster(services_dir=work / "services", port=free_port(), data_dir=work / "pg")
+            bind = "0.0.0.0" if use_netns else "127.0.0.1"
+            cluster = PostgresCluster(services_dir=work / "services", port=free_port(), data_dir=work / "pg",
+                                      host=bind)
             cluster.up()
             server = MlflowServer(services_dir=work / "services", port=free_port(),
-                                  backend_store_uri=cluster.url("mlflow"))
+                                  backend_store_uri=cluster.url("mlflow"), host=bind)
             server.up()
             storage, tracking = cluster.url("optuna"), server.url
             kinds = ["worker", "machine", "postgres", "mlflow"]
         else:
             storage, tracking = str(work / "optuna.journal"), f"sqlite:///{work}/mlruns.db"
             kinds = ["worker", "machine"]
-        env_cmd = [sys.executable, "-m", "siamese_bench.cli", "sweep", str(spec), "--workers", str(args.workers),
-                   "--threads", "1", "--storage", storage, "--tracking-uri", tracking, "--no-progress",
-                   "--heartbeat", str(args.heartbeat), "--grace", str(args.grace), "--outage", "180"]
-        machines = [Machine(f"machine-{chr(97 + i)}", env_cmd, work, args.storage == "postgresql")
-                    for i in range(args.machines)]
+        def sweep_cmd(storage: str, tracking: str) -> list[str]:
+            return [sys.executable, "-m", "siamese_bench.cli", "sweep", str(spec), "--workers", str(args.workers),
+                    "--threads", "1", "--storage", storage, "--tracking-uri", tracking, "--no-progress",
+                    "--heartbeat", str(args.heartbeat), "--grace", str(args.grace), "--outage", "180"]
+
+        machines = []
+        for i in range(args.machines):
+            ns = None
+            cmd = sweep_cmd(storage, tracking)
+            if use_netns:  # the servers' addresses as this machine sees them
+                ns, gateway = network.add(i)
+                cmd = sweep_cmd(storage.replace("@127.0.0.1:", f"@{gateway}:"),
+                                tracking.replace("//127.0.0.1:", f"//{gateway}:"))
+            machines.append(Machine(f"machine-{chr(97 + i)}", cmd, work, args.storage == "postgresql", ns))
         for m in machines:
             m.start()
         faults, deaths = Faults(), []
@@ -226,7 +277,7 @@ def main() -> int:
                 m.kill()
         audit = audit_study(storage, tracking, spec, deaths)
         audit["machine_exit_codes"] = exit_codes
-        audit.update(storage=args.storage, machines=args.machines, workers=args.workers,
+        audit.update(storage=args.storage, machines=args.machines, workers=args.workers, netns=use_netns,
                      faults=dict(Counter(f["kind"] for f in faults.log)), faults_total=len(faults.log),
                      seconds=round(time.time() - started, 1), grace=args.grace, heartbeat=args.heartbeat,
                      command=" ".join(["python", "benchmarks/soak.py", *sys.argv[1:]]))
@@ -237,6 +288,7 @@ def main() -> int:
         print(f"written: {out}")
         return 0 if audit["ok"] else 1
     finally:
+        network.remove()
         if server is not None and not args.keep:
             server.stop()
         if cluster is not None and not args.keep:
@@ -274,8 +326,10 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
         for t in trials:
             a = t.user_attrs
             if a.get("host") == d["host"] and a.get("pid") == d["pid"] and t.state == TrialState.FAIL \
-                    and t.datetime_complete is not None:
+                    and t.datetime_complete is not None and "worker process died" not in str(a.get("fail_reason")):
                 seconds = t.datetime_complete.timestamp() - d["at"]  # naive datetimes are local time
+                if seconds < 0:  # failed before the machine died (not by its death)
+                    continue
                 recoveries.append(round(seconds, 1))
                 paths["heartbeat" if "heartbeat" in str(a.get("fail_reason")) else "pid"] += 1
     audit = {
@@ -310,7 +364,9 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
 
 
 def print_audit(a: dict) -> None:
-    print(f"\nsoak audit ({a['storage']}, {a['machines']} machines x {a['workers']} workers, {a['seconds']} s)")
+    where = "each in its own network namespace and hostname" if a.get("netns") else "one network"
+    print(f"\nsoak audit ({a['storage']}, {a['machines']} machines x {a['workers']} workers, {where}, "
+          f"{a['seconds']} s)")
     print(f"  faults injected: {a['faults_total']} {a['faults']}")
     print(f"  points expected {a['points_expected']}: completed exactly once {a['completed_exactly_once']}, "
           f"duplicated {a['duplicated']}, lost {a['lost']}")

@@ -216,3 +216,25 @@ def test_a_trial_popped_but_never_claimed_is_recovered(tmp_path):
     assert tracker.client.get_run(orphan_run).info.status == "KILLED"
     _, parents, _ = child_runs(uri, "orphan")
     assert [p.info.status for p in parents] == ["FINISHED"]  # the study's own run is not an orphan
+
+
+def test_two_sweeps_at_once_on_one_journal_study_train_each_point_once(tmp_path):
+    """Two sweep processes on one machine (the default journal storage, one SQLite tracking store):
+    they share the points, and one parent run ends when both are done."""
+    spec_path = make_spec(tmp_path, "shared", epochs=8)
+    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    cmd = [sys.executable, "-m", "siamese_bench.cli", "sweep", str(spec_path), "--workers", "1", "--threads", "1",
+           "--storage", storage, "--tracking-uri", uri, "--no-progress"]
+    logs = [tmp_path / f"sweep{i}.log" for i in range(2)]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT) for log in logs]
+    for proc, log in zip(procs, logs, strict=True):
+        assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
+    trials = load(storage, "shared").trials
+    spec = load_spec(spec_path)
+    complete = sorted(t.user_attrs["cell"] for t in trials if t.state == TrialState.COMPLETE)
+    assert complete == sorted(c.id for c in spec.cells())
+    assert [t for t in trials if t.state != TrialState.COMPLETE] == []
+    assert len({t.user_attrs["pid"] for t in trials}) == 2  # both sweeps trained
+    _, parents, children = child_runs(uri, "shared")
+    assert [p.info.status for p in parents] == ["FINISHED"]
+    assert sorted(r.info.status for r in children) == ["FINISHED"] * len(spec.cells())

@@ -21,6 +21,7 @@ import multiprocessing as mp
 import os
 import queue
 import shutil
+import socket
 import threading
 import time
 import warnings
@@ -469,7 +470,7 @@ class Sweep:
                 return Task(key=f"grid:{trial.number}", config=dataclasses.asdict(cfg), experiment=self.spec.name,
                             run_name=f"{cell_id} seed={seed}", parent_run_id=self.parent,
                             tags={"optuna_study": self.spec.name, "optuna_trial": str(trial.number),
-                                  "cell": cell_id, "phase": "grid",
+                                  "cell": cell_id, "phase": "grid", "host": socket.gethostname(),
                                   **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()}})
             bar.set_description("grid (waiting for other sweeps)" if not settled["flag"] else "grid")
             return None
@@ -544,7 +545,7 @@ class Sweep:
                         experiment=self.spec.name, run_name=f"tune {cell_id} #{trial.number}",
                         parent_run_id=self.parent, prune=target,
                         tags={"optuna_study": study.study_name, "optuna_trial": str(trial.number),
-                              "cell": cell_id, "phase": "tune"})
+                              "cell": cell_id, "phase": "tune", "host": socket.gethostname()})
 
         self._run_phase(pool, bar, lambda: self.locked("claim a tuning trial", claim), lambda: settled["flag"],
                         lambda task: studies[task.key.split(":")[1]])
