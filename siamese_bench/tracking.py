@@ -116,6 +116,7 @@ class Tracker:
 
         self.uri = resolve_tracking_uri(uri)
         self.system_metrics = system_metrics
+        self.system_metrics_interval = 5.0  # seconds between samples
         self.retry = Retrier(outage)
         self._monitors: dict[str, Any] = {}
         check_writable(self.uri)
@@ -198,7 +199,8 @@ class Tracker:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         try:
-            monitor = SystemMetricsMonitor(run_id, sampling_interval=5, samples_before_logging=1,
+            monitor = SystemMetricsMonitor(run_id, sampling_interval=self.system_metrics_interval,
+                                           samples_before_logging=1,
                                            tracking_uri=self.uri)
             monitor.start()
             self._monitors[run_id] = monitor

@@ -191,3 +191,17 @@ def test_unreachable_tracking_server_is_one_line_with_the_password_masked():
         Tracker("http://user:hunter2@127.0.0.1:1")
     assert time.monotonic() - started < 15  # not MLflow's minutes of retries
     assert "hunter2" not in str(err.value) and "user:***@" in str(err.value) and "not reachable" in str(err.value)
+
+
+def test_system_metrics_are_recorded_with_a_run(tmp_path):
+    tracker = Tracker(f"sqlite:///{tmp_path}/m.db", system_metrics=True)
+    tracker.system_metrics_interval = 0.5
+    run_id = tracker.start_run("system", "r", {}, {})
+    time.sleep(2)
+    tracker.end_run(run_id)
+    metrics = tracker.client.get_run(run_id).data.metrics
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(metrics)
+    plain = Tracker(f"sqlite:///{tmp_path}/m.db")
+    other = plain.start_run("system", "r2", {}, {})
+    plain.end_run(other)
+    assert not plain.client.get_run(other).data.metrics  # off unless asked for

@@ -38,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from siamese_bench.redact import mask_url
-from siamese_bench.sweep.retry import Retrier
+from siamese_bench.sweep.retry import Retrier, StorageUnavailable
 from siamese_bench.sweep.spec import StudySpec
 from siamese_bench.sweep.storage import Heartbeats, fail_stale_trials, make_storage, owner_attrs, study_lock
 from siamese_bench.sweep.tuning import best_params, make_pruner, suggest, tune_sampler, tune_study_name
@@ -164,15 +164,25 @@ class WorkerPool:
             p.kill()
 
     def run(self, next_task: Callable[[], Task | None], on_start: Callable[[Task, str], None],
-            on_finish: Callable[[Task, Outcome], None], settled: Callable[[], bool], poll: float = 2.0) -> None:
+            on_finish: Callable[[Task, Outcome], None], settled: Callable[[], bool], poll: float = 2.0,
+            housekeeping: Callable[[], None] | None = None, every: float = 10.0) -> None:
         """Keep every worker busy. next_task() returns None when nothing can be claimed now;
         then the pool tries again every `poll` seconds, and returns once nothing is in flight
-        here and settled() says no trial is left anywhere."""
+        here and settled() says no trial is left anywhere. While every worker is busy,
+        housekeeping() runs every `every` seconds (a claim does the same checks), so a dead
+        sweep's trials are failed promptly even when no worker here is free."""
         in_flight: dict[str, Task] = {}
         owner: dict[str, int] = {}  # task key -> worker pid
-        next_claim = 0.0
+        next_claim, last_check = 0.0, time.monotonic()
         while True:
+            if housekeeping and len(in_flight) >= self.n and time.monotonic() - last_check >= every:
+                last_check = time.monotonic()
+                try:
+                    housekeeping()
+                except Exception as err:  # noqa: BLE001  (an outage: the next round tries again)
+                    log.warning("check for dead sweeps failed: %s", err)
             if len(in_flight) < self.n and time.monotonic() >= next_claim:
+                last_check = time.monotonic()
                 while len(in_flight) < self.n:
                     task = next_task()
                     if task is None:
@@ -270,12 +280,12 @@ class Sweep:
         self.parent: str | None = None
 
     # -- coordination ----------------------------------------------------------------------
-    def locked(self, what: str, fn: Callable[[], Any]) -> Any:
+    def locked(self, what: str, fn: Callable[[], Any], retry: Retrier | None = None) -> Any:
         """fn() under the study lock, tried again from the start after a server outage."""
         def attempt():
             with study_lock(self.storage_url, self.spec.name):
                 return fn()
-        return self.retry(attempt, f"{what} ({mask_url(self.storage_url)})")
+        return (retry or self.retry)(attempt, f"{what} ({mask_url(self.storage_url)})")
 
     def _trial_id(self, study: optuna.Study, number: int) -> int:
         study_id = self.storage.get_study_id_from_name(study.study_name)
@@ -388,12 +398,16 @@ class Sweep:
         if isinstance(self.storage, RDBStorage):
             self.beats = HeartbeatThread(self.storage, self.heartbeats.interval)
         pool = WorkerPool(self.workers, self.tracker, self.threads)
-        interrupted = False
+        interrupted = storage_down = False
         try:
             tuned = self.run_tuning(pool) if self.spec.tune else {}
             self.run_grid(pool, study, tuned)
         except KeyboardInterrupt:
             interrupted = True
+            pool.terminate()
+            raise
+        except StorageUnavailable:
+            storage_down = True  # no second wait for it below; the next sweep resumes
             pool.terminate()
             raise
         finally:
@@ -402,10 +416,11 @@ class Sweep:
                 self.beats.stop()
             self.mine.clear()
             self.summary.seconds = time.perf_counter() - started
-            try:
-                self.locked("end study", lambda: self.finish(study, interrupted))
-            except Exception as err:  # noqa: BLE001  (the trials are safe; the parent run can wait)
-                log.warning("could not update the study's MLflow run: %s", err)
+            if not storage_down:
+                try:
+                    self.locked("end study", lambda: self.finish(study, interrupted))
+                except Exception as err:  # noqa: BLE001  (the trials are safe; the parent run can wait)
+                    log.warning("could not update the study's MLflow run: %s", err)
         return self.summary
 
     def finish(self, study: optuna.Study, interrupted: bool) -> None:
@@ -476,7 +491,7 @@ class Sweep:
             return None
 
         self._run_phase(pool, bar, lambda: self.locked("claim a point", claim), lambda: settled["flag"],
-                        lambda task: study)
+                        lambda task: study, [study])
         bar.close()
 
     @staticmethod
@@ -548,7 +563,7 @@ class Sweep:
                               "cell": cell_id, "phase": "tune", "host": socket.gethostname()})
 
         self._run_phase(pool, bar, lambda: self.locked("claim a tuning trial", claim), lambda: settled["flag"],
-                        lambda task: studies[task.key.split(":")[1]])
+                        lambda task: studies[task.key.split(":")[1]], list(studies.values()))
         bar.close()
         best = {}
         for cell_id, s in studies.items():
@@ -560,7 +575,8 @@ class Sweep:
                 best[cell_id] = params
         return best
 
-    def _run_phase(self, pool: WorkerPool, bar: tqdm, next_task, settled, study_of) -> None:
+    def _run_phase(self, pool: WorkerPool, bar: tqdm, next_task, settled, study_of,
+                   studies: list[optuna.Study]) -> None:
         def on_start(task: Task, run_id: str) -> None:
             trial_id = self.trial_ids[task.key]
             self.retry(lambda: self.storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id), "link run")
@@ -589,7 +605,14 @@ class Sweep:
             bar.write(line) if self.progress else log.info(line)
             bar.update(0)
 
-        pool.run(next_task, on_start, on_finish, settled, poll=self.poll)
+        def housekeeping() -> None:
+            def check():
+                for study in studies:
+                    self.recover(study)
+            self.locked("check for dead sweeps", check, Retrier(min(self.retry.outage, 30)))  # not worth a long wait
+
+        pool.run(next_task, on_start, on_finish, settled, poll=self.poll, housekeeping=housekeeping,
+                 every=self.heartbeats.interval)
 
     def _record(self, study: optuna.Study, trial_id: int, task: Task, outcome: Outcome) -> tuple[str, str]:
         """Write a finished task's outcome to its trial; idempotent, so an outage can retry it.
