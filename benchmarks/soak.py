@@ -4,8 +4,10 @@
     python benchmarks/soak.py --storage journal      # 2 sweeps on one machine, journal + SQLite store
 
 Each "machine" is a `siamese-bench sweep` process group; on PostgreSQL each runs under its own
-hostname (a Linux UTS namespace, `unshare --uts`, as root), so the cross-machine code path runs:
-a dead machine is found by its missing heartbeats, not by its PID. At random moments, bounded
+hostname (a Linux UTS namespace, `unshare --uts`, as root) and in its own network namespace
+joined to this host by a veth link (`ip netns`; `--no-netns` to skip), reaching the servers
+only at their link address, as from another machine. So the cross-machine code path runs: a
+dead machine is found by its missing heartbeats, not by its PID. At random moments, bounded
 in count and time, the soak injects:
 
 - worker:   kill -9 of one training worker process;
@@ -164,7 +166,7 @@ def main() -> int:
     p.add_argument("--storage", choices=("postgresql", "journal"), default="postgresql")
     p.add_argument("--machines", type=int, default=2, help="cooperating sweep processes (default %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="training workers per machine (default %(default)s)")
-    p.add_argument("--seeds", type=int, default=8, help="seeds per cell; 4 cells (default %(default)s: 32 points)")
+    p.add_argument("--seeds", type=int, default=10, help="seeds per cell; 4 cells (default %(default)s: 40 points)")
     p.add_argument("--epochs", type=int, default=30, help="epochs per trial (default %(default)s)")
     p.add_argument("--faults", type=int, default=24, help="faults to inject (default %(default)s)")
     p.add_argument("--gap", type=float, nargs=2, default=(3.0, 9.0), metavar=("MIN", "MAX"),

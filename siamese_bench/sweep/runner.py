@@ -18,8 +18,8 @@ import dataclasses
 import logging
 import math
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
-import queue
 import shutil
 import socket
 import threading
@@ -133,35 +133,48 @@ class HeartbeatThread:
         self._thread.join(timeout=self.interval + 5)
 
 
+@dataclass
+class WorkerHandle:
+    proc: Any  # multiprocessing Process
+    conn: Any  # the parent's end of the worker's pipe
+    task: Task | None = None  # what it works on now
+
+
 class WorkerPool:
-    """N spawned workers; the parent dispatches Tasks and applies their tracking messages."""
+    """N spawned workers, one pipe each; the parent dispatches Tasks and applies their
+    tracking messages. A worker that dies is seen at once (its pipe closes), its task is
+    reported lost, and a new worker takes its place."""
 
     def __init__(self, workers: int, tracker: Tracker, threads: int | None = None) -> None:
-        ctx = mp.get_context("spawn")  # fork after torch/OpenMP initialisation is unsafe
-        self.ctx, self.tracker, self.n = ctx, tracker, workers
-        self.tasks, self.results = ctx.Queue(), ctx.Queue()
+        self.ctx = mp.get_context("spawn")  # fork after torch/OpenMP initialisation is unsafe
+        self.tracker, self.n = tracker, workers
         self.threads = threads or max(1, available_cores() // workers)  # no oversubscription
-        self.procs = [self._spawn() for _ in range(workers)]
+        self.workers = [self._spawn() for _ in range(workers)]
         self.run_ids: dict[str, str] = {}
         self.ended: set[str] = set()  # task keys whose MLflow run was ended by its worker
 
-    def _spawn(self):
-        p = self.ctx.Process(target=worker_main, args=(self.tasks, self.results, self.threads, os.getpid()),
-                             daemon=True)
+    def _spawn(self) -> WorkerHandle:
+        ours, theirs = self.ctx.Pipe(duplex=True)
+        p = self.ctx.Process(target=worker_main, args=(theirs, self.threads, os.getpid()), daemon=True)
         p.start()
-        return p
+        theirs.close()
+        return WorkerHandle(p, ours)
 
     def close(self) -> None:
-        for _ in self.procs:
-            self.tasks.put(None)
-        for p in self.procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
+        for w in self.workers:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+        for w in self.workers:
+            w.proc.join(timeout=10)
+            if w.proc.is_alive():
+                w.proc.kill()
+            w.conn.close()
 
     def terminate(self) -> None:
-        for p in self.procs:
-            p.kill()
+        for w in self.workers:
+            w.proc.kill()
 
     def run(self, next_task: Callable[[], Task | None], on_start: Callable[[Task, str], None],
             on_finish: Callable[[Task, Outcome], None], settled: Callable[[], bool], poll: float = 2.0,
@@ -171,50 +184,75 @@ class WorkerPool:
         here and settled() says no trial is left anywhere. While every worker is busy,
         housekeeping() runs every `every` seconds (a claim does the same checks), so a dead
         sweep's trials are failed promptly even when no worker here is free."""
-        in_flight: dict[str, Task] = {}
-        owner: dict[str, int] = {}  # task key -> worker pid
         next_claim, last_check = 0.0, time.monotonic()
         while True:
-            if housekeeping and len(in_flight) >= self.n and time.monotonic() - last_check >= every:
+            busy = [w for w in self.workers if w.task is not None]
+            if housekeeping and len(busy) == self.n and time.monotonic() - last_check >= every:
                 last_check = time.monotonic()
                 try:
                     housekeeping()
                 except Exception as err:  # noqa: BLE001  (an outage: the next round tries again)
                     log.warning("check for dead sweeps failed: %s", err)
-            if len(in_flight) < self.n and time.monotonic() >= next_claim:
+            if len(busy) < self.n and time.monotonic() >= next_claim:
                 last_check = time.monotonic()
-                while len(in_flight) < self.n:
+                for w in self.workers:
+                    if w.task is not None:
+                        continue
                     task = next_task()
                     if task is None:
                         next_claim = time.monotonic() + poll
                         break
-                    in_flight[task.key] = task
-                    self.tasks.put(task)
-            if not in_flight:
+                    w.task = task
+                    try:
+                        w.conn.send(task)
+                    except OSError:  # it died while idle: the task goes back, a new worker comes
+                        self._lost(w, on_finish)
+                        next_claim = 0.0
+                busy = [w for w in self.workers if w.task is not None]
+            if not busy:
                 if settled():
                     return
                 time.sleep(max(0.0, next_claim - time.monotonic()))
                 continue
-            try:
-                kind, key, payload = self.results.get(timeout=min(poll, 5))
-            except queue.Empty:
-                self._check_workers(in_flight, owner, on_finish)
-                continue
-            task = in_flight.get(key)
-            if task is None:
-                continue
-            if kind == "begin":
-                owner[key] = payload
-            elif kind in ("done", "pruned", "failed"):
-                del in_flight[key]
-                owner.pop(key, None)
-                on_finish(task, self._outcome(kind, payload))
-                next_claim = 0.0  # a worker is free: claim at once
-            else:
-                try:
-                    self._apply(kind, task, payload, on_start)
-                except Exception as err:  # noqa: BLE001  (a tracking hiccup must not stop the study)
-                    log.warning("MLflow %s call for %s failed: %s: %s", kind, task.run_name, type(err).__name__, err)
+            by_conn = {w.conn: w for w in busy}
+            by_sentinel = {w.proc.sentinel: w for w in busy}
+            for ready in mp_connection.wait([*by_conn, *by_sentinel], timeout=min(poll, 5)):
+                w = by_conn.get(ready) or by_sentinel.get(ready)
+                if w.task is None:
+                    continue
+                if ready in by_conn:
+                    if self._receive(w, on_start, on_finish):
+                        next_claim = 0.0  # a worker is free: claim at once
+                elif not w.conn.poll():  # died, and nothing it sent is left to read
+                    self._lost(w, on_finish)
+
+    def _receive(self, w: WorkerHandle, on_start, on_finish) -> bool:
+        """Handle one message from `w`; True when its task ended."""
+        task = w.task
+        try:
+            kind, key, payload = w.conn.recv()
+        except (EOFError, OSError):
+            self._lost(w, on_finish)
+            return True
+        if key != task.key or kind == "begin":
+            return False
+        if kind in ("done", "pruned", "failed"):
+            w.task = None
+            on_finish(task, self._outcome(kind, payload))
+            return True
+        try:
+            self._apply(kind, task, payload, on_start)
+        except Exception as err:  # noqa: BLE001  (a tracking hiccup must not stop the study)
+            log.warning("MLflow %s call for %s failed: %s: %s", kind, task.run_name, type(err).__name__, err)
+        return False
+
+    def _lost(self, w: WorkerHandle, on_finish) -> None:
+        task, w.task = w.task, None
+        w.proc.join(timeout=5)
+        code = w.proc.exitcode
+        w.conn.close()
+        self.workers[self.workers.index(w)] = self._spawn()
+        on_finish(task, Outcome("failed", reason=f"lost: worker process died (exit code {code})", failure="lost"))
 
     def _apply(self, kind: str, task: Task, payload: Any, on_start) -> None:
         if kind == "start":
@@ -248,18 +286,6 @@ class WorkerPool:
             return Outcome(kind, reason=reason, epochs=epochs)
         reason, epochs, failure = payload
         return Outcome(kind, reason=reason, epochs=epochs, failure=failure)
-
-    def _check_workers(self, in_flight, owner, on_finish) -> None:
-        for i, p in enumerate(self.procs):
-            if p.is_alive():
-                continue
-            dead = [k for k, pid in owner.items() if pid == p.pid]
-            for key in dead:
-                task = in_flight.pop(key)
-                owner.pop(key)
-                on_finish(task, Outcome("failed", reason=f"lost: worker process died (exit code {p.exitcode})",
-                                        failure="lost"))
-            self.procs[i] = self._spawn()
 
 
 class Sweep:

@@ -1,7 +1,9 @@
 """Worker processes: run one training task at a time and stream its tracking calls back.
 
 Only the parent writes to MLflow (a SQLite store shared by writers locks up), so a worker
-gets a QueueTracker: the same calls as tracking.Tracker, sent as messages.
+gets a QueueTracker: the same calls as tracking.Tracker, sent as messages. Each worker talks
+to the parent over its own pipe: a worker killed mid-task takes no shared queue lock with it,
+and the parent knows which task it held.
 """
 
 from __future__ import annotations
@@ -116,8 +118,18 @@ def _die_with_parent() -> None:
         pass
 
 
-def worker_main(tasks, results, threads: int, parent_pid: int) -> None:
-    """Loop: take a Task, train, report "done"/"pruned"/"failed"; a None task ends it."""
+class PipeOutbox:
+    """The worker's end of its pipe, with a queue's put()."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    def put(self, message) -> None:
+        self.conn.send(message)
+
+
+def worker_main(conn, threads: int, parent_pid: int) -> None:
+    """Loop: take a Task from the pipe, train, report "done"/"pruned"/"failed"; None ends it."""
     _die_with_parent()
     import torch
 
@@ -130,7 +142,8 @@ def worker_main(tasks, results, threads: int, parent_pid: int) -> None:
     for name in ("pytorch_lightning", "lightning_fabric", "mlflow", "optuna"):
         logging.getLogger(name).setLevel(logging.ERROR)
     datasets: dict[str, Any] = {}  # loaded once per worker
-    while (task := tasks.get()) is not None:
+    results = PipeOutbox(conn)
+    while (task := conn.recv()) is not None:
         results.put(("begin", task.key, os.getpid()))
         counter = EpochCounter(parent_pid)
         try:
