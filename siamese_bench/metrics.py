@@ -15,21 +15,29 @@ FIXED_THRESHOLD = 0.5
 
 
 def best_threshold(d: torch.Tensor, y: torch.Tensor) -> float:
-    """The cut t maximising accuracy of the rule "same when d < t" (midpoint between scores)."""
-    d_sorted, order = torch.sort(d.float())
-    y_sorted = y.float()[order]
-    # Predict "same" for the first k sorted pairs, k = 0..N: correct = same among them plus
-    # different among the rest.
-    same_below = torch.cat([torch.zeros(1), torch.cumsum(y_sorted, 0)])  # (N+1,)
-    diff_below = torch.arange(len(d) + 1, dtype=torch.float32) - same_below
-    correct = same_below + ((1 - y_sorted).sum() - diff_below)
+    """The cut t maximising accuracy of the rule "same when d < t". Only cuts between distinct
+    values can be made (tied distances fall on one side together), so only those are scored,
+    in float64: a cut is the midpoint of two neighbouring distinct values, or just below the
+    smallest / just above the largest (everything "different" / everything "same")."""
+    values, inverse = torch.unique(d.detach().double().cpu(), sorted=True, return_inverse=True)  # (U,)
+    y64 = y.detach().double().cpu().flatten()
+    same = torch.zeros(len(values), dtype=torch.float64).index_add_(0, inverse.flatten(), y64)  # per value
+    diff = torch.bincount(inverse.flatten(), minlength=len(values)).double() - same
+    # cut after the first k distinct values, k = 0..U: same below it plus different above it
+    zero = torch.zeros(1, dtype=torch.float64)
+    correct = torch.cat([zero, torch.cumsum(same, 0)]) + (diff.sum() - torch.cat([zero, torch.cumsum(diff, 0)]))
     k = int(torch.argmax(correct))
-    padded = torch.cat([d_sorted[:1] - 1e-6, d_sorted, d_sorted[-1:] + 1e-6])  # (N+2,)
-    return float((padded[k] + padded[k + 1]) / 2)
+    if k == 0:
+        return float(torch.nextafter(values[0], torch.tensor(-torch.inf, dtype=torch.float64)))
+    if k == len(values):
+        return float(torch.nextafter(values[-1], torch.tensor(torch.inf, dtype=torch.float64)))
+    return float((values[k - 1] + values[k]) / 2)
 
 
 def accuracy_at(d: torch.Tensor, y: torch.Tensor, threshold: float) -> float:
-    return float(binary_accuracy((d < threshold).long(), y.long()))
+    """Accuracy of "same when d < threshold", compared in float64 (a float32 comparison would
+    round a cut placed just beside a large distance onto it)."""
+    return float(binary_accuracy((d.detach().double().cpu() < threshold).long(), y.detach().cpu().long()))
 
 
 def pair_metrics(d: torch.Tensor, y: torch.Tensor, tuned_threshold: float | None = None) -> dict[str, float]:

@@ -33,7 +33,8 @@ def test_best_threshold_by_hand():
     # cut after 0.2 -> 5/6; after 0.4 -> 5/6; the first maximum is chosen: midpoint 0.25
     assert best_threshold(d, y) == pytest.approx(0.25)
     # all "different" is best when every pair is different
-    assert best_threshold(torch.tensor([0.3, 0.6]), torch.tensor([0, 0])) < 0.3
+    d = torch.tensor([0.3, 0.6])
+    assert best_threshold(d, torch.tensor([0, 0])) < float(d.min())  # below the smallest distance as stored
 
 
 def test_best_threshold_inverted_scores():
@@ -101,3 +102,26 @@ def test_auc_with_negative_dissimilarities():
     y = torch.tensor([1, 1, 1, 0, 0, 0])
     assert pair_metrics(d, y)["auc"] == pytest.approx(1.0)
     assert pair_metrics(-d, y)["auc"] == pytest.approx(0.0)
+
+
+def test_best_threshold_scores_only_cuts_between_distinct_values():
+    """Three tied distances cannot be split: the best real cut keeps them together (issue 11)."""
+    d, y = torch.tensor([0.5, 0.5, 0.5, 0.9]), torch.tensor([1, 1, 0, 0])
+    t = best_threshold(d, y)
+    assert 0.5 < t < 0.9 and accuracy_at(d, y, t) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("scale", [1.0, 64.0, 1.0e6, 1.0e30])
+def test_best_threshold_everything_same_survives_large_distances(scale):
+    d = torch.tensor([1.0, 2.0, 3.0]) * scale  # float32, where a +1e-6 pad vanishes above ~16
+    y = torch.tensor([1, 1, 1])
+    t = best_threshold(d, y)
+    assert accuracy_at(d, y, t) == 1.0
+
+
+def test_best_threshold_on_a_saturated_probability_head():
+    """d = 1 - sigmoid(logit) is exactly 1.0 for every logit below about -17: all tied."""
+    d = torch.tensor([1.0, 1.0, 1.0, 0.2, 0.1])
+    y = torch.tensor([0, 0, 1, 1, 1])
+    t = best_threshold(d, y)
+    assert accuracy_at(d, y, t) == pytest.approx(0.8)
