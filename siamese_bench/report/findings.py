@@ -415,7 +415,7 @@ def _paired_on(row: ClaimRow, ev: Evidence, study: Study) -> tuple[Paired, str] 
 
 
 def _paired_verdict(p: Paired) -> str:
-    if not p.enough or not p.diff.has_interval:
+    if not p.enough or not p.diff.has_interval or p.no_spread:
         return INCONCLUSIVE
     return REPRODUCED if p.diff.lo > 0 else CONTRADICTED if p.diff.hi < 0 else INCONCLUSIVE
 
@@ -440,7 +440,10 @@ def judge_comparison(row: ClaimRow, evidence: list[Evidence], studies: list[Stud
             diff += f" [{p.diff.lo * scale:+.{digits}f}, {p.diff.hi * scale:+.{digits}f}]"
         verdict = _paired_verdict(p)
         why = {REPRODUCED: "CI above 0", CONTRADICTED: "CI below 0"}.get(
-            verdict, "too few paired seeds" if not p.enough or not p.diff.has_interval else "CI contains 0")
+            verdict, "too few paired seeds" if not p.enough or not p.diff.has_interval
+            else "identical runs" if p.identical
+            else "every seed differs by the same amount (zero spread: no interval to read)" if p.no_spread
+            else "CI contains 0")
         text = (f"on {ev.variant} ({ev.study}), {name}: {p.mean_b * scale:.{digits}f} vs {p.mean_a * scale:.{digits}f} "
                 f"({versus_cell}), difference {diff} over {p.n} paired seeds: {why}")
         judged.append((ev, verdict, text, p, versus_cell))

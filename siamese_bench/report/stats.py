@@ -83,11 +83,25 @@ class Paired:
     def enough(self) -> bool:
         return self.n >= MIN_SEEDS_TO_TELL
 
+    @property
+    def no_spread(self) -> bool:
+        """Every seed differs by the same amount (float noise aside): the t-interval has zero
+        width and says nothing, so no verdict can be read from it."""
+        return self.n >= 2 and math.isfinite(self.diff.sd) and self.diff.sd <= 1e-12 * max(1.0, abs(self.diff.mean))
+
+    @property
+    def identical(self) -> bool:
+        return self.no_spread and abs(self.diff.mean) <= 1e-12
+
     def reading(self, name_a: str, name_b: str) -> str:
         if self.n == 0:
             return "no seed finished in both cells"
         if not self.enough:
             return f"too few seeds to tell (n={self.n} < {MIN_SEEDS_TO_TELL})"
+        if self.identical:
+            return "identical runs: every paired seed gave the same value"
+        if self.no_spread:
+            return "every seed differs by the same amount: zero spread, no interval to read"
         if self.diff.lo > 0:
             return f"{name_b} higher (95 % CI excludes 0)"
         if self.diff.hi < 0:
