@@ -249,7 +249,7 @@ def main() -> int:
                     delay = rng.choice([rng.uniform(2, 5), args.grace + rng.uniform(4, 10)])
                     pending_restart[victim.name] = time.time() + delay
                     deaths.append({"host": victim.name if victim.distinct_host else socket.gethostname(),
-                                   "pid": pid, "at": time.time()})
+                                   "pid": pid, "at": time.time(), "others_alive": len(alive) - 1})
                     faults.add("machine", name=victim.name, pid=pid, restart_in=round(delay, 1))
                 elif kind == "worker" and alive:
                     workers = [w for m in alive for w in m.workers()]
@@ -323,7 +323,7 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
                        if r.info.status == "FINISHED")
     linked_ok = sum(1 for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("mlflow_run_id")
                     in {r.info.run_id for r in children if r.info.status == "FINISHED"})
-    recoveries, paths = [], Counter()
+    recoveries, paths, detail = [], Counter(), []
     for d in deaths:
         for t in trials:
             a = t.user_attrs
@@ -332,8 +332,11 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
                 seconds = t.datetime_complete.timestamp() - d["at"]  # naive datetimes are local time
                 if seconds < 0:  # failed before the machine died (not by its death)
                     continue
+                path = "heartbeat" if "heartbeat" in str(a.get("fail_reason")) else "pid"
                 recoveries.append(round(seconds, 1))
-                paths["heartbeat" if "heartbeat" in str(a.get("fail_reason")) else "pid"] += 1
+                paths[path] += 1
+                detail.append({"machine": d["host"], "seconds": round(seconds, 1), "found_by": path,
+                               "other_machines_alive": d.get("others_alive")})
     audit = {
         "points_expected": len(points),
         "completed_exactly_once": sum(complete[p] == 1 for p in points),
@@ -354,6 +357,7 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
         "machine_deaths": len(deaths),
         "recovery_seconds": recoveries,
         "recovered_by": dict(paths),
+        "recoveries": detail,
         "recovery_median_s": statistics.median(recoveries) if recoveries else None,
         "recovery_max_s": max(recoveries) if recoveries else None,
         "audited_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -381,6 +385,8 @@ def print_audit(a: dict) -> None:
         print(f"  machine death -> its trials failed: median {a['recovery_median_s']} s, max {a['recovery_max_s']} s "
               f"over {len(a['recovery_seconds'])} trials ({a['recovered_by']}; grace {a['grace']} s, heartbeat "
               f"{a['heartbeat']} s)")
+        for r in a["recoveries"]:
+            print(f"    {r['machine']}: {r['seconds']} s, found by {r['found_by']}")
     print("  RESULT: " + ("OK: 0 lost, 0 duplicated, 0 dangling" if a["ok"] else "FAILED"))
 
 

@@ -599,3 +599,23 @@ def test_a_paired_difference_with_zero_spread_decides_nothing():
     assert same.identical and _paired_verdict(same) == INCONCLUSIVE and "identical" in same.reading("a", "b")
     varied = paired_comparison({0: 0.5, 1: 0.6, 2: 0.7}, {0: 0.61, 1: 0.7, 2: 0.82})
     assert not varied.no_spread and _paired_verdict(varied) != INCONCLUSIVE
+
+
+def test_failed_runs_counted_are_the_compared_cells_on_the_deciding_data():
+    """Issue 11: the count named only the claimed cell's failures on every variant, and never the
+    compared ('versus') cell's."""
+    from siamese_bench.report.findings import findings
+
+    def run(cell, mining, seed, value, start, variant="mnist-5k", **kw):
+        return _run(cell, seed, value, start=start, variant=variant, loss="triplet",
+                    params={"triplet_mining": mining}, **kw)
+
+    semi, rand = "head=euclidean,loss=triplet,mining=semi-hard", "head=euclidean,loss=triplet,mining=random"
+    runs = [run(semi, "semi-hard", s, v, s) for s, v in enumerate([0.99, 0.98, 0.985])]
+    runs += [run(rand, "random", s, v, 10 + s) for s, v in enumerate([0.95, 0.96, 0.94])]
+    runs += [run(rand, "random", 3, 0.5, 20, status="FAILED", state="FAIL")]  # the compared cell: counts
+    runs += [run(semi, "semi-hard", s, 0.5, 30 + s, variant="mnist-rows", status="FAILED", state="FAIL")
+             for s in (0, 1)]  # other data, never finished there: not this verdict's business
+    (row,) = [f for f in findings(_studies({"m": runs}, ["m"])) if f.row.id == "C5 semi-hard"]
+    assert row.decided_on.variant == "mnist-5k" and row.versus_cell == rand
+    assert row.failed_runs == 1 and "1 cell x seed run of the compared cells failed" in row.reason

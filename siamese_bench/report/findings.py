@@ -343,19 +343,15 @@ def in_variants(column: pd.Series, variants: tuple[str, ...]) -> pd.Series:
 
 
 def gather(studies: list[Study], select: dict[str, Any],
-           variants: tuple[str, ...] | None = None) -> tuple[list[Evidence], int]:
+           variants: tuple[str, ...] | None = None) -> list[Evidence]:
     """Per dataset variant (only `variants`, when given: a cell of the same head and loss on
     other data, e.g. C4's vector pairs, is no evidence for an MNIST claim), the study and cell
-    closest to the recipe, then with the most seeds; plus failed runs seen."""
+    closest to the recipe, then with the most seeds."""
     best: dict[str, Evidence] = {}
-    failed = 0
     for study in studies:
         done = match(study.complete, select)
-        tried = match(study.runs, select)
         if variants is not None:
             done = done[in_variants(done["dataset_variant"], variants)] if not done.empty else done
-            tried = tried[in_variants(tried["dataset_variant"], variants)] if not tried.empty else tried
-        failed += len(_key(tried) - _key(done))
         for variant, rows in done.groupby("dataset_variant", sort=False):
             top = rank_cells(rows).iloc[0]
             cell = str(top["cell"])
@@ -370,7 +366,23 @@ def gather(studies: list[Study], select: dict[str, Any],
                           if "oneshot_pixels/acc" in runs else math.nan)
             if _better(ev, best.get(str(variant))):
                 best[str(variant)] = ev
-    return sorted(best.values(), key=lambda e: (variant_rank(e.variant), e.variant)), failed
+    return sorted(best.values(), key=lambda e: (variant_rank(e.variant), e.variant))
+
+
+def unfinished(studies: list[Study], ev: Evidence | None, cells: tuple[str, ...]) -> int:
+    """Seeds of the row's own cells (the claimed one and the one it is compared with) on the
+    deciding study and data that have a run but no finished one: what the verdict is missing."""
+    if ev is None:
+        return 0
+    study = next(s for s in studies if s.name == ev.study)
+    count = 0
+    for cell in filter(None, cells):
+        tried = study.runs[(study.runs["cell"] == cell) & (study.runs["dataset_variant"] == ev.variant)] \
+            if not study.runs.empty else study.runs
+        done = study.complete
+        done = done[(done["cell"] == cell) & (done["dataset_variant"] == ev.variant)] if not done.empty else done
+        count += len(_key(tried) - _key(done))
+    return count
 
 
 def judge(row: ClaimRow, evidence: list[Evidence]) -> tuple[Evidence | None, str, str]:
@@ -474,7 +486,7 @@ def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS) -> list[Find
     for row in claims:
         if not covered(studies, row):
             continue
-        evidence, failed = gather(studies, row.select, row.variants)
+        evidence = gather(studies, row.select, row.variants)
         paired, versus_cell = None, ""
         if row.versus is not None:
             decided, verdict, reason, paired, versus_cell = judge_comparison(row, evidence, studies)
@@ -484,8 +496,10 @@ def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS) -> list[Find
                 and match(decided.runs, row.faithful).shape[0] < len(decided.runs):
             verdict = INCONCLUSIVE
             reason += f"; but on a reduced setup ({row.reduced_note}), which cannot contradict the claim"
+        failed = unfinished(studies, decided, (decided.cell if decided else "", versus_cell))
         if failed:
-            reason += f" ({failed} cell x seed run{'s' if failed > 1 else ''} failed or unfinished: not counted)"
+            reason += f" ({failed} cell x seed run{'s' if failed > 1 else ''} of the compared cells failed or " \
+                      "unfinished: not counted)"
         out.append(Finding(row, evidence, decided, verdict, reason, failed, paired, versus_cell))
     return out
 
