@@ -337,8 +337,10 @@ def quiet_libraries(verbose: bool) -> None:
     if not verbose:
         import pytorch_lightning  # noqa: F401  (its import sets its loggers to INFO: import first)
 
-        for name in ("pytorch_lightning", "lightning", "lightning_fabric", "mlflow", "alembic", "optuna", "urllib3"):
+        for name in ("pytorch_lightning", "lightning", "lightning_fabric", "mlflow", "alembic", "optuna"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # MLflow's HTTP client warns at each retry of a restarting server; sweep.retry says it once
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
