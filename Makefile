@@ -19,7 +19,8 @@ EPOCHS ?= 20
 SEED ?= 0
 
 PHONY_SERVICES := services-up services-down services-status dashboard soak
-.PHONY: $(PHONY_SERVICES) help venv test lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors bench-mining bench-sequences bench-sequences-full bench-omniglot bench-omniglot-full bench-all report report-all regress bench-throughput clean
+
+.PHONY: $(PHONY_SERVICES) help venv test test-fast lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors bench-mining bench-sequences bench-sequences-full bench-omniglot bench-omniglot-full bench-all report report-all regress bench-throughput clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -40,6 +41,9 @@ $(C4_DATA): $(STAMP)
 test: $(STAMP) $(C4_DATA) ## the accuracy regression checks (make regress), then the test suite
 	$(BIN)/siamese-bench regress benchmarks/claims.yaml
 	$(PY) -m pytest -q
+
+test-fast: $(STAMP) ## the quick tests only (no end-to-end runs, no regression checks), for the edit loop
+	$(PY) -m pytest -q -m "not slow"
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check siamese_bench tests benchmarks
