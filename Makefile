@@ -38,9 +38,12 @@ C4_DATA := datasets/c4/pairs-train.csv
 $(C4_DATA): $(STAMP)
 	$(BIN)/siamese-bench make-pairs-csv --out datasets/c4/pairs
 
-test: $(STAMP) $(C4_DATA) ## the accuracy regression checks (make regress), then the test suite
+# pytest processes for make test: most end-to-end tests wait on process start-up and servers,
+# so two share 2 cores well (each test file stays in one process: its fixtures are shared)
+TEST_WORKERS ?= 2
+test: $(STAMP) $(C4_DATA) ## the accuracy regression checks (make regress), then the test suite (~11 min from a fresh clone)
 	$(BIN)/siamese-bench regress benchmarks/claims.yaml
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP) ## the quick tests only (no end-to-end runs, no regression checks), for the edit loop
 	$(PY) -m pytest -q -m "not slow"
