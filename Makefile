@@ -142,6 +142,6 @@ regress: $(STAMP) $(C4_DATA) ## quick accuracy checks of C1-C6 and K1 against ca
 bench-throughput: $(STAMP) ## pairs/s of siamese-bench vs a bare PyTorch loop (C1 config)
 	$(PY) benchmarks/throughput.py
 
-clean: ## remove tracking stores, reports and caches (not the venv, not downloaded data)
-	rm -rf mlruns.db mlartifacts mlruns optuna.journal* .pytest_cache reports/*/
+clean: ## remove tracking stores, reports and caches (not the venv, not downloaded data, not .services/)
+	rm -rf mlruns.db mlruns.db.lock mlartifacts mlruns optuna.journal* .pytest_cache reports/*/
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
