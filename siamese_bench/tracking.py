@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from siamese_bench.redact import mask_url
+from siamese_bench.redact import mask_url, scrub
 from siamese_bench.sweep.retry import Retrier
 
 log = logging.getLogger(__name__)
@@ -125,8 +125,9 @@ class Tracker:
                 self.client = MlflowClient(tracking_uri=self.uri)
                 self.client.search_experiments(max_results=1)  # opens (and creates) the store now
         except Exception as err:  # noqa: BLE001  (MLflow raises many kinds here)
+            first_line = (str(err).splitlines() or [type(err).__name__])[0]
             raise TrackingError(f"cannot open tracking store {mask_url(self.uri)}: "
-                                f"{str(err).splitlines()[0][:300]}") from None
+                                f"{scrub(first_line, self.uri)[:300]}") from None
 
     def _call(self, what: str, fn):
         from mlflow.exceptions import MlflowException
@@ -134,7 +135,8 @@ class Tracker:
         try:
             return self.retry(fn, f"MLflow {what} ({mask_url(self.uri)})")
         except MlflowException as err:
-            raise TrackingError(f"tracking store {mask_url(self.uri)}: {what}: {err.message}") from None
+            message = scrub(err.message, self.uri)
+            raise TrackingError(f"tracking store {mask_url(self.uri)}: {what}: {message}") from None
 
     def get_experiment(self, name: str):
         return self._call("get experiment", lambda: self.client.get_experiment_by_name(name))

@@ -205,3 +205,14 @@ def test_system_metrics_are_recorded_with_a_run(tmp_path):
     other = plain.start_run("system", "r2", {}, {})
     plain.end_run(other)
     assert not plain.client.get_run(other).data.metrics  # off unless asked for
+
+
+def test_tracking_errors_never_quote_the_password(tmp_path):
+    from mlflow.exceptions import MlflowException
+
+    tracker = Tracker(f"sqlite:///{tmp_path}/m.db")
+    tracker.uri = "http://user:hunter2@127.0.0.1:5055"  # as if talking to a server with basic auth
+    with pytest.raises(TrackingError) as err:
+        tracker._call("log metrics", lambda: (_ for _ in ()).throw(
+            MlflowException("API request to http://user:hunter2@127.0.0.1:5055/api/2.0 failed")))
+    assert "hunter2" not in str(err.value) and "user:***@" in str(err.value)
