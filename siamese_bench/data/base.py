@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
 from siamese_bench.registry import Registry
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """A short SHA-256 of the tensors' contents: names a dataset's exact data (MLflow input)."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.detach().cpu().contiguous().numpy())  # the buffer itself, no copy
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,11 @@ class ImageData:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    @cached_property
+    def digest(self) -> str:
+        """Computed once per loaded dataset (a sweep worker trains many runs on one)."""
+        return tensor_digest(self.x_train, self.y_train, self.x_test, self.y_test)
 
     @property
     def num_classes(self) -> int:

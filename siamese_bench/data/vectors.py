@@ -11,11 +11,12 @@ import csv
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
-from siamese_bench.data.base import DATASETS
+from siamese_bench.data.base import DATASETS, tensor_digest
 
 LABEL_COLUMN = "class"
 VECTOR_COLUMN = re.compile(r"v(\d+)$")
@@ -45,6 +46,12 @@ class PairedData:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.left.shape[1:])
+
+    @cached_property
+    def digest(self) -> str:
+        """Computed once per loaded dataset (a sweep worker trains many runs on one)."""
+        return tensor_digest(self.train.left, self.train.right, self.train.y,
+                             self.test.left, self.test.right, self.test.y)
 
 
 def _header(path: Path, header: list[str]) -> tuple[int, int]:

@@ -30,7 +30,8 @@ class StorageUnavailable(RuntimeError):
     """A server stayed unreachable for longer than the outage allowance; the message says which."""
 
 
-def _chain(err: BaseException):
+def error_chain(err: BaseException):
+    """`err`, the driver error it wraps (`.orig`), then its causes, outermost first."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
@@ -48,7 +49,7 @@ def is_transient(err: BaseException) -> bool:
         import sqlalchemy.exc as sa
     except ImportError:  # pragma: no cover
         sa = None
-    for e in _chain(err):
+    for e in error_chain(err):
         text = str(e).lower()
         if "password authentication failed" in text or "does not exist" in text:
             return False

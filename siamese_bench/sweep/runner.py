@@ -629,7 +629,6 @@ class Sweep:
             if run_id:
                 self.tracker.set_tags(run_id, {"optuna_state": state})
             bar.write(line) if self.progress else log.info(line)
-            bar.update(0)
 
         def housekeeping() -> None:
             def check():

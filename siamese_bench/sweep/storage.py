@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import logging
 import os
 import socket
 import warnings
@@ -26,8 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from siamese_bench.config import ConfigError
 from siamese_bench.redact import mask_url, scrub
-
-log = logging.getLogger(__name__)
+from siamese_bench.sweep.retry import error_chain
 
 DEFAULT_JOURNAL = "optuna.journal"
 RDB_PREFIXES = ("postgresql", "sqlite")
@@ -88,7 +86,8 @@ def make_storage(url: str, heartbeats: Heartbeats | None = None) -> BaseStorage:
 
 def describe_storage_error(url: str, err: BaseException) -> str:
     """One line: the masked URL, what went wrong, what to do."""
-    text = " ".join(str(_root(err)).split())
+    *_, root = error_chain(err)  # the driver's own message
+    text = " ".join(str(root).split())
     low = text.lower()
     if "password authentication failed" in low or "authentication failed" in low:
         hint = "wrong user or password: check the URL (make services-up prints it; source .services/env)"
@@ -102,12 +101,6 @@ def describe_storage_error(url: str, err: BaseException) -> str:
     else:
         hint = "see the database's own message"
     return f"storage {mask_url(url)}: {hint} ({scrub(text, url)[:300]})"
-
-
-def _root(err: BaseException) -> BaseException:
-    while err.__cause__ is not None or (err.__context__ is not None and not err.__suppress_context__):
-        err = err.__cause__ or err.__context__
-    return getattr(err, "orig", None) or err
 
 
 @contextlib.contextmanager

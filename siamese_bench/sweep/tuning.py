@@ -32,12 +32,6 @@ def suggest(trial: optuna.Trial, tune: TuneSpec) -> dict[str, float]:
             for name, d in tune.params.items()}
 
 
-def counted(study: optuna.Study) -> int:
-    """Trials that used up budget: finished or pruned (failed ones are re-run)."""
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=states))
-
-
 def best_params(study: optuna.Study) -> dict[str, float] | None:
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     return max(complete, key=lambda t: t.value).params if complete else None
