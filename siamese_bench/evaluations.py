@@ -8,11 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
+
 from siamese_bench.data.base import ImageData
 from siamese_bench.module import SiameseModule
 from siamese_bench.registry import Registry
 
 EVALUATIONS: Registry[Callable[[SiameseModule, ImageData], dict[str, float]]] = Registry("evaluation")
+ALWAYS = ("retrieval",)  # run for every labelled dataset, besides those it asks for
+
+
+@EVALUATIONS.register("retrieval")
+@torch.no_grad()
+def retrieval(module: SiameseModule, data: ImageData) -> dict[str, float]:
+    """precision@1, R-precision and MAP@R of the test embeddings (Musgrave et al. 2020)."""
+    from siamese_bench.retrieval import MAX_ITEMS, retrieval_metrics
+
+    module.eval()
+    keep = torch.randperm(len(data.x_test), generator=torch.Generator().manual_seed(0))[:MAX_ITEMS]
+    x, y = data.x_test[keep], data.y_test[keep]
+    emb = torch.cat([module.encoder(x[i:i + 1024].to(module.device)).cpu() for i in range(0, len(x), 1024)])
+    return retrieval_metrics(emb, y, max_items=MAX_ITEMS)
 
 
 @EVALUATIONS.register("oneshot")

@@ -31,6 +31,12 @@ class HeadOutput(NamedTuple):
     dissimilarity: torch.Tensor  # (B,), lower = more alike
     logit: torch.Tensor | None  # (B,) logit of P(same), probabilistic heads only
 
+    @property
+    def ranking(self) -> torch.Tensor:
+        """What to rank pairs by (lower = more alike): -logit for probabilistic heads, exact in
+        float32 where d = sigmoid(-z) saturates to exactly 0 or 1 (|z| above ~17) and ties."""
+        return -self.logit if self.logit is not None else self.dissimilarity
+
 
 class Head(nn.Module):
     """Base class: maps embeddings a, b of shape (B, D) to a HeadOutput."""

@@ -40,19 +40,25 @@ def accuracy_at(d: torch.Tensor, y: torch.Tensor, threshold: float) -> float:
     return float(binary_accuracy((d.detach().double().cpu() < threshold).long(), y.detach().cpu().long()))
 
 
-def pair_metrics(d: torch.Tensor, y: torch.Tensor, tuned_threshold: float | None = None) -> dict[str, float]:
-    """acc (fixed rule), auc, and acc_tuned at `tuned_threshold` (own best cut when None)."""
+def pair_metrics(d: torch.Tensor, y: torch.Tensor, tuned_threshold: float | None = None,
+                 ranking: torch.Tensor | None = None) -> dict[str, float]:
+    """acc (fixed rule d < 0.5), auc, and acc_tuned at `tuned_threshold` (own best cut when None).
+
+    AUC and the tuned cut use `ranking` (lower = more alike) when given: a probabilistic head's
+    -logit, which keeps the order that d = sigmoid(-logit) loses to float32 ties at saturation.
+    The tuned threshold is then a cut on that ranking, chosen on validation the same way."""
     d, y = d.detach().float().cpu(), y.detach().cpu()
+    rank = d if ranking is None else ranking.detach().float().cpu()
     if tuned_threshold is None:
-        tuned_threshold = best_threshold(d, y)
-    finite = torch.isfinite(d).all()
+        tuned_threshold = best_threshold(rank, y)
+    finite = torch.isfinite(rank).all()
     # torchmetrics squashes scores outside [0, 1] with a sigmoid, which ties every distance
     # above ~100; ranks of -d in (0, 1] keep the order and the ties for any real d.
-    score = torch.from_numpy(rankdata(-d.double().numpy()) / len(d))
+    score = torch.from_numpy(rankdata(-rank.double().numpy()) / len(rank))
     auc = float(binary_auroc(score, y.long())) if finite and 0 < y.sum() < len(y) else float("nan")
     return {
         "acc": accuracy_at(d, y, FIXED_THRESHOLD),
         "auc": auc,
-        "acc_tuned": accuracy_at(d, y, tuned_threshold),
+        "acc_tuned": accuracy_at(rank, y, tuned_threshold),
         "threshold": tuned_threshold,
     }

@@ -36,7 +36,8 @@ class SiameseModule(pl.LightningModule):
         self.eval_stages = eval_stages  # names of the test dataloaders, in order
         self.mining = mining  # triplets: "random" (as sampled), "batch-hard" or "semi-hard"
         self.val_threshold: float | None = None  # chosen on validation, used on test
-        self._buffers: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        # stage -> batches of (dissimilarity, ranking, y); not `_buffers`, which nn.Module owns
+        self._eval_outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
         self.final_outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # stage -> (d, y)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -110,7 +111,7 @@ class SiameseModule(pl.LightningModule):
 
     def _eval_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         out, emb = self._compare(batch["x1"], batch["x2"])
-        self._buffers.setdefault(stage, []).append((out.dissimilarity.detach(), batch["y"]))
+        self._eval_outputs.setdefault(stage, []).append((out.dissimilarity.detach(), out.ranking.detach(), batch["y"]))
         # Spread of the embeddings (mean per-dimension sd): near 0 when a run has collapsed
         # every input to one point, the signature of a constant loss (PITFALLS.md).
         self.log(f"{stage}/embedding_spread", emb.float().std(dim=0).mean(), on_step=False, on_epoch=True,
@@ -119,16 +120,17 @@ class SiameseModule(pl.LightningModule):
             self.log(f"{stage}/loss", self.loss(out, batch["y"]).loss, on_step=False,
                      on_epoch=True, add_dataloader_idx=False, batch_size=len(batch["y"]))
 
-    def _collect(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = self._buffers.pop(stage, [])
-        return torch.cat([d for d, _ in parts]), torch.cat([y for _, y in parts])
+    def _collect(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(dissimilarity, ranking, y) of every pair the stage saw."""
+        parts = self._eval_outputs.pop(stage, [])
+        return tuple(torch.cat([part[i] for part in parts]) for i in range(3))  # type: ignore[return-value]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("val", batch)
 
     def on_validation_epoch_end(self) -> None:
-        d, y = self._collect("val")
-        metrics = pair_metrics(d, y)
+        d, rank, y = self._collect("val")
+        metrics = pair_metrics(d, y, ranking=rank)
         self.val_threshold = metrics["threshold"]
         self.log_dict({f"val/{k}": v for k, v in metrics.items()})
 
@@ -137,7 +139,7 @@ class SiameseModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         for stage in self.eval_stages:
-            d, y = self._collect(stage)
+            d, rank, y = self._collect(stage)
             self.final_outputs[stage] = (d.cpu(), y.cpu())
-            metrics = pair_metrics(d, y, tuned_threshold=self.val_threshold)
+            metrics = pair_metrics(d, y, tuned_threshold=self.val_threshold, ranking=rank)
             self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, add_dataloader_idx=False)

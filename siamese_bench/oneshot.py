@@ -41,7 +41,8 @@ class OneShotResult:
         return self.correct / self.trials
 
     def metrics(self, prefix: str = "oneshot/") -> dict[str, float]:
-        return {f"{prefix}acc": self.accuracy, **{f"{prefix}{name}": acc for name, acc in self.per_run.items()}}
+        return {f"{prefix}acc": self.accuracy, f"{prefix}trials": float(self.trials),
+                **{f"{prefix}{name}": acc for name, acc in self.per_run.items()}}
 
 
 class OneShotFormatError(ValueError):
@@ -112,13 +113,15 @@ def pixel_distance(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
 
 
 def model_dissimilarity(module: torch.nn.Module, batch_size: int = 1024) -> Dissimilarity:
-    """A trained SiameseModule's head output, in eval mode, batched, without gradients."""
+    """A trained SiameseModule's ranking of pairs (HeadOutput.ranking: the head's dissimilarity,
+    or -logit for probabilistic heads so that saturated probabilities do not tie), in eval
+    mode, batched, without gradients."""
 
     @torch.no_grad()
     def dissimilarity(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         module.eval()
         device = next(module.parameters()).device
-        parts = [module.compare(x1[i:i + batch_size].to(device), x2[i:i + batch_size].to(device)).dissimilarity
+        parts = [module.compare(x1[i:i + batch_size].to(device), x2[i:i + batch_size].to(device)).ranking
                  for i in range(0, len(x1), batch_size)]
         return torch.cat(parts).cpu()
 

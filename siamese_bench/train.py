@@ -22,7 +22,7 @@ from siamese_bench.data import ImageData, PairedData, load_dataset, split_valida
 from siamese_bench.data.base import DataUnavailable, stratified_split
 from siamese_bench.data.vectors import PairTable
 from siamese_bench.encoders import ENCODERS
-from siamese_bench.evaluations import EVALUATIONS
+from siamese_bench.evaluations import ALWAYS, EVALUATIONS
 from siamese_bench.heads import HEADS
 from siamese_bench.losses import LOSSES
 from siamese_bench.module import SiameseModule
@@ -283,7 +283,8 @@ def run_training(
 
 def _extra_evaluations(module: SiameseModule, data: ImageData | PairedData) -> dict[str, float]:
     metrics: dict[str, float] = {}
-    for name in getattr(data, "evaluations", ()):
+    names = (*ALWAYS, *getattr(data, "evaluations", ())) if isinstance(data, ImageData) else ()
+    for name in dict.fromkeys(names):
         try:
             metrics.update(EVALUATIONS.get(name)(module, data))
         except DataUnavailable as err:

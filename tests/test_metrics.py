@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from siamese_bench.heads import HeadOutput
 from siamese_bench.metrics import FIXED_THRESHOLD, accuracy_at, best_threshold, pair_metrics
 
 
@@ -125,3 +126,81 @@ def test_best_threshold_on_a_saturated_probability_head():
     y = torch.tensor([0, 0, 1, 1, 1])
     t = best_threshold(d, y)
     assert accuracy_at(d, y, t) == pytest.approx(0.8)
+
+
+def test_probability_heads_rank_on_the_logit_not_on_saturated_d() -> None:
+    """Logits below about -17 give d = sigmoid(-z) = 1.0 exactly in float32: every such pair
+    ties on d. Ranked on -logit the order survives and the AUC is exact."""
+    logit = torch.tensor([-18.0, -25.0, -40.0, -60.0])
+    y = torch.tensor([1, 1, 0, 0])
+    out = HeadOutput(torch.sigmoid(-logit), logit)
+    assert torch.unique(out.dissimilarity).numel() == 1  # the float32 tie the logit avoids
+    assert pair_metrics(out.dissimilarity, y)["auc"] == pytest.approx(0.5)
+    m = pair_metrics(out.dissimilarity, y, ranking=out.ranking)
+    assert m["auc"] == pytest.approx(1.0)
+    assert m["acc_tuned"] == 1.0  # the tuned cut lies on the ranking, between -logit 25 and 40
+    assert m["acc"] == 0.5  # the fixed rule stays d < 0.5, i.e. logit > 0: all "different"
+
+
+def test_one_shot_argmin_uses_the_ranking_of_probability_heads() -> None:
+    from siamese_bench.oneshot import model_dissimilarity
+
+    class Saturated(torch.nn.Module):
+        """A 'model' whose logit for a pair is minus the pixel distance minus 50: always saturated."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def compare(self, x1: torch.Tensor, x2: torch.Tensor) -> HeadOutput:
+            logit = -(x1 - x2).flatten(1).norm(dim=1) - 50 + self.w
+            return HeadOutput(torch.sigmoid(-logit), logit)
+
+    x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1)
+    ranked = model_dissimilarity(Saturated())(x[:1].repeat(4, 1, 1, 1), x)
+    assert int(ranked.argmin()) == 0  # on d alone all four tie at 1.0 and argmin is arbitrary
+    assert torch.all(ranked[1:] > ranked[0])
+
+
+def _brute_force_retrieval(emb: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Musgrave et al.'s definitions, one query at a time."""
+    p1 = rp = mapr = 0.0
+    n = 0
+    for i in range(len(emb)):
+        r = int((labels == labels[i]).sum()) - 1
+        if r == 0:
+            continue
+        d = (emb - emb[i]).norm(dim=1)
+        d[i] = float("inf")
+        order = sorted(range(len(emb)), key=lambda j: (float(d[j]), j))[:r]
+        rel = [int(labels[j] == labels[i]) for j in order]
+        p1 += rel[0]
+        rp += sum(rel) / r
+        mapr += sum(sum(rel[:k + 1]) / (k + 1) * rel[k] for k in range(r)) / r
+        n += 1
+    return {"retrieval/precision_at_1": p1 / n, "retrieval/r_precision": rp / n, "retrieval/map_at_r": mapr / n}
+
+
+def test_retrieval_metrics_match_their_definitions() -> None:
+    from siamese_bench.retrieval import retrieval_metrics
+
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 4, (60,), generator=g)
+    emb = torch.randn(60, 5, generator=g) + labels[:, None].float() * 0.8  # partly separated classes
+    got = retrieval_metrics(emb, labels)
+    want = _brute_force_retrieval(emb, labels)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], abs=1e-6), key
+    assert 0 < got["retrieval/map_at_r"] < got["retrieval/r_precision"] < 1  # MAP@R also rewards order
+
+
+def test_retrieval_metrics_perfect_and_random() -> None:
+    from siamese_bench.retrieval import retrieval_metrics
+
+    labels = torch.arange(5).repeat_interleave(10)
+    perfect = retrieval_metrics(torch.nn.functional.one_hot(labels).float() * 10, labels)
+    assert all(v == pytest.approx(1.0) for v in perfect.values())
+    noise = retrieval_metrics(torch.randn(50, 8, generator=torch.Generator().manual_seed(0)), labels)
+    assert noise["retrieval/map_at_r"] < 0.5
+    assert retrieval_metrics(torch.randn(3, 2), torch.tensor([0, 1, 2])) == {}  # no query has a match

@@ -5,28 +5,54 @@ A claim row names a cell (head, loss, margin), the source's number and data, and
 Evidence comes from the most preferred dataset variant that has at least two seeds (full
 MNIST, else the mnist-5k subset, else digits); every variant measured is shown beside it.
 The rule text goes into the table, so a reader sees what decided each verdict.
+
+Every rule is a pair of one-sided tests read off 95 % t-intervals over seeds (each at
+ALPHA = 2.5 %): a bound clearing a bar, or an interval inside an equivalence band (two
+one-sided tests). Each row carries the p-value of the test behind its verdict, and the
+rows of one report are one family: a verdict stands only while its Holm-adjusted p is at
+most ALPHA (see `findings`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
-from siamese_bench.report.load import Study, match, rank_cells, variant_rank
-from siamese_bench.report.stats import MIN_SEEDS_TO_TELL, UNIT, Interval, Paired, paired_comparison, t_interval
+from siamese_bench.report.load import Study, diverged, match, rank_cells, variant_rank
+from siamese_bench.report.stats import (
+    ALPHA,
+    MIN_SEEDS_TO_TELL,
+    UNIT,
+    Interval,
+    Paired,
+    holm,
+    oneshot_interval,
+    paired_comparison,
+    t_interval,
+)
 from siamese_bench.report.tables import Table
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
 VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE)
 
 WORKS_ACC = 0.90  # "it works": test accuracy at the fixed rule, CI lower bound at least this
-CHANCE_ACC = 0.55  # "chance": accuracy CI upper bound at most this ...
-CHANCE_AUC = 0.60  # ... and ROC AUC CI upper bound at most this
+# "At chance": ROC AUC equivalent to 0.5 within +-0.05, on both sides. Why 0.05: the heads that
+# learn reach >= 0.90, so the band is a tenth of the way from chance to working; a chance cell's
+# seeds spread by sd ~0.006 (C2's calibration, 10 seeds), so three seeds' 95 % interval
+# (+-0.015) fits inside it; and an AUC of 0.45 or 0.55 is already a signal a user would act on.
+CHANCE_AUC, CHANCE_MARGIN = 0.5, 0.05
+CHANCE_LOW, CHANCE_HIGH = CHANCE_AUC - CHANCE_MARGIN, CHANCE_AUC + CHANCE_MARGIN
+_BAND = f"[{CHANCE_LOW:g}, {CHANCE_HIGH:g}]"
 LEARNS_AUC = 0.90  # "it learns" (C3's fixes): ROC AUC CI lower bound at least this
+ONESHOT_BAR = 0.70  # the low end of the 70-93 % re-implementations of Koch et al. report (K1)
+ONESHOT_TRIALS = 400  # Lake's 20 runs x 20 test images, when a run did not log oneshot/trials
+# The smallest difference that matters in an "A beats B" row, per metric: smaller effects are
+# "no difference that matters" however many seeds make them significant.
+SMALLEST_EFFECT = {"test/auc": 0.01, "test/acc": 0.01, "test/acc_tuned": 0.01, "oneshot/acc": 0.02}
 FULL_MNIST = "mnist-full"
 MIN_SEEDS = 2  # a t-interval needs two values
 
@@ -47,11 +73,17 @@ class Evidence:
     collapsed: int = 0  # runs whose embeddings collapsed (train.is_collapsed): reported as such
     oneshot: Interval | None = None  # 20-way one-shot accuracy (K1), when logged
     oneshot_pixels: float = math.nan  # the pixel nearest-neighbour baseline on the same runs
+    diverged: int = 0  # seeds whose training diverged (NaN loss): outcomes of the method, not missing data
+    retrieval: dict[str, Interval] | None = None  # retrieval/* metrics (precision@1, R-precision, MAP@R)
 
     @property
     def rank(self) -> tuple[int, int]:
         """Closer to the recipe first, then more seeds (the key load.best_cell ranks cells by)."""
         return self.score, self.acc.n
+
+    @property
+    def seeds_tried(self) -> int:
+        return self.acc.n + self.diverged
 
     def text(self) -> str:
         if self.auc.n == 0:
@@ -63,20 +95,40 @@ class Evidence:
         train = f"{self.train.mean * 100:.2f} %" if math.isfinite(self.train.mean) else "–"
         text = (f"{self.variant} ({self.study}, {self.epochs} ep.): test acc {self.acc.text(unit=' %')}, "
                 f"AUC {auc}; train acc {train}")
+        if self.retrieval:
+            parts = [f"{RETRIEVAL_NAMES[k]} {iv.mean:.3f}" for k, iv in self.retrieval.items() if iv.n]
+            if parts:
+                text += "; retrieval " + ", ".join(parts)
         if self.oneshot is not None and self.oneshot.n:
             background = ("the 30 background alphabets" if self.variant.startswith("omniglot-full")
                           else "Lake's two 5-alphabet small sets (fallback)")
-            text += (f"; 20-way one-shot {self.oneshot.text(unit=' %')} (pixel nearest neighbour "
-                     f"{_pct(self.oneshot_pixels)}; trained on {background})")
+            text += (f"; 20-way one-shot {self.oneshot.text(unit=' %')} (interval includes the 400 trials' "
+                     f"binomial error; pixel nearest neighbour {_pct(self.oneshot_pixels)}; trained on {background})")
         if self.collapsed:
             text += f"; COLLAPSED in {self.collapsed} of {self.acc.n} runs (embeddings shrank to a point)"
+        if self.diverged:
+            text += f"; DIVERGED in {self.diverged} of {self.seeds_tried} seeds (NaN loss)"
         return text
+
+
+RETRIEVAL_NAMES = {"retrieval/precision_at_1": "P@1", "retrieval/r_precision": "R-prec",
+                   "retrieval/map_at_r": "MAP@R"}
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A verdict, why, and the p-value of the one-sided (or equivalence) test behind it; for an
+    inconclusive verdict, the smaller p of the tests that could have decided (NaN: no test)."""
+
+    verdict: str
+    why: str
+    p: float = math.nan
 
 
 @dataclass(frozen=True)
 class Rule:
     text: str
-    judge: Callable[[Evidence], tuple[str, str]]
+    judge: Callable[[Evidence], Judgement]
 
 
 def _pct(x: float) -> str:
@@ -85,6 +137,15 @@ def _pct(x: float) -> str:
 
 def _num3(x: float) -> str:
     return f"{x:.3f}" if math.isfinite(x) else "–"
+
+
+def _pval(p: float) -> str:
+    return "–" if not math.isfinite(p) else f"{p:.2g}" if p >= 1e-4 else "< 0.0001"
+
+
+def _min(*ps: float) -> float:
+    finite = [p for p in ps if math.isfinite(p)]
+    return min(finite) if finite else math.nan
 
 
 def _no_interval(ev: Evidence) -> str:
@@ -103,89 +164,126 @@ def _bar(x: float) -> str:
     return f"{x * 100:g} %"
 
 
-def _at_least(iv: Interval, bar: float, name: str) -> tuple[str, str]:
-    """Reproduced when the interval clears the bar, contradicted when it stays under it."""
+def _at_least(iv: Interval, bar: float, name: str) -> Judgement:
+    """Reproduced when the interval clears the bar, contradicted when it stays under it; one
+    seed can be consistent with the bar but decides nothing."""
     if not iv.has_interval:
-        return INCONCLUSIVE, f"n={iv.n}: no interval" + (f" ({name} {_pct(iv.mean)})" if iv.n else "")
+        if iv.n == 1:
+            side = "consistent with" if iv.mean >= bar else "below"
+            return Judgement(INCONCLUSIVE, f"n=1 ({name} {_pct(iv.mean)}, {side} {_bar(bar)}): one seed "
+                             "cannot reproduce or contradict")
+        return Judgement(INCONCLUSIVE, "no run: no interval")
+    up, down = iv.p_above(bar), iv.p_below(bar)
     if iv.lo >= bar:
-        return REPRODUCED, f"{name} CI lower bound {_pct(iv.lo)} ≥ {_bar(bar)}"
+        return Judgement(REPRODUCED, f"{name} CI lower bound {_pct(iv.lo)} ≥ {_bar(bar)}", up)
     if iv.hi < bar:
-        return CONTRADICTED, f"{name} CI upper bound {_pct(iv.hi)} < {_bar(bar)}"
-    return INCONCLUSIVE, f"{name} CI [{_pct(iv.lo)}, {_pct(iv.hi)}] straddles {_bar(bar)}"
+        return Judgement(CONTRADICTED, f"{name} CI upper bound {_pct(iv.hi)} < {_bar(bar)}", down)
+    return Judgement(INCONCLUSIVE, f"{name} CI [{_pct(iv.lo)}, {_pct(iv.hi)}] straddles {_bar(bar)}", _min(up, down))
 
 
-def _works(ev: Evidence) -> tuple[str, str]:
+def _band(u: Interval) -> str:
+    return f"AUC CI [{u.lo:.3f}, {u.hi:.3f}]"
+
+
+def _side_of_chance(u: Interval) -> str | None:
+    """Where an AUC interval lies against the chance band: "inside" (equivalent to chance),
+    "above" (learns), "below" (an inverted signal: learned backwards), or None (overlaps an edge)."""
+    if u.lo >= CHANCE_LOW and u.hi <= CHANCE_HIGH:
+        return "inside"
+    if u.lo > CHANCE_HIGH:
+        return "above"
+    if u.hi < CHANCE_LOW:
+        return "below"
+    return None
+
+
+def _chance_tests(u: Interval) -> dict[str | None, float]:
+    """The p-value behind each side (None: the smallest of the three, for an undecided row)."""
+    ps = {"inside": u.p_within(CHANCE_LOW, CHANCE_HIGH), "above": u.p_above(CHANCE_HIGH),
+          "below": u.p_below(CHANCE_LOW)}
+    return {**ps, None: _min(*ps.values())}
+
+
+INVERTED = f"an inverted signal, learned backwards: AUC CI wholly below {CHANCE_LOW}"
+
+
+def _works(ev: Evidence) -> Judgement:
     return _at_least(ev.acc, WORKS_ACC, "acc")
 
 
-def _chance(ev: Evidence) -> tuple[str, str]:
-    a, u = ev.acc, ev.auc
-    if not (a.has_interval and u.has_interval):
-        return INCONCLUSIVE, _no_interval(ev)
-    if a.hi <= CHANCE_ACC and u.hi <= CHANCE_AUC:
-        return REPRODUCED, f"acc CI upper {_pct(a.hi)} ≤ {_bar(CHANCE_ACC)} and AUC CI upper {u.hi:.3f} ≤ {CHANCE_AUC}"
-    if a.lo > CHANCE_ACC or u.lo > CHANCE_AUC:
-        return CONTRADICTED, (f"it learns: acc CI lower {_pct(a.lo)}, AUC CI lower {u.lo:.3f} "
-                              f"(above {_bar(CHANCE_ACC)} or {CHANCE_AUC})")
-    return INCONCLUSIVE, (f"acc CI [{_pct(a.lo)}, {_pct(a.hi)}], AUC CI [{u.lo:.3f}, {u.hi:.3f}] overlap the "
-                          "chance bounds")
-
-
-def _learns(ev: Evidence) -> tuple[str, str]:
-    a, u = ev.acc, ev.auc
-    if not (a.has_interval and u.has_interval):
-        return INCONCLUSIVE, _no_interval(ev)
-    if u.lo >= LEARNS_AUC:
-        return REPRODUCED, f"AUC CI lower bound {u.lo:.3f} ≥ {LEARNS_AUC}"
-    if a.hi <= CHANCE_ACC and u.hi <= CHANCE_AUC:
-        return CONTRADICTED, f"still at chance: acc CI upper {_pct(a.hi)}, AUC CI upper {u.hi:.3f}"
-    return INCONCLUSIVE, f"AUC CI [{u.lo:.3f}, {u.hi:.3f}] neither ≥ {LEARNS_AUC} nor at chance"
-
-
-ONESHOT_BAR = 0.70  # the low end of the 70-93 % re-implementations of Koch et al. report (K1)
-
-
-def _above_chance(ev: Evidence) -> tuple[str, str]:
+def _chance(ev: Evidence) -> Judgement:
     u = ev.auc
     if not u.has_interval:
-        return INCONCLUSIVE, _no_interval(ev)
-    if u.lo > CHANCE_AUC:
-        return REPRODUCED, f"AUC CI lower bound {u.lo:.3f} > {CHANCE_AUC}"
-    if u.hi <= CHANCE_AUC:
-        return CONTRADICTED, f"AUC CI upper bound {u.hi:.3f} ≤ {CHANCE_AUC}: at chance"
-    return INCONCLUSIVE, f"AUC CI [{u.lo:.3f}, {u.hi:.3f}] straddles {CHANCE_AUC}"
+        return Judgement(INCONCLUSIVE, _no_interval(ev) if u.n else "no AUC logged")
+    side, p = _side_of_chance(u), _chance_tests(u)
+    verdict, why = {
+        "inside": (REPRODUCED, f"{_band(u)} inside the chance band {_BAND}"),
+        "above": (CONTRADICTED, f"it learns: {_band(u)} wholly above {CHANCE_HIGH}"),
+        "below": (CONTRADICTED, f"{INVERTED} ({_band(u)})"),
+        None: (INCONCLUSIVE, f"{_band(u)} overlaps an edge of the chance band {_BAND}"),
+    }[side]
+    return Judgement(verdict, why, p[side])
 
 
-def _oneshot(ev: Evidence) -> tuple[str, str]:
+def _learns(ev: Evidence) -> Judgement:
+    u = ev.auc
+    if not u.has_interval:
+        return Judgement(INCONCLUSIVE, _no_interval(ev) if u.n else "no AUC logged")
+    if u.lo >= LEARNS_AUC:
+        return Judgement(REPRODUCED, f"AUC CI lower bound {u.lo:.3f} ≥ {LEARNS_AUC}", u.p_above(LEARNS_AUC))
+    p = _chance_tests(u)
+    if _side_of_chance(u) == "inside":
+        return Judgement(CONTRADICTED, f"still at chance: {_band(u)} inside {_BAND}", p["inside"])
+    return Judgement(INCONCLUSIVE, f"{_band(u)} neither ≥ {LEARNS_AUC} nor inside the chance band",
+                     _min(u.p_above(LEARNS_AUC), p["inside"]))
+
+
+def _above_chance(ev: Evidence) -> Judgement:
+    u = ev.auc
+    if not u.has_interval:
+        return Judgement(INCONCLUSIVE, _no_interval(ev) if u.n else "no AUC logged")
+    side, p = _side_of_chance(u), _chance_tests(u)
+    verdict, why = {
+        "above": (REPRODUCED, f"AUC CI lower bound {u.lo:.3f} > {CHANCE_HIGH}"),
+        "inside": (CONTRADICTED, f"at chance: {_band(u)} inside {_BAND}"),
+        "below": (CONTRADICTED, f"{INVERTED} ({_band(u)})"),
+        None: (INCONCLUSIVE, f"{_band(u)} overlaps an edge of the chance band {_BAND}"),
+    }[side]
+    return Judgement(verdict, why, p[side])
+
+
+def _oneshot(ev: Evidence) -> Judgement:
     if ev.oneshot is None or ev.oneshot.n == 0:
-        return INCONCLUSIVE, "no one-shot accuracy logged"
+        return Judgement(INCONCLUSIVE, "no one-shot accuracy logged")
     return _at_least(ev.oneshot, ONESHOT_BAR, "one-shot")
 
 
 RULES: dict[str, Rule] = {
     # C1: "works" at the sources' own rule and bar.
-    "works": Rule(f"reproduced if test acc (d < 0.5) CI low ≥ {_bar(WORKS_ACC)}; contradicted if CI high "
+    "works": Rule(f"reproduced if test acc (d < 0.5) 95 % CI low ≥ {_bar(WORKS_ACC)}; contradicted if CI high "
                   f"< {_bar(WORKS_ACC)}; else (or n < {MIN_SEEDS}) inconclusive", _works),
-    # C2 and the transforms the odd-function account says fail: indistinguishable from chance.
-    "chance": Rule(f"reproduced if acc CI high ≤ {_bar(CHANCE_ACC)} and AUC CI high ≤ {CHANCE_AUC}; contradicted "
-                   f"if acc CI low > {_bar(CHANCE_ACC)} or AUC CI low > {CHANCE_AUC}; else (or n < {MIN_SEEDS}) "
-                   "inconclusive", _chance),
+    # C2 and the transforms the odd-function account says fail: equivalent to chance, both sides.
+    "chance": Rule(f"reproduced if the test AUC 95 % CI lies inside the chance band {_BAND} (equivalence, two "
+                   f"one-sided tests); contradicted if it lies wholly above it (it learns) or wholly below it (an "
+                   f"inverted signal: learned backwards); else (or n < {MIN_SEEDS}) inconclusive", _chance),
     # C3's fixes: the claim is that the head leaves chance and learns, not that it matches C1's
     # number on every data size, so it is judged on threshold-free AUC.
-    "learns": Rule(f"reproduced if AUC CI low ≥ {LEARNS_AUC}; contradicted if still at chance (acc CI high ≤ "
-                   f"{_bar(CHANCE_ACC)} and AUC CI high ≤ {CHANCE_AUC}); else (or n < {MIN_SEEDS}) inconclusive",
-                   _learns),
-    "above-chance": Rule(f"reproduced if AUC CI low > {CHANCE_AUC}; contradicted if AUC CI high ≤ {CHANCE_AUC}; "
-                         f"else (or n < {MIN_SEEDS}) inconclusive", _above_chance),
-    "oneshot": Rule(f"reproduced if the 20-way one-shot accuracy CI low ≥ {_bar(ONESHOT_BAR)} (the low end of "
-                    f"re-implementations); contradicted if CI high < {_bar(ONESHOT_BAR)} with Koch's encoder (a "
+    "learns": Rule(f"reproduced if AUC 95 % CI low ≥ {LEARNS_AUC}; contradicted if still at chance (AUC CI inside "
+                   f"{_BAND}); else (or n < {MIN_SEEDS}) inconclusive", _learns),
+    "above-chance": Rule(f"reproduced if AUC 95 % CI low > {CHANCE_HIGH}; contradicted if the CI lies inside the "
+                         f"chance band {_BAND} or wholly below it; else (or n < {MIN_SEEDS}) inconclusive",
+                         _above_chance),
+    "oneshot": Rule(f"reproduced if the 20-way one-shot accuracy 95 % CI low ≥ {_bar(ONESHOT_BAR)} (the low end "
+                    f"of re-implementations; the interval adds the binomial error of the 400 fixed trials to the "
+                    f"spread over seeds); contradicted if CI high < {_bar(ONESHOT_BAR)} with Koch's encoder (a "
                     f"smaller one falling short is inconclusive); else (or n < {MIN_SEEDS}) inconclusive", _oneshot),
     # Comparison rows (ClaimRow.versus): judged on seed-paired differences, see judge_comparison.
-    "better": Rule("reproduced if the paired difference (claimed better − compared cell) has a 95 % CI above 0; "
-                   f"contradicted if below 0; else (or fewer than {MIN_SEEDS_TO_TELL} paired seeds) inconclusive; "
-                   "decided on the preferred data variant, inconclusive when another variant gives the opposite "
-                   "verdict",
-                   lambda ev: (INCONCLUSIVE, "judged on the paired difference")),
+    "better": Rule("reproduced if the paired difference (claimed better − compared cell) has a 95 % CI above 0 "
+                   "and a mean of at least the smallest effect that matters (δ); contradicted if the CI lies "
+                   "below 0, or inside (−δ, δ) (no difference that matters); else (or fewer than "
+                   f"{MIN_SEEDS_TO_TELL} paired seeds, or zero spread) inconclusive; decided on the preferred data "
+                   "variant, inconclusive when another variant gives the opposite verdict",
+                   lambda ev: Judgement(INCONCLUSIVE, "judged on the paired difference")),
 }
 METRIC_NAMES = {"test/auc": "test ROC AUC", "test/acc_tuned": "test acc at the validation threshold",
                 "test/acc": "test acc (d < 0.5)"}
@@ -211,12 +309,18 @@ class ClaimRow:
     def rule_text(self) -> str:
         text = RULES[self.rule].text
         if self.versus is not None:
-            text += f", on {METRIC_NAMES.get(self.metric, self.metric)}, seeds paired within one study and data"
+            text += (f", on {METRIC_NAMES.get(self.metric, self.metric)} (δ = {self.smallest_effect:g}), seeds "
+                     "paired within one study and data")
         if self.reference is not None:
-            text += (f"; reproduced also needs the full-MNIST mean within {self.tolerance * 100:.1f} points of "
-                     f"{self.reference * 100:.2f} % (else inconclusive with no full-MNIST run); contradicted "
-                     "whenever a full-MNIST mean is further")
+            ref, tol = self.reference * 100, self.tolerance * 100
+            text += (f"; reproduced also needs the full-MNIST 95 % CI inside {ref:.2f} ± {tol:.1f} % "
+                     f"(equivalence to the source's number; else inconclusive, also with fewer than {MIN_SEEDS} "
+                     "full-MNIST seeds); contradicted whenever the full-MNIST CI lies wholly outside that band")
         return text
+
+    @property
+    def smallest_effect(self) -> float:
+        return SMALLEST_EFFECT.get(self.metric, 0.01)
 
 
 M1 = {"loss": "contrastive", "margin": 1}
@@ -311,9 +415,12 @@ class Finding:
     decided_on: Evidence | None
     verdict: str
     reason: str
-    failed_runs: int
+    failed_runs: int  # infrastructure failures (killed, lost, errors) of the row's cells: re-run, not counted
     paired: Paired | None = None  # comparison rows: claimed-better minus compared cell, by seed
     versus_cell: str = ""
+    p: float = math.nan  # p-value of the test behind the verdict, before correction
+    p_holm: float = math.nan  # Holm-adjusted over the report's rows
+    diverged: int = 0  # seeds of the row's claimed cell that diverged, on the deciding data
 
     @property
     def headline(self) -> Evidence | None:
@@ -342,6 +449,26 @@ def in_variants(column: pd.Series, variants: tuple[str, ...]) -> pd.Series:
     return keep
 
 
+def _diverged_seeds(study: Study, cell: str, variant: str) -> int:
+    """Seeds of a cell on one data variant whose training diverged and that never finished."""
+    runs = study.runs
+    if runs.empty:
+        return 0
+    mine = runs[(runs["cell"] == cell) & (runs["dataset_variant"] == variant)]
+    done = set(study.complete.loc[(study.complete["cell"] == cell)
+                                  & (study.complete["dataset_variant"] == variant), "seed"]) \
+        if not study.complete.empty else set()
+    return len(set(mine.loc[diverged(mine), "seed"]) - done)
+
+
+def _oneshot(runs: pd.DataFrame) -> Interval | None:
+    values = runs["oneshot/acc"].dropna() if "oneshot/acc" in runs else pd.Series(dtype=float)
+    if values.empty:
+        return None
+    trials = runs["oneshot/trials"].dropna() if "oneshot/trials" in runs else pd.Series(dtype=float)
+    return oneshot_interval(values, int(trials.iloc[0]) if len(trials) else ONESHOT_TRIALS)
+
+
 def gather(studies: list[Study], select: dict[str, Any],
            variants: tuple[str, ...] | None = None) -> list[Evidence]:
     """Per dataset variant (only `variants`, when given: a cell of the same head and loss on
@@ -356,14 +483,16 @@ def gather(studies: list[Study], select: dict[str, Any],
             top = rank_cells(rows).iloc[0]
             cell = str(top["cell"])
             runs = rows[rows["cell"] == cell].sort_values("seed")
-            oneshot = runs["oneshot/acc"].dropna() if "oneshot/acc" in runs else pd.Series(dtype=float)
+            retrieval = {k: t_interval(runs[k], bounds=UNIT) for k in RETRIEVAL_NAMES if k in runs}
             ev = Evidence(study.name, str(variant), cell, int(runs["epochs"].iloc[0]), runs,
                           t_interval(runs["test/acc"], bounds=UNIT), t_interval(runs["test/auc"], bounds=UNIT),
                           t_interval(runs["train_eval/acc"], bounds=UNIT), score=int(top["score"]),
                           collapsed=int((runs["collapsed"] > 0).sum()) if "collapsed" in runs else 0,
-                          oneshot=t_interval(oneshot, bounds=UNIT) if len(oneshot) else None,
+                          oneshot=_oneshot(runs),
                           oneshot_pixels=float(runs["oneshot_pixels/acc"].mean())
-                          if "oneshot_pixels/acc" in runs else math.nan)
+                          if "oneshot_pixels/acc" in runs else math.nan,
+                          diverged=_diverged_seeds(study, cell, str(variant)),
+                          retrieval={k: iv for k, iv in retrieval.items() if iv.n} or None)
             if _better(ev, best.get(str(variant))):
                 best[str(variant)] = ev
     return sorted(best.values(), key=lambda e: (variant_rank(e.variant), e.variant))
@@ -371,7 +500,8 @@ def gather(studies: list[Study], select: dict[str, Any],
 
 def unfinished(studies: list[Study], ev: Evidence | None, cells: tuple[str, ...]) -> int:
     """Seeds of the row's own cells (the claimed one and the one it is compared with) on the
-    deciding study and data that have a run but no finished one: what the verdict is missing."""
+    deciding study and data that have a run but no finished one, not counting divergence (an
+    outcome, see Evidence.diverged): what the infrastructure lost and the verdict is missing."""
     if ev is None:
         return 0
     study = next(s for s in studies if s.name == ev.study)
@@ -381,35 +511,58 @@ def unfinished(studies: list[Study], ev: Evidence | None, cells: tuple[str, ...]
             if not study.runs.empty else study.runs
         done = study.complete
         done = done[(done["cell"] == cell) & (done["dataset_variant"] == ev.variant)] if not done.empty else done
-        count += len(_key(tried) - _key(done))
+        lost = _key(tried) - _key(done)
+        count += len(lost) - _diverged_seeds(study, cell, ev.variant)
     return count
 
 
+def _reference(row: ClaimRow, evidence: list[Evidence], j: Judgement) -> Judgement:
+    """C1's absolute number: the full-MNIST interval against ref ± tolerance, an equivalence
+    test. Wholly outside the band contradicts whatever the first verdict; inside it keeps a
+    "reproduced" (p: the larger of the two tests, both must hold); anything else, including a
+    single full-MNIST seed, cannot let "reproduced" stand."""
+    ref, tol = row.reference, row.tolerance
+    low, high = ref - tol, ref + tol
+    band = f"{ref * 100:.2f} ± {tol * 100:.1f} %"
+    full = next((e for e in evidence if e.variant == FULL_MNIST and e.acc.n > 0), None)
+    demote = j.verdict == REPRODUCED
+    if full is None:
+        why = f"; {ref * 100:.2f} % is a full-MNIST number and no full-MNIST run exists"
+        return Judgement(INCONCLUSIVE if demote else j.verdict, j.why + why, j.p)
+    a = full.acc
+    if not a.has_interval:
+        inside = low <= a.mean <= high
+        why = (f"; one full-MNIST seed ({_pct(a.mean)}) is {'consistent with' if inside else 'outside'} {band}, "
+               "but one seed cannot decide")
+        return Judgement(INCONCLUSIVE if demote else j.verdict, j.why + why, j.p)
+    if a.hi < low or a.lo > high:
+        p = a.p_below(low) if a.hi < low else a.p_above(high)
+        return Judgement(CONTRADICTED, j.why + f"; but the full-MNIST acc CI [{_pct(a.lo)}, {_pct(a.hi)}] lies "
+                         f"wholly {'below' if a.hi < low else 'above'} {band}", p)
+    p_eq = a.p_within(low, high)
+    if a.lo >= low and a.hi <= high:
+        return Judgement(j.verdict, j.why + f"; full-MNIST acc CI [{_pct(a.lo)}, {_pct(a.hi)}] inside {band}",
+                         max(j.p, p_eq) if j.verdict == REPRODUCED else j.p)
+    return Judgement(INCONCLUSIVE if demote else j.verdict,
+                     j.why + f"; full-MNIST acc CI [{_pct(a.lo)}, {_pct(a.hi)}] overlaps an edge of {band}",
+                     _min(j.p, p_eq) if demote else j.p)
+
+
 def judge(row: ClaimRow, evidence: list[Evidence]) -> tuple[Evidence | None, str, str]:
+    decided, j = judge_row(row, evidence)
+    return decided, j.verdict, j.why
+
+
+def judge_row(row: ClaimRow, evidence: list[Evidence]) -> tuple[Evidence | None, Judgement]:
+    """An absolute row: its rule on the preferred variant with two seeds or more."""
     if not evidence:
-        return None, INCONCLUSIVE, "no finished run"
+        return None, Judgement(INCONCLUSIVE, "no finished run")
     decisive = next((e for e in evidence if e.acc.n >= MIN_SEEDS), evidence[0])
-    verdict, why = RULES[row.rule].judge(decisive)
-    reason = f"on {decisive.variant} (n={decisive.acc.n}): {why}"
+    j = RULES[row.rule].judge(decisive)
+    j = replace(j, why=f"on {decisive.variant} (n={decisive.acc.n}): {j.why}")
     if row.reference is not None:
-        # The full-MNIST gap applies whatever the first verdict: further than the tolerance
-        # contradicts; no full-MNIST run keeps a "reproduced" from being claimed.
-        full = next((e for e in evidence if e.variant == FULL_MNIST and e.acc.n > 0), None)
-        ref = row.reference * 100
-        if full is None:
-            if verdict == REPRODUCED:
-                verdict = INCONCLUSIVE
-                reason += f"; {ref:.2f} % is a full-MNIST number and no full-MNIST run exists"
-        else:
-            gap = (full.acc.mean - row.reference) * 100
-            if abs(gap) <= row.tolerance * 100:
-                reason += (f"; full MNIST {full.acc.mean * 100:.2f} % is within {row.tolerance * 100:.1f} points "
-                           f"of {ref:.2f} %")
-            else:
-                verdict = CONTRADICTED
-                reason += (f"; but full MNIST {full.acc.mean * 100:.2f} % is {abs(gap):.2f} points "
-                           f"{'below' if gap < 0 else 'above'} {ref:.2f} %")
-    return decisive, verdict, reason
+        j = _reference(row, evidence, j)
+    return decisive, j
 
 
 def _paired_on(row: ClaimRow, ev: Evidence, study: Study) -> tuple[Paired, str] | None:
@@ -426,14 +579,35 @@ def _paired_on(row: ClaimRow, ev: Evidence, study: Study) -> tuple[Paired, str] 
     return paired_comparison(a, b), versus_cell
 
 
-def _paired_verdict(p: Paired) -> str:
-    if not p.enough or not p.diff.has_interval or p.no_spread:
-        return INCONCLUSIVE
-    return REPRODUCED if p.diff.lo > 0 else CONTRADICTED if p.diff.hi < 0 else INCONCLUSIVE
+def paired_judgement(p: Paired, delta: float, scale: float = 1.0, digits: int = 3) -> Judgement:
+    """A comparison's verdict from the paired difference d = claimed − compared and the
+    smallest effect that matters, delta: reproduced when d's CI is above 0 and its mean at least
+    delta; contradicted when the CI is below 0, or inside (−delta, delta) (equivalence: no
+    difference that matters, however significant); else inconclusive."""
+    d = p.diff
+    if not p.enough or not d.has_interval:
+        return Judgement(INCONCLUSIVE, "too few paired seeds")
+    if p.identical:
+        return Judgement(INCONCLUSIVE, "identical runs")
+    if p.no_spread:
+        return Judgement(INCONCLUSIVE, "every seed differs by the same amount (zero spread: no interval to read)")
+    band = f"±{delta * scale:g}{' points' if scale == 100 else ''}"
+    equivalent = d.p_within(-delta, delta)
+    if d.lo > -delta and d.hi < delta:
+        return Judgement(CONTRADICTED, f"CI inside the no-difference band {band}: no difference that matters",
+                         equivalent)
+    if d.lo > 0 and d.mean >= delta:
+        return Judgement(REPRODUCED, "CI above 0, mean ≥ the smallest effect that matters", d.p_above(0))
+    if d.hi < 0:
+        return Judgement(CONTRADICTED, "CI below 0: the compared cell is better", d.p_below(0))
+    if d.lo > 0:
+        return Judgement(INCONCLUSIVE, f"CI above 0, but the mean {d.mean * scale:+.{digits}f} is below the "
+                         f"smallest effect that matters ({delta * scale:g})", _min(d.p_above(0), equivalent))
+    return Judgement(INCONCLUSIVE, "CI contains 0", _min(d.p_above(0), d.p_below(0), equivalent))
 
 
 def judge_comparison(row: ClaimRow, evidence: list[Evidence], studies: list[Study]
-                     ) -> tuple[Evidence | None, str, str, Paired | None, str]:
+                     ) -> tuple[Evidence | None, Judgement, Paired | None, str]:
     """A comparison row: on every data variant where both cells ran, the seed-paired difference
     of row.metric between the claimed-better cell and row.versus, within one study. The
     preferred variant decides, unless another gives the opposite verdict: then it depends on
@@ -450,26 +624,21 @@ def judge_comparison(row: ClaimRow, evidence: list[Evidence], studies: list[Stud
         diff = f"{p.diff.mean * scale:+.{digits}f}"
         if p.diff.has_interval:
             diff += f" [{p.diff.lo * scale:+.{digits}f}, {p.diff.hi * scale:+.{digits}f}]"
-        verdict = _paired_verdict(p)
-        why = {REPRODUCED: "CI above 0", CONTRADICTED: "CI below 0"}.get(
-            verdict, "too few paired seeds" if not p.enough or not p.diff.has_interval
-            else "identical runs" if p.identical
-            else "every seed differs by the same amount (zero spread: no interval to read)" if p.no_spread
-            else "CI contains 0")
+        j = paired_judgement(p, row.smallest_effect, scale, digits)
         text = (f"on {ev.variant} ({ev.study}), {name}: {p.mean_b * scale:.{digits}f} vs {p.mean_a * scale:.{digits}f} "
-                f"({versus_cell}), difference {diff} over {p.n} paired seeds: {why}")
-        judged.append((ev, verdict, text, p, versus_cell))
+                f"({versus_cell}), difference {diff} over {p.n} paired seeds: {j.why}")
+        judged.append((ev, replace(j, why=text), p, versus_cell))
     if not judged:
-        return (evidence[0] if evidence else None), INCONCLUSIVE, \
-            "the compared cell did not run on the same data", None, ""
-    decisive = next((j for j in judged if j[3].enough), judged[0])
-    ev, verdict, _, p, versus_cell = decisive
-    reason = "; ".join(j[2] for j in judged)
+        return (evidence[0] if evidence else None), Judgement(
+            INCONCLUSIVE, "the compared cell did not run on the same data"), None, ""
+    ev, j, p, versus_cell = next((x for x in judged if x[2].enough), judged[0])
+    reason = "; ".join(x[1].why for x in judged)
+    verdict = j.verdict
     opposite = {REPRODUCED: CONTRADICTED, CONTRADICTED: REPRODUCED}.get(verdict)
-    if opposite and any(j[1] == opposite for j in judged):
+    if opposite and any(x[1].verdict == opposite for x in judged):
         verdict = INCONCLUSIVE
         reason += " — the data variants disagree: it depends on the data"
-    return ev, verdict, reason, p, versus_cell
+    return ev, Judgement(verdict, reason, j.p), p, versus_cell
 
 
 def covered(studies: list[Study], row: ClaimRow) -> bool:
@@ -481,6 +650,23 @@ def covered(studies: list[Study], row: ClaimRow) -> bool:
     return False
 
 
+def _holm_gate(found: list[Finding]) -> list[Finding]:
+    """One family per report: Holm-adjust the rows' p-values; a verdict whose adjusted p is
+    above ALPHA falls back to inconclusive. Raw and adjusted p go into every row's reason."""
+    adjusted = holm([f.p for f in found])
+    m = sum(math.isfinite(p) for p in adjusted)
+    out = []
+    for f, adj in zip(found, adjusted, strict=True):
+        verdict, reason = f.verdict, f.reason
+        if math.isfinite(f.p):
+            reason += f"; p = {_pval(f.p)}, Holm-adjusted over {m} rows {_pval(adj)}"
+            if verdict != INCONCLUSIVE and adj > ALPHA:
+                reason += f" > {ALPHA:g}: not {verdict} once the report's rows are corrected together"
+                verdict = INCONCLUSIVE
+        out.append(replace(f, verdict=verdict, reason=reason, p_holm=adj))
+    return out
+
+
 def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS) -> list[Finding]:
     out = []
     for row in claims:
@@ -489,19 +675,26 @@ def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS) -> list[Find
         evidence = gather(studies, row.select, row.variants)
         paired, versus_cell = None, ""
         if row.versus is not None:
-            decided, verdict, reason, paired, versus_cell = judge_comparison(row, evidence, studies)
+            decided, j, paired, versus_cell = judge_comparison(row, evidence, studies)
         else:
-            decided, verdict, reason = judge(row, evidence)
+            decided, j = judge_row(row, evidence)
+        verdict, reason = j.verdict, j.why
         if verdict == CONTRADICTED and row.faithful and decided is not None \
                 and match(decided.runs, row.faithful).shape[0] < len(decided.runs):
             verdict = INCONCLUSIVE
             reason += f"; but on a reduced setup ({row.reduced_note}), which cannot contradict the claim"
+        bad = decided.diverged if decided is not None else 0
+        if bad:
+            reason += f"; the cell diverged in {bad} of {decided.seeds_tried} seeds (NaN loss), counted against it"
+            if verdict == REPRODUCED and row.rule != "chance":
+                verdict = INCONCLUSIVE
+                reason += ": a design that diverges cannot be reproduced as working"
         failed = unfinished(studies, decided, (decided.cell if decided else "", versus_cell))
         if failed:
             reason += f" ({failed} cell x seed run{'s' if failed > 1 else ''} of the compared cells failed or " \
-                      "unfinished: not counted)"
-        out.append(Finding(row, evidence, decided, verdict, reason, failed, paired, versus_cell))
-    return out
+                      "unfinished (killed, lost): not counted, the sweep re-runs them)"
+        out.append(Finding(row, evidence, decided, verdict, reason, failed, paired, versus_cell, j.p, diverged=bad))
+    return _holm_gate(out)
 
 
 def not_covered(studies: list[Study], found: list[Finding]) -> list[str]:
@@ -517,8 +710,10 @@ def _num(x: float) -> float | None:
 FINDINGS_COLUMNS = ["claim_id", "claim", "source", "cell", "study", "dataset_variant", "epochs", "n_seeds",
                     "test_acc_mean", "test_acc_ci_low", "test_acc_ci_high", "test_auc_mean", "test_auc_ci_low",
                     "test_auc_ci_high", "train_acc_mean", "collapsed_runs", "oneshot_acc_mean", "oneshot_pixels_acc",
-                    "compared_with", "compared_metric", "diff_mean", "diff_ci_low", "diff_ci_high", "n_paired",
-                    "all_evidence", "verdict", "rule", "reason"]
+                    "oneshot_acc_ci_low", "oneshot_acc_ci_high", "diverged_seeds", "retrieval_precision_at_1",
+                    "retrieval_r_precision", "retrieval_map_at_r",
+                    "compared_with", "compared_metric", "smallest_effect", "diff_mean", "diff_ci_low", "diff_ci_high",
+                    "n_paired", "p_value", "p_holm", "all_evidence", "verdict", "rule", "reason"]
 
 
 def findings_table(found: list[Finding], missing: list[str]) -> Table:
@@ -535,6 +730,13 @@ def findings_table(found: list[Finding], missing: list[str]) -> Table:
             "collapsed_runs": d.collapsed if d else None,
             "oneshot_acc_mean": _num(d.oneshot.mean) if d and d.oneshot else None,
             "oneshot_pixels_acc": _num(d.oneshot_pixels) if d else None,
+            "oneshot_acc_ci_low": _num(d.oneshot.lo) if d and d.oneshot else None,
+            "oneshot_acc_ci_high": _num(d.oneshot.hi) if d and d.oneshot else None,
+            "diverged_seeds": f.diverged,
+            **{f"retrieval_{k.split('/')[1]}": _num(d.retrieval[k].mean) if d and d.retrieval and k in d.retrieval
+               else None for k in RETRIEVAL_NAMES},
+            "smallest_effect": f.row.smallest_effect if f.row.versus else None,
+            "p_value": _num(f.p), "p_holm": _num(f.p_holm),
             "compared_with": f.versus_cell, "compared_metric": f.row.metric if f.row.versus else "",
             "diff_mean": _num(f.paired.diff.mean) if f.paired else None,
             "diff_ci_low": _num(f.paired.diff.lo) if f.paired else None,
@@ -550,7 +752,11 @@ def findings_table(found: list[Finding], missing: list[str]) -> Table:
     note = ("Test accuracy at the fixed rule d < 0.5 with a 95 % t-interval over seeds (clipped to [0, 100]), and "
             "ROC AUC. ▸ marks the evidence that decided the verdict: the preferred data variant with two seeds or "
             "more (full MNIST, else mnist-5k, else digits; Omniglot at the largest image size). Comparison rows "
-            "are decided on the seed-paired difference against the compared cell, named in the reason.")
+            "are decided on the seed-paired difference against the compared cell, named in the reason, with the "
+            "smallest effect that matters (δ) per metric. Every row's verdict rests on one-sided tests at 2.5 % "
+            "(equivalently, 95 % intervals); the rows of this report are one family: each reason gives the raw "
+            "p-value and the Holm-adjusted one, and a verdict whose adjusted p exceeds 0.025 is shown as "
+            "inconclusive.")
     if missing:
         note += f" Not covered: {', '.join(missing)}."
     view_cols = ["Claim", "Source reports", "We measure", "Verdict", "Rule, and why"]

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 FINAL_METRICS = ("test/acc", "test/auc", "test/acc_tuned", "test/threshold", "test/loss",
                  "train_eval/acc", "train_eval/auc", "train_eval/acc_tuned", "val/auc", "val/acc",
-                 "val/acc_tuned", "seconds", "collapsed", "oneshot/acc", "oneshot_pixels/acc")
+                 "val/acc_tuned", "seconds", "collapsed", "oneshot/acc", "oneshot_pixels/acc", "oneshot/trials",
+                 "retrieval/precision_at_1", "retrieval/r_precision", "retrieval/map_at_r")
 CURVE_METRICS = ("val/auc", "train/loss")
 # Preferred evidence first: full MNIST, then the subset, then the tiny offline set; Omniglot
 # at its native size first; full sequence sets before subsets.
@@ -84,6 +85,18 @@ class Study:
     def variants(self) -> list[str]:
         done = self.complete
         return sorted(done["dataset_variant"].unique(), key=variant_rank) if not done.empty else []
+
+
+DIVERGED_REASONS = ("DivergedError", "diverged:")  # train.DivergedError, or a non-finite objective (runner)
+
+
+def diverged(runs: pd.DataFrame) -> pd.Series:
+    """Runs that ended because training diverged (NaN or infinite loss or objective): the
+    method failed, as opposed to a run the infrastructure lost (those are re-run)."""
+    if runs.empty or "fail_reason" not in runs:
+        return pd.Series(False, index=runs.index)
+    reason = runs["fail_reason"].fillna("").astype(str)
+    return reason.str.startswith(DIVERGED_REASONS)
 
 
 def open_store(uri: str):

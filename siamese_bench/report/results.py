@@ -18,6 +18,9 @@ RESULT_METRICS = (
     ("test/acc_tuned", "test acc % (val. threshold)", 100.0, 2),
 )
 ONESHOT = ("oneshot/acc", "20-way one-shot %", 100.0, 2)  # a column only where a study logged it
+# Retrieval on the test embeddings (Musgrave et al. 2020), columns where logged
+RETRIEVAL = (("retrieval/precision_at_1", "P@1", 1.0, 3), ("retrieval/r_precision", "R-prec.", 1.0, 3),
+             ("retrieval/map_at_r", "MAP@R", 1.0, 3))
 
 
 def cell_summary(study: Study) -> pd.DataFrame:
@@ -37,7 +40,7 @@ def cell_summary(study: Study) -> pd.DataFrame:
                 continue  # finished on another variant only (its rows are there), or already listed
             row = {"study": study.name, "cell": cell, **parse_cell(cell), "dataset_variant": variant,
                    "n": len(runs), "seeds": " ".join(str(s) for s in sorted(runs["seed"])) if len(runs) else ""}
-            for metric, *_ in (*RESULT_METRICS, ONESHOT):
+            for metric, *_ in (*RESULT_METRICS, ONESHOT, *RETRIEVAL):
                 values = runs[metric].dropna() if len(runs) and metric in runs else []
                 iv = t_interval(values, bounds=UNIT)
                 row.update({f"{metric} mean": iv.mean, f"{metric} sd": iv.sd, f"{metric} n": iv.n,
@@ -88,6 +91,11 @@ def results_table(study: Study, index: int) -> Table:
         metric, title, scale, digits = ONESHOT
         view[title] = [_fmt(m, s, n, scale, digits) for m, s, n in
                        zip(summary[f"{metric} mean"], summary[f"{metric} sd"], summary[f"{metric} n"], strict=True)]
+    for metric, title, scale, digits in RETRIEVAL:
+        if not summary.empty and summary[f"{metric} n"].sum() > 0:
+            view[title] = [_fmt(m, sd, n, scale, digits) for m, sd, n in
+                           zip(summary[f"{metric} mean"], summary[f"{metric} sd"], summary[f"{metric} n"],
+                               strict=True)]
     if not summary.empty and summary["collapsed"].sum() > 0:  # a collapse is named, not a bare number
         view["collapsed"] = [f"{c} of {n}" if c else "" for c, n in zip(summary["collapsed"], summary["n"],
                                                                           strict=True)]
@@ -101,5 +109,33 @@ def results_table(study: Study, index: int) -> Table:
             "(bold in Markdown, * in the PDF). Accuracy at d < 0.5 is the "
             "sources' rule; the validation threshold is chosen on held-out training images. \"collapsed\": runs whose "
             "embeddings shrank to nearly one point (their numbers are a collapse, not a model).")
+    if any(title in view for _, title, *_ in RETRIEVAL):
+        note += (" P@1, R-precision and MAP@R: retrieval of each test item's class among the others by the "
+                 "Euclidean distance of their embeddings (Musgrave et al. 2020). "
+                 + disagreements(summary, "test/auc", "retrieval/map_at_r"))
     return Table(f"results-{index}-{slug(study.name)}", f"Results of {study.name} ({variants})", summary, view,
                  best=best, note=note)
+
+
+def disagreements(summary: pd.DataFrame, first: str, second: str, limit: int = 6) -> str:
+    """Where two metrics rank a study's cells differently (per data variant, on the means, ties
+    as displayed at 3 digits ignored): the sentence the results note carries."""
+    pairs = []
+    for variant, rows in summary.groupby("dataset_variant", sort=False):
+        rows = rows[rows[f"{first} mean"].notna() & rows[f"{second} mean"].notna()]
+        a = rows[f"{first} mean"].round(3).to_numpy()
+        b = rows[f"{second} mean"].round(3).to_numpy()
+        cells = list(rows["cell"])
+        for i in range(len(cells)):
+            for j in range(i + 1, len(cells)):
+                if (a[i] - a[j]) * (b[i] - b[j]) < 0:
+                    hi, lo = (i, j) if a[i] > a[j] else (j, i)
+                    pairs.append(f"{cells[hi]} over {cells[lo]} by AUC, the reverse by MAP@R"
+                                 + (f" ({variant})" if summary["dataset_variant"].nunique() > 1 else ""))
+    if summary.empty or summary[f"{second} n"].sum() == 0:
+        return ""
+    if not pairs:
+        return "AUC and MAP@R rank the cells the same way."
+    more = f"; and {len(pairs) - limit} more" if len(pairs) > limit else ""
+    return (f"AUC and MAP@R disagree on {len(pairs)} pair{'s' if len(pairs) > 1 else ''} of cells: "
+            + "; ".join(pairs[:limit]) + more + ".")

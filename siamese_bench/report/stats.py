@@ -15,23 +15,49 @@ import numpy as np
 from scipy import stats
 
 LEVEL = 0.95
+ALPHA = (1 - LEVEL) / 2  # each one-sided test: a 95 % interval's bound clears a bar <=> p <= 0.025
 UNIT = (0.0, 1.0)  # accuracy and AUC live here: their intervals are clipped to it
 MIN_SEEDS_TO_TELL = 3  # fewer paired seeds than this: a comparison is reported but not read
 
 
 @dataclass(frozen=True)
 class Interval:
-    """Mean over seeds with a two-sided t-interval (lo, hi are NaN when n < 2)."""
+    """Mean over seeds with a two-sided t-interval (lo, hi are NaN when n < 2), and the
+    standard error and degrees of freedom behind it, so one-sided tests read the same numbers."""
 
     mean: float
     sd: float
     n: int
     lo: float
     hi: float
+    se: float = math.nan
+    df: int = 0
 
     @property
     def has_interval(self) -> bool:
         return self.n >= 2 and math.isfinite(self.lo)
+
+    def p_above(self, bar: float) -> float:
+        """One-sided p of "the mean exceeds bar" (H0: mean <= bar); NaN without an interval.
+        p <= ALPHA exactly when the 95 % interval's lower bound clears the bar."""
+        if not self.has_interval:
+            return math.nan
+        if self.se <= 0:
+            return 0.0 if self.mean > bar else 1.0
+        return float(stats.t.sf((self.mean - bar) / self.se, self.df))
+
+    def p_below(self, bar: float) -> float:
+        """One-sided p of "the mean is below bar" (H0: mean >= bar)."""
+        if not self.has_interval:
+            return math.nan
+        if self.se <= 0:
+            return 0.0 if self.mean < bar else 1.0
+        return float(stats.t.cdf((self.mean - bar) / self.se, self.df))
+
+    def p_within(self, low: float, high: float) -> float:
+        """Equivalence (two one-sided tests, TOST): p of "the mean lies inside (low, high)" is
+        the larger of the two one-sided p's; p <= ALPHA when the 95 % interval lies inside."""
+        return max(self.p_above(low), self.p_below(high))
 
     def text(self, scale: float = 100.0, digits: int = 2, unit: str = "") -> str:
         """'97.35 % [96.90, 97.80] (n=3)', or '97.35 % (n=1, no interval)'."""
@@ -51,8 +77,10 @@ class Interval:
 
 
 def t_interval(values: Iterable[float], level: float = LEVEL,
-               bounds: tuple[float, float] | None = None) -> Interval:
-    """Mean, sd and t-interval; `bounds` clips the interval to a metric's range (e.g. 0..1)."""
+               bounds: tuple[float, float] | None = None, extra_variance: float = 0.0) -> Interval:
+    """Mean, sd and t-interval over seeds; `bounds` clips the interval to a metric's range
+    (e.g. 0..1). `extra_variance` adds a variance of the mean that more seeds do not shrink,
+    e.g. the sampling error of a fixed test set every seed shares (see oneshot_interval)."""
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     n = len(x)
     if n == 0:
@@ -61,11 +89,35 @@ def t_interval(values: Iterable[float], level: float = LEVEL,
     if n == 1:
         return Interval(mean, math.nan, 1, math.nan, math.nan)
     sd = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    se = math.sqrt(sd * sd / n + extra_variance)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
     lo, hi = mean - half, mean + half
     if bounds is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
-    return Interval(mean, sd, n, lo, hi)
+    return Interval(mean, sd, n, lo, hi, se, n - 1)
+
+
+def oneshot_interval(values: Iterable[float], trials: int) -> Interval:
+    """One-shot accuracy over seeds, each scored on the same `trials` fixed trials (K1: Lake's
+    20 runs x 20 = 400). The spread over seeds misses that those trials are themselves a
+    sample: add the binomial variance of a proportion over `trials`, p(1 - p) / trials, which
+    the seeds share and so does not shrink with more of them."""
+    x = [v for v in values if v is not None and math.isfinite(v)]
+    p = float(np.mean(x)) if x else math.nan
+    extra = p * (1 - p) / trials if x and trials > 0 else 0.0
+    return t_interval(x, bounds=UNIT, extra_variance=extra)
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error), NaN entries left out of the family and
+    returned as NaN. adjusted_(i) = max over j <= i of min(1, (m - j + 1) p_(j)), p sorted."""
+    finite = [(p, i) for i, p in enumerate(pvalues) if p is not None and math.isfinite(p)]
+    out = [math.nan] * len(pvalues)
+    m, running = len(finite), 0.0
+    for rank, (p, i) in enumerate(sorted(finite)):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
 
 
 @dataclass(frozen=True)

@@ -627,7 +627,10 @@ class Sweep:
                 if self.beats:
                     self.beats.discard(trial_id)
             if run_id:
-                self.tracker.set_tags(run_id, {"optuna_state": state})
+                tags = {"optuna_state": state}
+                if state == "FAIL" and outcome.kind == "done":  # finished, but its objective is not finite
+                    tags["fail_reason"] = "diverged: objective is not finite"
+                self.tracker.set_tags(run_id, tags)
             bar.write(line) if self.progress else log.info(line)
 
         def housekeeping() -> None:
