@@ -69,12 +69,12 @@ FIVE_K_WORKS = [0.93, 0.94, 0.935]
 
 
 @pytest.mark.parametrize(("claim", "evidence", "verdict"), [
-    ("C1", [_evidence("mnist-full", [0.972, 0.975, 0.974], [0.99] * 3), _evidence("mnist-5k", FIVE_K_WORKS, [0.98] * 3)],
-     REPRODUCED),  # full MNIST CI inside 97.42 +- 1.5
+    ("C1", [_evidence("mnist-full", [0.972, 0.975, 0.974], [0.99] * 3),
+            _evidence("mnist-5k", FIVE_K_WORKS, [0.98] * 3)], REPRODUCED),  # full MNIST CI inside 97.42 +- 1.5
     ("C1", [_evidence("mnist-full", [0.973], [0.99]), _evidence("mnist-5k", FIVE_K_WORKS, [0.98] * 3)],
      INCONCLUSIVE),  # one full-MNIST seed is consistent, but cannot reproduce
-    ("C1", [_evidence("mnist-full", [0.95, 0.951, 0.949], [0.99] * 3), _evidence("mnist-5k", FIVE_K_WORKS, [0.98] * 3)],
-     CONTRADICTED),  # works, but the full-MNIST CI lies wholly below 95.92
+    ("C1", [_evidence("mnist-full", [0.95, 0.951, 0.949], [0.99] * 3),
+            _evidence("mnist-5k", FIVE_K_WORKS, [0.98] * 3)], CONTRADICTED),  # works; full MNIST wholly below
     ("C1", [_evidence("mnist-full", [0.95], [0.99]), _evidence("mnist-5k", FIVE_K_WORKS, [0.98] * 3)],
      INCONCLUSIVE),  # one far seed cannot contradict either
     ("C1", [_evidence("mnist-5k", FIVE_K_WORKS, [0.98] * 3)], INCONCLUSIVE),  # no full-MNIST run
@@ -719,3 +719,15 @@ def test_diverged_seeds_count_against_the_cell_and_block_reproduced():
     assert row.diverged == 1 and row.failed_runs == 0  # an outcome, not a lost run
     assert row.verdict == INCONCLUSIVE and "diverged in 1 of 4 seeds" in row.reason
     assert "DIVERGED in 1 of 4 seeds" in row.decided_on.text()
+
+
+def test_results_note_names_cells_that_auc_and_map_at_r_rank_differently():
+    from siamese_bench.report.results import disagreements
+
+    summary = pd.DataFrame({"cell": ["a", "b", "c"], "dataset_variant": ["v"] * 3,
+                            "test/auc mean": [0.95, 0.90, 0.80], "retrieval/map_at_r mean": [0.40, 0.60, 0.20],
+                            "retrieval/map_at_r n": [3, 3, 3]})
+    text = disagreements(summary, "test/auc", "retrieval/map_at_r")
+    assert "disagree on 1 pair of cells: a over b by AUC, the reverse by MAP@R" in text
+    summary["retrieval/map_at_r mean"] = [0.6, 0.4, 0.2]
+    assert disagreements(summary, "test/auc", "retrieval/map_at_r") == "AUC and MAP@R rank the cells the same way."

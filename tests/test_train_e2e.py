@@ -62,6 +62,10 @@ def test_c1_mlflow_run(c1_run, tracker):
     for key in ("git_commit", "package_version"):
         assert tags.get(key), key
     assert run.data.metrics["test/acc"] == pytest.approx(c1_run.metrics["test/acc"])
+    # retrieval on the test embeddings (issue 11): logged, and above what 10 balanced classes give by chance
+    for key in ("retrieval/precision_at_1", "retrieval/r_precision", "retrieval/map_at_r"):
+        assert run.data.metrics[key] == pytest.approx(c1_run.metrics[key]) and 0.2 < c1_run.metrics[key] <= 1, key
+    assert c1_run.metrics["retrieval/map_at_r"] <= c1_run.metrics["retrieval/r_precision"]
     artifacts = [a.path for a in client.list_artifacts(c1_run.run_id, "outputs")]
     assert "outputs/distances.npz" in artifacts
     local = client.download_artifacts(c1_run.run_id, "outputs/distances.npz")
