@@ -175,7 +175,7 @@ def measure(spec: ClaimsSpec, check: Check, seeds: list[int], data,
 
     values = []
     for seed in seeds:
-        result = run_training(spec.config(check, seed, overrides), data=data, progress=False)
+        result = run_training(spec.config(check, seed, overrides), data=data, progress=False, evaluate_train=False)
         if check.metric not in result.metrics:
             raise ConfigError(f"check {check.id}: the run logged no {check.metric!r} (see the warnings above); "
                               f"logged: {', '.join(sorted(k for k in result.metrics if '/' in k))}")
