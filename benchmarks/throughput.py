@@ -26,8 +26,8 @@ from siamese_bench.train import EpochRecorder, build_batches, build_module, make
 
 
 def bench_siamese(cfg: TrainConfig, data, progress: bool) -> tuple[float, int]:
-    batches = build_batches(cfg, data, "pairs")
     module = build_module(cfg, data.input_shape)
+    batches = build_batches(cfg, data, module.objective)
     trainer = make_trainer(cfg, [EpochRecorder(None, None)], progress, len(batches["train"]))
     start = time.perf_counter()
     trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])
@@ -36,13 +36,13 @@ def bench_siamese(cfg: TrainConfig, data, progress: bool) -> tuple[float, int]:
 
 def bench_bare(cfg: TrainConfig, data) -> tuple[float, int]:
     """The same model, batches, optimizer and validation metrics driven by a hand-written loop."""
-    batches = build_batches(cfg, data, "pairs")
     module = build_module(cfg, data.input_shape)
-    optimizer = module.configure_optimizers()
+    batches = build_batches(cfg, data, module.objective)
+    optimizer = module.configure_optimizers()  # constant lr: the optimizer itself
     start = time.perf_counter()
     for _ in range(cfg.epochs):
         module.train()
-        for batch in batches["train"].iter_minibatches():
+        for batch in batches["train"]:
             out = module.compare(batch["x1"], batch["x2"])
             loss = module.loss(out, batch["y"]).loss
             optimizer.zero_grad()

@@ -3,65 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
+import typing
 import warnings
 from collections.abc import Sequence
 
-from siamese_bench.config import ConfigError, TrainConfig
-from siamese_bench.data import DATASETS, CSVFormatError
-from siamese_bench.data.base import DataUnavailable
-from siamese_bench.encoders import ENCODERS
-from siamese_bench.heads import HEADS
-from siamese_bench.losses import LOSSES
-from siamese_bench.oneshot import OneShotFormatError
-from siamese_bench.optim import INITS, OPTIMIZERS
-from siamese_bench.registry import UnknownNameError
+from siamese_bench.errors import ConfigError, UserError
 from siamese_bench.report.cli import register as register_report
-from siamese_bench.samplers import NEGATIVE_POLICIES
-from siamese_bench.sweep.retry import StorageUnavailable
-from siamese_bench.tracking import TrackingError
 
 log = logging.getLogger("siamese_bench")
-DEFAULTS = TrainConfig()
+TORCH_COMMANDS = ("train", "sweep", "regress", "oneshot", "make-pairs-csv")  # the others never load torch
 
 
-def _names(registry) -> str:
-    return ", ".join(registry.names())
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, generated from the field's type, default and help
+    (config.option): adding an option to TrainConfig adds its flag."""
+    from siamese_bench.config import TrainConfig
+
+    defaults = TrainConfig()
     g = p.add_argument_group("what to train (defaults: C1's Keras recipe)")
-    g.add_argument("--dataset", default=DEFAULTS.dataset,
-                   help=f"one of: {_names(DATASETS)} (default %(default)s; mnist falls back loudly to "
-                   "mnist-5k when full MNIST is unavailable; csv:TRAIN.csv,TEST.csv reads C4's pre-encoded "
-                   "vector pairs)")
-    g.add_argument("--encoder", default=DEFAULTS.encoder, help=f"one of: {_names(ENCODERS)}")
-    g.add_argument("--head", default=DEFAULTS.head, help=f"one of: {_names(HEADS)} (default %(default)s)")
-    g.add_argument("--loss", default=DEFAULTS.loss, help=f"one of: {_names(LOSSES)} (default %(default)s)")
-    g.add_argument("--margin", type=float, default=DEFAULTS.margin,
-                   help="margin of contrastive/triplet loss (default %(default)s)")
-    g.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="default %(default)s")
-    g.add_argument("--seed", type=int, default=DEFAULTS.seed,
-                   help="fixes split, pairs, init and order (default %(default)s)")
-    g.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="default %(default)s")
-    g.add_argument("--lr", type=float, default=DEFAULTS.lr, help="learning rate (default %(default)s)")
-    g.add_argument("--optimizer", default=DEFAULTS.optimizer,
-                   help=f"one of: {_names(OPTIMIZERS)} (default %(default)s)")
-    g.add_argument("--init", default=DEFAULTS.init, help=f"one of: {_names(INITS)} (default %(default)s)")
-    g.add_argument("--val-fraction", type=float, default=DEFAULTS.val_fraction,
-                   help="share of training images held out for validation (default %(default)s)")
-    g.add_argument("--triplet-negatives", default=DEFAULTS.triplet_negatives,
-                   help=f"one of: {', '.join(NEGATIVE_POLICIES)}; 'any' may draw the anchor's class (C6)")
-    g.add_argument("--triplet-plain", action="store_true", help="triplet loss on plain, not squared, distances")
-    g.add_argument("--triplet-mining", default=DEFAULTS.triplet_mining,
-                   help="random (the sampled triplets), batch-hard or semi-hard (FaceNet) negatives from the batch")
-    g.add_argument("--resample-negatives", action="store_true", help="draw fresh negatives every epoch")
-    g.add_argument("--early-stopping-patience", type=int, metavar="EPOCHS",
-                   help="stop when the validation loss has not improved for EPOCHS epochs (C4 used 3)")
-    g.add_argument("--encoder-option", "-E", action="append", default=[], metavar="KEY=VALUE",
-                   help="encoder option, e.g. -E dropout=0.5 -E final_activation=linear (repeatable)")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        help_text, choices = f.metadata.get("help", ""), f.metadata.get("choices")
+        default = getattr(defaults, f.name)
+        if choices is not None:
+            names = choices.names() if hasattr(choices, "names") else list(choices)
+            help_text = f"one of: {', '.join(names)}" + (f"; {help_text}" if help_text else "")
+        if f.name == "encoder_options":  # KEY=VALUE pairs, parsed by config_from_args
+            g.add_argument(_flag(f.name), "--encoder-option", "-E", action="append", default=[], metavar="KEY=VALUE",
+                           help=help_text)
+            continue
+        kind = hints[f.name]
+        if kind is bool:
+            g.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=default,
+                           help=f"{help_text} (default %(default)s)")
+            continue
+        cast = next(t for t in (int, float, str) if t is kind or t in typing.get_args(kind))
+        g.add_argument(_flag(f.name), type=cast, default=default, metavar=f.name.split("_")[-1].upper(),
+                       help=f"{help_text} (default %(default)s)" if help_text else "default %(default)s")
 
 
 def _parse_value(text: str):
@@ -73,22 +59,17 @@ def _parse_value(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def config_from_args(args: argparse.Namespace):
+    from siamese_bench.config import TrainConfig
+
     options = {}
-    for item in args.encoder_option:
+    for item in args.encoder_options:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ConfigError(f"--encoder-option {item!r}: expected KEY=VALUE")
+            raise ConfigError(f"--encoder-options {item!r}: expected KEY=VALUE")
         options[key] = _parse_value(value)
-    return TrainConfig(
-        dataset=args.dataset, encoder=args.encoder, encoder_options=options, head=args.head,
-        loss=args.loss, margin=args.margin, triplet_squared=not args.triplet_plain,
-        triplet_negatives=args.triplet_negatives, triplet_mining=args.triplet_mining,
-        resample_negatives=args.resample_negatives,
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        init=args.init, val_fraction=args.val_fraction, seed=args.seed,
-        early_stopping_patience=args.early_stopping_patience,
-    ).validate()
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{**values, "encoder_options": options}).validate()
 
 
 def add_tracking_arguments(p: argparse.ArgumentParser) -> None:
@@ -253,7 +234,10 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `command` given, only that subcommand gets its full
+    arguments (the train flags come from TrainConfig, whose registries load torch, so
+    `siamese-bench --help` and `siamese-bench report ...` do not pay for them)."""
     parser = argparse.ArgumentParser(
         prog="siamese-bench",
         description="Ablation benchmarks of Siamese-network design choices (heads x losses x margins).",
@@ -264,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train one variant, evaluate it on the test split and "
                            "record the run in MLflow. Prints train/val/test accuracy at the "
                            "sources' fixed rule (d < 0.5), at the validation-chosen threshold, and ROC AUC.")
-    add_train_arguments(train)
+    if command in (None, "train"):
+        add_train_arguments(train)
     add_tracking_arguments(train)
     train.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     train.add_argument("--experiment", help="MLflow experiment name (default siamese-bench-train)")
@@ -342,10 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_libraries(verbose: bool) -> None:
+def quiet_libraries(verbose: bool, command: str = "train") -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
-        import pytorch_lightning  # noqa: F401  (its import sets its loggers to INFO: import first)
+        if command in TORCH_COMMANDS:
+            import pytorch_lightning  # noqa: F401  (its import sets its loggers to INFO: import first)
 
         for name in ("pytorch_lightning", "lightning", "lightning_fabric", "mlflow", "alembic", "optuna"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -354,21 +340,22 @@ def quiet_libraries(verbose: bool) -> None:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        import optuna
+        if command in TORCH_COMMANDS:
+            import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # MLflow prints two "View run" lines per run to stdout when it talks to a server
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    quiet_libraries(args.verbose)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    args = build_parser(command).parse_args(argv)
+    quiet_libraries(args.verbose, args.command)
     try:
         return args.func(args)
-    except (ConfigError, TrackingError, UnknownNameError, CSVFormatError, DataUnavailable,
-            OneShotFormatError, StorageUnavailable) as err:
+    except UserError as err:
         print(f"siamese-bench: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,39 +15,61 @@ import torch
 
 from siamese_bench.data import DATASETS
 from siamese_bench.encoders import ENCODERS
+from siamese_bench.errors import ConfigError
 from siamese_bench.heads import HEADS
 from siamese_bench.losses import LOSSES, check_compatible
-from siamese_bench.mining import MINING_POLICIES
-from siamese_bench.optim import INITS, OPTIMIZERS
+from siamese_bench.objectives import MINERS, TripletObjective, objective_class
+from siamese_bench.optim import INITS, OPTIMIZERS, SCHEDULES
 from siamese_bench.samplers import NEGATIVE_POLICIES
 
 PROBE_INPUT_SHAPE = (1, 105, 105)  # any valid image shape, big enough for every encoder: checks option values, not data
 
 
-class ConfigError(ValueError):
-    """Bad user input; the message names the option and is shown without a traceback."""
+def option(default: Any = dataclasses.MISSING, help: str = "", choices: Any = None,  # noqa: A002
+           factory: Any = dataclasses.MISSING) -> Any:
+    """A TrainConfig field with what its command-line flag says: the one place an option is
+    declared (cli.add_train_arguments generates the flags from these). `choices` is a registry
+    or a tuple of names, listed in --help."""
+    metadata = {"help": help, "choices": choices}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    dataset: str = "mnist"
-    encoder: str = "mlp"
-    encoder_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"dropout": 0.1}
-    head: str = "euclidean"
-    loss: str = "contrastive"
-    margin: float = 1.0  # C1's m = 1; ignored by losses without a margin (bce)
-    triplet_squared: bool = True  # FaceNet squares the distances
-    triplet_negatives: str = "other"  # "any" reproduces C6's sampling
-    triplet_mining: str = "random"  # C5: "batch-hard" or "semi-hard" negatives from the batch
-    resample_negatives: bool = False  # the Keras recipe draws its pairs once
-    epochs: int = 20  # C1
-    batch_size: int = 128  # C1
-    optimizer: str = "rmsprop-keras"  # C1: RMSprop with Keras' rho 0.9, eps 1e-7
-    lr: float = 1e-3  # C1
-    init: str = "keras"  # glorot-uniform weights, zero biases, as Keras does
-    val_fraction: float = 0.1  # of the training images, stratified, seeded
-    early_stopping_patience: int | None = None  # C4: stop when val loss stalls this many epochs
-    seed: int = 0  # fixes the validation split, pairs, initialisation and batch order
+    dataset: str = option("mnist", "mnist falls back loudly to mnist-5k when full MNIST is unavailable; "
+                          "csv:TRAIN.csv,TEST.csv reads C4's pre-encoded vector pairs", DATASETS)
+    encoder: str = option("mlp", "the shared network", ENCODERS)
+    encoder_options: dict[str, Any] = option(help="encoder option KEY=VALUE, e.g. dropout=0.5 (repeatable)",
+                                             factory=dict)
+    head: str = option("euclidean", "how a pair of embeddings becomes a dissimilarity", HEADS)
+    loss: str = option("contrastive", "", LOSSES)
+    margin: float = option(1.0, "margin of contrastive/triplet loss (C1: 1; unused by bce)")
+    triplet_squared: bool = option(True, "triplet loss on squared distances, as FaceNet")
+    triplet_negatives: str = option("other", "'any' may draw the anchor's class (C6)", NEGATIVE_POLICIES)
+    triplet_mining: str = option("random", "random passes the sampled triplets through; batch-hard and "
+                                 "semi-hard (FaceNet) pick negatives from the batch", MINERS)
+    resample_negatives: bool = option(False, "draw fresh negatives every epoch (the Keras recipe draws once)")
+    epochs: int = option(20, "C1: 20")
+    max_steps: int | None = option(None, "stop after this many optimizer steps (None: the epochs decide)")
+    batch_size: int = option(128, "C1: 128")
+    optimizer: str = option("rmsprop-keras", "C1: RMSprop with Keras' rho 0.9, eps 1e-7", OPTIMIZERS)
+    lr: float = option(1e-3, "learning rate (C1: 1e-3)")
+    lr_schedule: str = option("constant", "learning-rate schedule: cosine decays to 0 over the run's optimizer "
+                              "steps; epoch-decay multiplies by --lr-decay after every epoch (Koch et al.)",
+                              SCHEDULES)
+    lr_decay: float = option(0.99, "per-epoch factor of the epoch-decay schedule")
+    gradient_clip: float | None = option(None, "clip the gradient norm to this (Lightning's gradient_clip_val)")
+    precision: str = option("32-true", "Lightning precision; bf16-mixed runs on CPU too", PRECISIONS)
+    init: str = option("keras", "glorot-uniform weights, zero biases, as Keras does", INITS)
+    val_fraction: float = option(0.1, "share of training images held out for validation, stratified, seeded")
+    early_stopping_patience: int | None = option(None, "stop when the monitored validation metric has not "
+                                                 "improved for this many epochs (C4 used 3)")
+    seed: int = option(0, "fixes the validation split, pairs, initialisation and batch order")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -64,7 +86,8 @@ class TrainConfig:
         kind, has_argument, _ = self.dataset.partition(":")
         for option, value, registry in (("dataset", kind, DATASETS), ("encoder", self.encoder, ENCODERS),
                                         ("head", self.head, HEADS), ("loss", self.loss, LOSSES),
-                                        ("optimizer", self.optimizer, OPTIMIZERS), ("init", self.init, INITS)):
+                                        ("optimizer", self.optimizer, OPTIMIZERS), ("init", self.init, INITS),
+                                        ("lr-schedule", self.lr_schedule, SCHEDULES)):
             if value not in registry:
                 raise ConfigError(f"--{option}: unknown {option} {value!r}; valid: {', '.join(registry.names())}")
         loader = DATASETS.get(kind)
@@ -81,7 +104,7 @@ class TrainConfig:
                 check_argument(self.dataset.partition(":")[2])
             except ValueError as err:
                 raise ConfigError(f"--dataset {self.dataset!r}: {err}") from None
-        if getattr(loader, "paired", False) and LOSSES.get(self.loss).sampling == "triplets":
+        if getattr(loader, "paired", False) and objective_class(self.loss).needs_classes:
             raise ConfigError(f"--loss {self.loss!r} needs class labels to draw triplets; dataset {kind!r} "
                               "holds ready-made pairs only")
         try:
@@ -94,13 +117,21 @@ class TrainConfig:
         for option, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"--{option} must be positive, got {value}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision: {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        for name in ("max_steps", "gradient_clip"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ConfigError(f"--early-stopping-patience must be at least 1, got {self.early_stopping_patience}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
-        if self.triplet_mining not in MINING_POLICIES:
-            raise ConfigError(f"--triplet-mining: {self.triplet_mining!r}; valid: {', '.join(MINING_POLICIES)}")
-        if self.triplet_mining != "random" and LOSSES.get(self.loss).sampling != "triplets":
+        if self.triplet_mining not in MINERS:
+            raise ConfigError(f"--triplet-mining: {self.triplet_mining!r}; valid: {', '.join(MINERS.names())}")
+        if self.triplet_mining != "random" and objective_class(self.loss) is not TripletObjective:
             raise ConfigError(f"--triplet-mining {self.triplet_mining} needs a triplet loss, not {self.loss!r}")
         if self.triplet_negatives not in NEGATIVE_POLICIES:
             raise ConfigError(f"--triplet-negatives: {self.triplet_negatives!r}; valid: "

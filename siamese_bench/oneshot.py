@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from siamese_bench.data.omniglot import OmniglotUnavailable, decode_png, download_archive, find_archive, to_float
+from siamese_bench.errors import UserError
 
 RUNS_ARCHIVE = "all_runs.zip"
 Dissimilarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (P, ...) x (P, ...) -> (P,)
@@ -45,7 +46,7 @@ class OneShotResult:
                 **{f"{prefix}{name}": acc for name, acc in self.per_run.items()}}
 
 
-class OneShotFormatError(ValueError):
+class OneShotFormatError(UserError, ValueError):
     """A runs archive that does not follow Lake's layout."""
 
 

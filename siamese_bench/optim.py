@@ -16,6 +16,9 @@ from siamese_bench.registry import Registry
 Params = Iterable[nn.Parameter]
 OPTIMIZERS: Registry[Callable[[Params, float], torch.optim.Optimizer]] = Registry("optimizer")
 INITS: Registry[Callable[[nn.Module], None]] = Registry("init")
+# A schedule takes (optimizer, total optimizer steps, per-epoch decay) and returns Lightning's
+# lr_scheduler config (with its interval), or None for a constant learning rate.
+SCHEDULES: Registry[Callable[[torch.optim.Optimizer, int, float], dict | None]] = Registry("lr schedule")
 
 OPTIMIZERS.register("rmsprop-keras")(lambda p, lr: torch.optim.RMSprop(p, lr=lr, alpha=0.9, eps=1e-7))
 OPTIMIZERS.register("rmsprop")(lambda p, lr: torch.optim.RMSprop(p, lr=lr))
@@ -37,3 +40,19 @@ def keras_init(model: nn.Module) -> None:
 @INITS.register("torch")
 def torch_init(model: nn.Module) -> None:
     """PyTorch's own defaults (Kaiming-uniform): nothing to do."""
+
+
+SCHEDULES.register("constant")(lambda optimizer, steps, decay: None)
+
+
+@SCHEDULES.register("cosine")
+def cosine(optimizer: torch.optim.Optimizer, steps: int, decay: float) -> dict:
+    """Cosine from lr to 0 over the run, stepped after every optimizer step."""
+    return {"scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps)),
+            "interval": "step"}
+
+
+@SCHEDULES.register("epoch-decay")
+def epoch_decay(optimizer: torch.optim.Optimizer, steps: int, decay: float) -> dict:
+    """lr * decay**epoch (Koch et al. decay every layer's rate by 1 % an epoch)."""
+    return {"scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=decay), "interval": "epoch"}

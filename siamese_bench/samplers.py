@@ -104,41 +104,23 @@ class TensorBatches:
     `sample(epoch)` returns the index set for an epoch (called once when the set is fixed);
     each iteration is one epoch, shuffled with a generator seeded from (seed, epoch), so a
     seed fixes the order. Image fields are gathered from `images`; "y" and "label" pass through.
-    With group=k each item is a list of k consecutive mini-batches (same order and content).
     """
 
     def __init__(self, images: torch.Tensor, sample, batch_size: int, seed: int,
-                 shuffle: bool = True, resample: bool = False, group: int = 1) -> None:
+                 shuffle: bool = True, resample: bool = False) -> None:
         self.images = images
         self.sample = sample
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
         self.resample = resample
-        self.group = group  # > 1: yield lists of `group` consecutive mini-batches
         self.epoch = 0
         self.index = sample(0)
 
-    def minibatches(self) -> int:
-        return -(-len(self.index) // self.batch_size)  # the last one may be short
-
     def __len__(self) -> int:
-        return -(-self.minibatches() // self.group)
+        return -(-len(self.index) // self.batch_size)  # the last mini-batch may be short
 
     def __iter__(self):
-        if self.group == 1:
-            yield from self.iter_minibatches()
-            return
-        chunk = []
-        for minibatch in self.iter_minibatches():
-            chunk.append(minibatch)
-            if len(chunk) == self.group:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
-
-    def iter_minibatches(self):
         if self.resample and self.epoch > 0:
             self.index = self.sample(self.epoch)
         fields = self.index.fields()

@@ -19,8 +19,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from siamese_bench.errors import UserError
 from siamese_bench.redact import mask_url, scrub
 from siamese_bench.sweep.retry import Retrier
+from siamese_bench.tracking_api import RunTracker
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ DEFAULT_DB = "mlruns.db"
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
-class TrackingError(RuntimeError):
+class TrackingError(UserError, RuntimeError):
     """The tracking location cannot be used; the message names it."""
 
 
@@ -108,7 +110,7 @@ def _param_text(value: Any) -> str:
     return "None" if value is None else str(value)
 
 
-class Tracker:
+class Tracker(RunTracker):
     """A thin wrapper over MlflowClient for one tracking URI."""
 
     def __init__(self, uri: str | None = None, system_metrics: bool = False, outage: float = 300.0) -> None:

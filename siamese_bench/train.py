@@ -4,11 +4,12 @@ tracked in MLflow (params, per-epoch curves, final metrics, tags, test distances
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import math
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,19 +25,16 @@ from siamese_bench.data.vectors import PairTable
 from siamese_bench.encoders import ENCODERS
 from siamese_bench.evaluations import ALWAYS, EVALUATIONS
 from siamese_bench.heads import HEADS
-from siamese_bench.losses import LOSSES
-from siamese_bench.module import SiameseModule
-from siamese_bench.optim import INITS, OPTIMIZERS
-from siamese_bench.samplers import PairIndex, TensorBatches, TripletIndex, keras_pairs, triplets
-from siamese_bench.tracking import Tracker
+from siamese_bench.losses import LOSSES, Loss
+from siamese_bench.module import OptimizerFactory, SiameseModule
+from siamese_bench.objectives import Objective, build_objective, pair_stream
+from siamese_bench.optim import INITS, OPTIMIZERS, SCHEDULES
+from siamese_bench.samplers import PairIndex, TensorBatches
+from siamese_bench.tracking_api import RunTracker
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "siamese-bench-train"
-# Mini-batches per training loader item: Lightning's fixed cost per item (hooks, batch
-# transfer) is about 10 % of a step of the MLP, so 8 consecutive mini-batches share it.
-# Batches, order and optimizer steps are unchanged (benchmarks/throughput.py measures it).
-MINIBATCHES_PER_ITEM = 8
 
 
 class DivergedError(RuntimeError):
@@ -90,15 +88,13 @@ def embedding_spread(module: SiameseModule, batches: TensorBatches) -> float:
 class EpochRecorder(pl.Callback):
     """Keeps per-epoch metrics, sends them to MLflow with step=epoch, stops on divergence."""
 
-    def __init__(self, tracker: Tracker | None, run_id: str | None) -> None:
+    def __init__(self, tracker: RunTracker | None, run_id: str | None) -> None:
         self.tracker, self.run_id = tracker, run_id
         self.history: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        # Callbacks run before the module's own on_train_epoch_end, so the train means are
-        # read from the module; validation has already logged its metrics.
-        metrics = {**module.train_epoch_metrics(),
-                   **{k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}}
+        # The epoch means of what training_step logged, and what validation logged.
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("train/", "val/"))}
         self.history.append(metrics)
         if self.tracker and self.run_id:
             self.tracker.log_metrics(self.run_id, metrics, step=trainer.current_epoch)
@@ -107,20 +103,34 @@ class EpochRecorder(pl.Callback):
             raise DivergedError(f"training loss is {loss} at epoch {trainer.current_epoch}")
 
 
+def build_loss(cfg: TrainConfig) -> Loss:
+    loss_cls = LOSSES.get(cfg.loss)
+    kwargs: dict[str, Any] = {"margin": cfg.margin} if loss_cls.uses_margin else {}
+    if "squared" in inspect.signature(loss_cls).parameters:
+        kwargs["squared"] = cfg.triplet_squared
+    return loss_cls(**kwargs)
+
+
+def optimizer_factory(cfg: TrainConfig) -> OptimizerFactory:
+    """The optimizer, with Lightning's lr_scheduler config when cfg.lr_schedule has one."""
+    make, schedule = OPTIMIZERS.get(cfg.optimizer), SCHEDULES.get(cfg.lr_schedule)
+
+    def build(params, total_steps: int) -> Any:
+        optimizer = make(params, cfg.lr)
+        scheduler = schedule(optimizer, total_steps, cfg.lr_decay)
+        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    return build
+
+
 def build_module(cfg: TrainConfig, input_shape: tuple[int, ...],
                  eval_stages: tuple[str, ...] = ("train_eval", "test")) -> SiameseModule:
     """Encoder, head, loss and optimizer factory from the config, initialised from cfg.seed."""
     pl.seed_everything(cfg.seed, verbose=False)
     encoder = ENCODERS.get(cfg.encoder)(input_shape, **cfg.encoder_options)
     head = HEADS.get(cfg.head)(encoder.out_features)
-    loss_cls = LOSSES.get(cfg.loss)
-    loss_kwargs: dict = {"margin": cfg.margin} if loss_cls.uses_margin else {}
-    if loss_cls.sampling == "triplets":
-        loss_kwargs["squared"] = cfg.triplet_squared
-    optimizer = OPTIMIZERS.get(cfg.optimizer)
-    module = SiameseModule(encoder, head, loss_cls(**loss_kwargs),
-                           lambda params: optimizer(params, cfg.lr), eval_stages=eval_stages,
-                           mining=cfg.triplet_mining)
+    module = SiameseModule(encoder, head, build_objective(build_loss(cfg), cfg.triplet_mining),
+                           optimizer_factory(cfg), eval_stages=eval_stages)
     INITS.get(cfg.init)(module)
     return module
 
@@ -130,44 +140,36 @@ def build_pair_batches(cfg: TrainConfig, data: PairedData) -> dict[str, TensorBa
     for validation; each table becomes images = [left; right] with pairs (i, n + i)."""
     keep, held = stratified_split(data.train.y.long(), cfg.val_fraction, torch.Generator().manual_seed(cfg.seed))
 
-    def batches(table: PairTable, rows: torch.Tensor, bs: int, shuffle: bool, group: int = 1) -> TensorBatches:
+    def batches(table: PairTable, rows: torch.Tensor, bs: int, shuffle: bool) -> TensorBatches:
         left, right, y = table.left[rows], table.right[rows], table.y[rows]
         n = len(rows)
         index = PairIndex(torch.arange(n), n + torch.arange(n), y)
-        return TensorBatches(torch.cat([left, right]), lambda epoch: index, bs, cfg.seed, shuffle=shuffle,
-                             group=group)
+        return TensorBatches(torch.cat([left, right]), lambda epoch: index, bs, cfg.seed, shuffle=shuffle)
 
     eval_bs = max(cfg.batch_size, 1024)
     return {
-        "train": batches(data.train, keep, cfg.batch_size, True, MINIBATCHES_PER_ITEM),
+        "train": batches(data.train, keep, cfg.batch_size, True),
         "val": batches(data.train, held, eval_bs, False),
         "train_eval": batches(data.train, keep, eval_bs, False),
         "test": batches(data.test, torch.arange(len(data.test.y)), eval_bs, False),
     }
 
 
-def build_batches(cfg: TrainConfig, data: ImageData | PairedData, sampling: str) -> dict[str, TensorBatches]:
-    """train (pairs or triplets), val, train_eval and test pair batches, all from cfg.seed."""
+def build_batches(cfg: TrainConfig, data: ImageData | PairedData, objective: Objective) -> dict[str, TensorBatches]:
+    """train (the objective's pairs or triplets), val, train_eval and test pair batches, all
+    from cfg.seed."""
     if isinstance(data, PairedData):
         return build_pair_batches(cfg, data)
     x_tr, y_tr, x_val, y_val = split_validation(data.x_train, data.y_train, cfg.val_fraction, cfg.seed,
                                                   data.holdout)
-
-    def pairs_of(y: torch.Tensor, stream: int) -> Callable[[int], PairIndex]:
-        return lambda epoch: keras_pairs(y, torch.Generator().manual_seed(cfg.seed * 1000 + stream + epoch))
-
-    def triplets_of(y: torch.Tensor) -> Callable[[int], TripletIndex]:
-        return lambda epoch: triplets(y, torch.Generator().manual_seed(cfg.seed * 1000 + epoch),
-                                      cfg.triplet_negatives)
-
-    train_sample = triplets_of(y_tr) if sampling == "triplets" else pairs_of(y_tr, 0)
     bs, eval_bs = cfg.batch_size, max(cfg.batch_size, 1024)  # no gradients: bigger is cheaper
     return {
-        "train": TensorBatches(x_tr, train_sample, bs, cfg.seed, resample=cfg.resample_negatives,
-                               group=MINIBATCHES_PER_ITEM),
-        "val": TensorBatches(x_val, pairs_of(y_val, 100), eval_bs, cfg.seed, shuffle=False),
-        "train_eval": TensorBatches(x_tr, pairs_of(y_tr, 0), eval_bs, cfg.seed, shuffle=False),
-        "test": TensorBatches(data.x_test, pairs_of(data.y_test, 200), eval_bs, cfg.seed, shuffle=False),
+        "train": TensorBatches(x_tr, objective.sampler(y_tr, cfg.seed, cfg.triplet_negatives), bs, cfg.seed,
+                               resample=cfg.resample_negatives),
+        "val": TensorBatches(x_val, pair_stream(y_val, cfg.seed, 100), eval_bs, cfg.seed, shuffle=False),
+        "train_eval": TensorBatches(x_tr, pair_stream(y_tr, cfg.seed, 0), eval_bs, cfg.seed, shuffle=False),
+        "test": TensorBatches(data.x_test, pair_stream(data.y_test, cfg.seed, 200), eval_bs, cfg.seed,
+                              shuffle=False),
     }
 
 
@@ -179,22 +181,22 @@ def make_trainer(cfg: TrainConfig, callbacks: Sequence[pl.Callback], progress: b
 
         bars = [TQDMProgressBar(refresh_rate=max(1, steps_per_epoch // 20))]  # ~20 redraws/epoch
     return pl.Trainer(
-        max_epochs=cfg.epochs, accelerator="auto", devices=1, logger=False,
+        max_epochs=cfg.epochs, max_steps=cfg.max_steps or -1, gradient_clip_val=cfg.gradient_clip,
+        precision=cfg.precision, accelerator="auto", devices=1, logger=False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
         enable_progress_bar=progress, callbacks=[*callbacks, *bars],
     )
 
 
-def _early_stopping(cfg: TrainConfig) -> list[pl.Callback]:
-    """Lightning's EarlyStopping on validation loss (val AUC for triplet loss, which has no
-    validation loss on pairs)."""
+def _early_stopping(cfg: TrainConfig, objective: Objective) -> list[pl.Callback]:
+    """Lightning's EarlyStopping on the metric the objective names (validation loss for pair
+    losses, validation AUC for triplet losses, which have no validation loss on pairs)."""
     if cfg.early_stopping_patience is None:
         return []
     from pytorch_lightning.callbacks import EarlyStopping
 
-    pairs = LOSSES.get(cfg.loss).sampling == "pairs"
-    return [EarlyStopping(monitor="val/loss" if pairs else "val/auc", mode="min" if pairs else "max",
-                          patience=cfg.early_stopping_patience)]
+    monitor, mode = objective.monitor
+    return [EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stopping_patience)]
 
 
 def dataset_input(data: ImageData | PairedData, split_sizes: dict[str, int]) -> dict[str, Any]:
@@ -208,7 +210,7 @@ def dataset_input(data: ImageData | PairedData, split_sizes: dict[str, int]) -> 
 def run_training(
     cfg: TrainConfig,
     *,
-    tracker: Tracker | None = None,
+    tracker: RunTracker | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
     data: ImageData | PairedData | None = None,
     parent_run_id: str | None = None,
@@ -224,10 +226,10 @@ def run_training(
     reads test metrics (the regression checks) does not need."""
     started = time.perf_counter()
     data = data or load_dataset(cfg.dataset)
-    batches = build_batches(cfg, data, LOSSES.get(cfg.loss).sampling)
     try:  # a forward pass on a real batch: an encoder that cannot take this data fails here, named
         module = build_module(cfg, data.input_shape,
                               eval_stages=("train_eval", "test") if evaluate_train else ("test",))
+        batches = build_batches(cfg, data, module.objective)
         initial_spread = embedding_spread(module, batches["val"])
     except (RuntimeError, ValueError) as err:
         raise ConfigError(f"--encoder {cfg.encoder} cannot take --dataset {cfg.dataset} (inputs of shape "
@@ -244,7 +246,8 @@ def run_training(
                                    parent_run_id)
         tracker.log_dataset(run_id, dataset_input(data, {k: len(b.index) for k, b in batches.items()}))
     recorder = EpochRecorder(tracker, run_id)
-    trainer = make_trainer(cfg, [recorder, *_early_stopping(cfg), *callbacks], progress, len(batches["train"]))
+    trainer = make_trainer(cfg, [recorder, *_early_stopping(cfg, module.objective), *callbacks], progress,
+                           len(batches["train"]))
     status = "FAILED"
     try:
         trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])
@@ -266,12 +269,12 @@ def run_training(
     if recorder.history:
         metrics.update({k: v for k, v in recorder.history[-1].items() if k.startswith("val/")})
     metrics.update(extra)
-    triplet_margin = cfg.margin if LOSSES.get(cfg.loss).sampling == "triplets" else None
-    collapsed = is_collapsed(initial_spread, recorder.history, triplet_margin)
+    collapsed = is_collapsed(initial_spread, recorder.history, module.objective.collapse_margin)
     metrics["collapsed"] = float(collapsed)
     if collapsed:
         log.warning("run %s collapsed: its embeddings shrank to nearly one point (spread or a triplet loss "
                     "stuck at the margin)", run_name or cfg.head)
+    metrics["global_step"] = float(trainer.global_step)  # optimizer steps taken
     metrics["seconds"] = time.perf_counter() - started
     if tracker and run_id:  # val/* already has its per-epoch curve; no extra point
         tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")},
@@ -299,7 +302,7 @@ def _extra_evaluations(module: SiameseModule, data: ImageData | PairedData) -> d
 MODEL_ARTIFACT = "outputs/model.pt"
 
 
-def _log_model(tracker: Tracker, run_id: str, cfg: TrainConfig, input_shape: tuple[int, ...],
+def _log_model(tracker: RunTracker, run_id: str, cfg: TrainConfig, input_shape: tuple[int, ...],
                module: SiameseModule) -> None:
     """Config, input shape and weights, enough for load_model() to rebuild the trained model
     (siamese-bench oneshot scores runs from it)."""
@@ -336,7 +339,7 @@ def _test_embeddings(module: SiameseModule, data: ImageData | PairedData) -> dic
     return {"embedding": emb.cpu().half().numpy(), "label": label[:EMBEDDING_SAMPLE].numpy()}
 
 
-def _log_outputs(tracker: Tracker, run_id: str, outputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
+def _log_outputs(tracker: RunTracker, run_id: str, outputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
                  embeddings: dict[str, np.ndarray]) -> None:
     """Final dissimilarities and labels per split (distances.npz) and a sample of test
     embeddings (embeddings.npz), so reports can draw ROC curves, histograms and projections

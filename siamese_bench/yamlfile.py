@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from siamese_bench.config import ConfigError
+from siamese_bench.errors import ConfigError
 
 
 def load_yaml(path: Path, what: str) -> Any:

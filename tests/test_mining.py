@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from siamese_bench.config import ConfigError, TrainConfig
-from siamese_bench.mining import MINING_POLICIES, mine
+from siamese_bench.heads import HEADS
+from siamese_bench.objectives import MINERS
 from siamese_bench.samplers import triplets
 
 
@@ -27,37 +28,46 @@ def brute_force(d, la, lc, pos, anchor_index, policy):
     return torch.tensor(d_ap), torch.tensor(d_an)
 
 
+def _matrix(head, emb: torch.Tensor, b: int) -> torch.Tensor:
+    """d(anchor i, candidate j) one pair at a time: the reference the miners' batched matrix must match."""
+    return torch.tensor([[float(head(emb[i:i + 1], emb[j:j + 1]).dissimilarity) for j in range(len(emb))]
+                         for i in range(b)])
+
+
 @pytest.mark.parametrize("policy", ["batch-hard", "semi-hard"])
 @pytest.mark.parametrize("seed", range(5))
-def test_mining_matches_brute_force(policy, seed):
+def test_miners_match_brute_force(policy, seed):
     g = torch.Generator().manual_seed(seed)
     b = 12
-    la = torch.randint(0, 3, (b,), generator=g)
-    lc = torch.cat([la, la])  # candidates: the anchors, then their positives
-    d = torch.rand(b, 2 * b, generator=g) * 3
+    labels = torch.randint(0, 3, (b,), generator=g)
+    emb = torch.randn(2 * b, 4, generator=g)  # the anchors, then their positives
+    head = HEADS.get("euclidean")(4)
+    a, p, n = MINERS.get(policy)().select(head, emb, labels)
+    d = _matrix(head, emb, b)
     idx = torch.arange(b)
-    d_ap, d_an, keep = mine(d, la, lc, b + idx, idx, policy)
-    ref_ap, ref_an = brute_force(d, la, lc, b + idx, idx, policy)
-    assert torch.allclose(d_ap, ref_ap) and torch.allclose(d_an, ref_an)
-    assert int(keep.sum()) == len(ref_ap)
+    ref_ap, ref_an = brute_force(d, labels, torch.cat([labels, labels]), b + idx, idx, policy)
+    assert torch.allclose(d[a, p], ref_ap, atol=1e-5) and torch.allclose(d[a, n], ref_an, atol=1e-5)
+    assert (labels[a] == torch.cat([labels, labels])[p]).all() and (labels[a] != torch.cat([labels, labels])[n]).all()
+
+
+def test_random_miner_passes_the_sampled_triplets_through():
+    emb = torch.randn(9, 2)  # 3 anchors, 3 positives, 3 negatives
+    a, p, n = MINERS.get("random")().select(None, emb, torch.tensor([0, 1, 2]))
+    assert a.tolist() == [0, 1, 2] and p.tolist() == [3, 4, 5] and n.tolist() == [6, 7, 8]
 
 
 def test_anchors_without_negatives_are_dropped():
-    la = torch.tensor([0, 0, 1])
-    d = torch.rand(3, 6)
-    # with one class only among candidates of anchors 0 and 1 there is nothing to mine for them
-    d_ap, d_an, keep = mine(d, la, torch.tensor([0, 0, 0, 0, 0, 1]), torch.tensor([3, 4, 5]),
-                            torch.arange(3), "batch-hard")
-    assert keep.tolist() == [True, True, True] and len(d_ap) == 3
-    d_ap, d_an, keep = mine(d, torch.tensor([0, 0, 0]), torch.zeros(6, dtype=torch.long),
-                            torch.tensor([3, 4, 5]), torch.arange(3), "semi-hard")
-    assert keep.tolist() == [False, False, False] and len(d_ap) == 0
+    head = HEADS.get("euclidean")(2)
+    emb = torch.randn(6, 2)
+    a, p, n = MINERS.get("batch-hard")().select(head, emb, torch.tensor([0, 0, 1]))
+    assert a.tolist() == [0, 1, 2]  # every anchor has an other-class candidate
+    a, p, n = MINERS.get("semi-hard")().select(head, emb, torch.tensor([0, 0, 0]))
+    assert len(a) == len(p) == len(n) == 0  # one class: nothing to mine
 
 
-def test_unknown_policy():
-    with pytest.raises(ValueError, match="batch-hard, semi-hard"):
-        mine(torch.rand(2, 4), torch.tensor([0, 1]), torch.tensor([0, 1, 0, 1]), torch.tensor([2, 3]),
-             torch.arange(2), "hardest")
+def test_unknown_miner_names_the_valid_ones():
+    with pytest.raises(KeyError, match="batch-hard, random, semi-hard"):
+        MINERS.get("hardest")
 
 
 def test_triplet_labels_are_the_anchor_classes():
@@ -67,7 +77,7 @@ def test_triplet_labels_are_the_anchor_classes():
 
 
 def test_config_checks_mining():
-    assert "random" in MINING_POLICIES
+    assert "random" in MINERS  # a pass-through miner, accepted like the others
     with pytest.raises(ConfigError, match="needs a triplet loss"):
         TrainConfig(dataset="digits", loss="contrastive", triplet_mining="semi-hard").validate()
     with pytest.raises(ConfigError, match="--triplet-mining"):

@@ -20,6 +20,8 @@ from siamese_bench.config import ConfigError, TrainConfig
 from siamese_bench.data import ImageData, load_dataset, omniglot
 from siamese_bench.encoders import ENCODERS
 from siamese_bench.heads import HEADS
+from siamese_bench.losses import LOSSES
+from siamese_bench.objectives import PairObjective
 from siamese_bench.oneshot import OneShotFormatError, load_runs, pixel_distance, score
 from siamese_bench.samplers import triplets
 from siamese_bench.train import build_batches, run_training
@@ -125,7 +127,8 @@ def test_train_validation_and_test_alphabets_are_disjoint(full, omniglot_dir):
     _, y_tr, x_val, y_val = split_validation(data.x_train, data.y_train, 0.2, 3, data.holdout)
     assert set(y_tr.unique().tolist()).isdisjoint(y_val.unique().tolist())
     assert len(y_val.unique()) == 6  # a fifth of the 30 background alphabets, held out whole
-    batches = build_batches(TrainConfig(dataset="omniglot:28", val_fraction=0.2, seed=3), data, "pairs")
+    batches = build_batches(TrainConfig(dataset="omniglot:28", val_fraction=0.2, seed=3), data,
+                            PairObjective(LOSSES.get("contrastive")(margin=1.0)))
     assert torch.equal(batches["val"].images, x_val)  # training uses that split
     # test alphabets are the evaluation archive's 20, none of them a background alphabet
     train_archive, test_archive, _ = omniglot.load_archives()

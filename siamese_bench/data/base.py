@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from siamese_bench.errors import UserError
 from siamese_bench.registry import Registry
 
 
@@ -54,7 +55,7 @@ class ImageData:
         return int(self.y_train.max()) + 1
 
 
-class DataUnavailable(RuntimeError):
+class DataUnavailable(UserError, RuntimeError):
     """A dataset copy is missing, unreadable or fails its checksum."""
 
 

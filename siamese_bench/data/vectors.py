@@ -17,12 +17,13 @@ from pathlib import Path
 import torch
 
 from siamese_bench.data.base import DATASETS, tensor_digest
+from siamese_bench.errors import UserError
 
 LABEL_COLUMN = "class"
 VECTOR_COLUMN = re.compile(r"v(\d+)$")
 
 
-class CSVFormatError(ValueError):
+class CSVFormatError(UserError, ValueError):
     """A pairs CSV that cannot be used; the message names file, line and column."""
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from siamese_bench.config import ConfigError
+from siamese_bench.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from siamese_bench.errors import UserError
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ _TRANSIENT_TEXT = (
 )
 
 
-class StorageUnavailable(RuntimeError):
+class StorageUnavailable(UserError, RuntimeError):
     """A server stayed unreachable for longer than the outage allowance; the message says which."""
 
 

@@ -38,6 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from siamese_bench.redact import mask_url
+from siamese_bench.sweep import messages as msg
 from siamese_bench.sweep.retry import Retrier, StorageUnavailable
 from siamese_bench.sweep.spec import StudySpec
 from siamese_bench.sweep.storage import Heartbeats, fail_stale_trials, make_storage, owner_attrs, study_lock
@@ -230,20 +231,21 @@ class WorkerPool:
         """Handle one message from `w`; True when its task ended."""
         task = w.task
         try:
-            kind, key, payload = w.conn.recv()
+            message = w.conn.recv()
         except (EOFError, OSError):
             self._lost(w, on_finish)
             return True
-        if key != task.key or kind == "begin":
+        if message.key != task.key or isinstance(message, msg.Begin):
             return False
-        if kind in ("done", "pruned", "failed"):
+        if isinstance(message, msg.ENDINGS):
             w.task = None
-            on_finish(task, self._outcome(kind, payload))
+            on_finish(task, self._outcome(message))
             return True
         try:
-            self._apply(kind, task, payload, on_start)
+            self._apply(message, task, on_start)
         except Exception as err:  # noqa: BLE001  (a tracking hiccup must not stop the study)
-            log.warning("MLflow %s call for %s failed: %s: %s", kind, task.run_name, type(err).__name__, err)
+            log.warning("MLflow %s call for %s failed: %s: %s", type(message).__name__, task.run_name,
+                        type(err).__name__, err)
         return False
 
     def _lost(self, w: WorkerHandle, on_finish) -> None:
@@ -254,38 +256,39 @@ class WorkerPool:
         self.workers[self.workers.index(w)] = self._spawn()
         on_finish(task, Outcome("failed", reason=f"lost: worker process died (exit code {code})", failure="lost"))
 
-    def _apply(self, kind: str, task: Task, payload: Any, on_start) -> None:
-        if kind == "start":
-            experiment, run_name, params, tags, parent = payload
-            run_id = self.tracker.start_run(experiment, run_name, params, tags, parent)
+    def _apply(self, message: msg.Message, task: Task, on_start) -> None:
+        """Make a worker's tracking call on the parent's tracker."""
+        if isinstance(message, msg.StartRun):
+            run_id = self.tracker.start_run(message.experiment, message.run_name, message.params, message.tags,
+                                            message.parent_run_id)
             self.run_ids[task.key] = run_id
             on_start(task, run_id)
             return
         run_id = self.run_ids[task.key]
-        if kind == "metrics":
-            self.tracker.log_metrics(run_id, *payload)
-        elif kind == "tags":
-            self.tracker.set_tags(run_id, payload)
-        elif kind == "input":
-            self.tracker.log_dataset(run_id, payload)
-        elif kind == "artifact":
-            path, artifact_path = payload
-            self.tracker.log_artifact(run_id, Path(path), artifact_path)
-            shutil.rmtree(Path(path).parent, ignore_errors=True)
-        elif kind == "end":
-            self.tracker.end_run(run_id, payload)
-            self.ended.add(task.key)
+        match message:
+            case msg.LogMetrics(metrics=metrics, step=step):
+                self.tracker.log_metrics(run_id, metrics, step)
+            case msg.SetTags(tags=tags):
+                self.tracker.set_tags(run_id, tags)
+            case msg.LogDataset(info=info):
+                self.tracker.log_dataset(run_id, info)
+            case msg.LogArtifact(path=path, artifact_path=artifact_path):
+                self.tracker.log_artifact(run_id, Path(path), artifact_path)
+                shutil.rmtree(Path(path).parent, ignore_errors=True)
+            case msg.EndRun(status=status):
+                self.tracker.end_run(run_id, status)
+                self.ended.add(task.key)
 
     @staticmethod
-    def _outcome(kind: str, payload: Any) -> Outcome:
-        if kind == "done":
-            metrics, epochs, variant = payload
-            return Outcome("done", metrics=metrics, epochs=epochs, data_variant=variant)
-        if kind == "pruned":
-            reason, epochs = payload
-            return Outcome(kind, reason=reason, epochs=epochs)
-        reason, epochs, failure = payload
-        return Outcome(kind, reason=reason, epochs=epochs, failure=failure)
+    def _outcome(message: msg.Message) -> Outcome:
+        match message:
+            case msg.Done(metrics=metrics, epochs=epochs, data_variant=variant):
+                return Outcome("done", metrics=metrics, epochs=epochs, data_variant=variant)
+            case msg.Pruned(reason=reason, epochs=epochs):
+                return Outcome("pruned", reason=reason, epochs=epochs)
+            case msg.Failed(reason=reason, epochs=epochs, failure=failure):
+                return Outcome("failed", reason=reason, epochs=epochs, failure=failure)
+        raise TypeError(f"not a task ending: {message!r}")
 
 
 class Sweep:

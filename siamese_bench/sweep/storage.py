@@ -23,7 +23,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from siamese_bench.config import ConfigError
+from siamese_bench.errors import ConfigError
 from siamese_bench.redact import mask_url, scrub
 from siamese_bench.sweep.retry import error_chain
 

@@ -21,6 +21,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from siamese_bench.sweep import messages as msg
+from siamese_bench.tracking_api import RunTracker
+
 
 @dataclass(frozen=True)
 class PruneTarget:
@@ -44,37 +47,38 @@ class Task:
     prune: PruneTarget | None = None
 
 
-class Pruned(RuntimeError):
+class PrunedError(RuntimeError):
     run_status = "KILLED"
 
 
-class QueueTracker:
-    """Tracker look-alike that forwards every call to the parent process."""
+class QueueTracker(RunTracker):
+    """The RunTracker of a worker: every call becomes a message to the parent process, which
+    makes it on its own Tracker (run ids are the task's key until then)."""
 
     def __init__(self, results, key: str) -> None:
         self.results, self.key = results, key
 
     def start_run(self, experiment, run_name, params, tags, parent_run_id=None) -> str:
-        self.results.put(("start", self.key, (experiment, run_name, params, tags, parent_run_id)))
+        self.results.put(msg.StartRun(self.key, experiment, run_name, params, tags, parent_run_id))
         return self.key
 
     def log_metrics(self, run_id, metrics, step=None) -> None:
-        self.results.put(("metrics", self.key, (metrics, step)))
+        self.results.put(msg.LogMetrics(self.key, metrics, step))
 
     def set_tags(self, run_id, tags) -> None:
-        self.results.put(("tags", self.key, tags))
+        self.results.put(msg.SetTags(self.key, tags))
 
     def log_dataset(self, run_id, info) -> None:
-        self.results.put(("input", self.key, info))
+        self.results.put(msg.LogDataset(self.key, info))
 
     def log_artifact(self, run_id, path, artifact_path=None) -> None:
         # The caller deletes its file when we return; the parent deletes this folder once logged.
         copy = Path(tempfile.mkdtemp(prefix="siamese-bench-artifact-")) / Path(path).name
         shutil.copy(path, copy)
-        self.results.put(("artifact", self.key, (str(copy), artifact_path)))
+        self.results.put(msg.LogArtifact(self.key, str(copy), artifact_path))
 
     def end_run(self, run_id, status="FINISHED") -> None:
-        self.results.put(("end", self.key, status))
+        self.results.put(msg.EndRun(self.key, status))
 
 
 class EpochCounter(pl.Callback):
@@ -108,7 +112,7 @@ class OptunaPruning(pl.Callback):
             return
         self.trial.report(float(value), step=trainer.current_epoch)
         if self.trial.should_prune():
-            raise Pruned(f"pruned at epoch {trainer.current_epoch}: {self.metric}={float(value):.4f}")
+            raise PrunedError(f"pruned at epoch {trainer.current_epoch}: {self.metric}={float(value):.4f}")
 
 
 def _die_with_parent() -> None:
@@ -144,7 +148,7 @@ def worker_main(conn, threads: int, parent_pid: int) -> None:
     datasets: dict[str, Any] = {}  # loaded once per worker
     results = PipeOutbox(conn)
     while (task := conn.recv()) is not None:
-        results.put(("begin", task.key, os.getpid()))
+        results.put(msg.Begin(task.key, os.getpid()))
         counter = EpochCounter(parent_pid)
         try:
             cfg = TrainConfig(**task.config).validate()
@@ -155,10 +159,10 @@ def worker_main(conn, threads: int, parent_pid: int) -> None:
                                   data=datasets[cfg.dataset], parent_run_id=task.parent_run_id,
                                   run_name=task.run_name, extra_tags=task.tags, callbacks=callbacks,
                                   progress=False)
-            results.put(("done", task.key, (result.metrics, counter.epochs, result.data_variant)))
-        except Pruned as err:
-            results.put(("pruned", task.key, (str(err), counter.epochs)))
+            results.put(msg.Done(task.key, result.metrics, counter.epochs, result.data_variant))
+        except PrunedError as err:
+            results.put(msg.Pruned(task.key, str(err), counter.epochs))
         except DivergedError as err:  # the method failed: an outcome of the design under test
-            results.put(("failed", task.key, (f"{type(err).__name__}: {err}", counter.epochs, "diverged")))
+            results.put(msg.Failed(task.key, f"{type(err).__name__}: {err}", counter.epochs, "diverged"))
         except Exception as err:  # noqa: BLE001  (any failure fails this trial alone)
-            results.put(("failed", task.key, (f"{type(err).__name__}: {err}", counter.epochs, "error")))
+            results.put(msg.Failed(task.key, f"{type(err).__name__}: {err}", counter.epochs, "error"))
