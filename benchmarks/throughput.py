@@ -21,8 +21,8 @@ import torch
 
 from siamese_bench.config import TrainConfig
 from siamese_bench.data import load_dataset
-from siamese_bench.metrics import pair_metrics
-from siamese_bench.train import EpochRecorder, build_batches, build_module, make_trainer
+from siamese_bench.evaluation.metrics import pair_metrics
+from siamese_bench.training.train import EpochRecorder, build_batches, build_module, make_trainer
 
 
 def bench_siamese(cfg: TrainConfig, data, progress: bool) -> tuple[float, int]:

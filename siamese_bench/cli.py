@@ -82,7 +82,7 @@ def add_tracking_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from siamese_bench.tracking import Tracker
-    from siamese_bench.train import DEFAULT_EXPERIMENT, run_training
+    from siamese_bench.training.train import DEFAULT_EXPERIMENT, run_training
 
     cfg = config_from_args(args)
     tracker = None if args.no_track else Tracker(args.tracking_uri, system_metrics=args.system_metrics)
@@ -161,7 +161,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from siamese_bench.claims import calibrate, format_rows, load_claims, problems, regress
+    from siamese_bench.regress import calibrate, format_rows, load_claims, problems, regress
 
     spec = load_claims(args.claims)
     if args.only and not args.calibrate:
@@ -192,9 +192,9 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from siamese_bench.data.omniglot import find_archive
-    from siamese_bench.oneshot import RUNS_ARCHIVE, load_runs, model_dissimilarity, pixel_distance, score
+    from siamese_bench.evaluation.oneshot import RUNS_ARCHIVE, load_runs, model_dissimilarity, pixel_distance, score
     from siamese_bench.tracking import Tracker
-    from siamese_bench.train import MODEL_ARTIFACT, load_model
+    from siamese_bench.training.train import MODEL_ARTIFACT, load_model
 
     if not args.run_ids and not args.pixels:
         raise ConfigError("give one or more MLflow run ids, or --pixels for the baseline alone")

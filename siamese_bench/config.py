@@ -14,13 +14,13 @@ from typing import Any
 import torch
 
 from siamese_bench.data import DATASETS
-from siamese_bench.encoders import ENCODERS
 from siamese_bench.errors import ConfigError
-from siamese_bench.heads import HEADS
-from siamese_bench.losses import LOSSES, check_compatible
-from siamese_bench.objectives import MINERS, TripletObjective, objective_class
-from siamese_bench.optim import INITS, OPTIMIZERS, SCHEDULES
-from siamese_bench.samplers import NEGATIVE_POLICIES
+from siamese_bench.models.encoders import ENCODERS
+from siamese_bench.models.heads import HEADS
+from siamese_bench.models.losses import LOSSES, check_compatible
+from siamese_bench.training.objective import MINERS, TripletObjective, objective_class
+from siamese_bench.training.optim import INITS, OPTIMIZERS, SCHEDULES
+from siamese_bench.training.samplers import NEGATIVE_POLICIES
 
 PROBE_INPUT_SHAPE = (1, 105, 105)  # any valid image shape, big enough for every encoder: checks option values, not data
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from siamese_bench.claims import Bound, Check, load_claims, problems, regress
 from siamese_bench.cli import main
 from siamese_bench.config import ConfigError
-from siamese_bench.heads import HEADS, HeadOutput, ProbabilisticHead
+from siamese_bench.models.heads import HEADS, HeadOutput, ProbabilisticHead
+from siamese_bench.regress import Bound, Check, load_claims, problems, regress
 
 REPO = Path(__file__).resolve().parents[1]
 

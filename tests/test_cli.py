@@ -9,8 +9,8 @@ import pytest
 
 from siamese_bench.cli import main
 from siamese_bench.data import DATASETS
-from siamese_bench.heads import HEADS
-from siamese_bench.losses import LOSSES
+from siamese_bench.models.heads import HEADS
+from siamese_bench.models.losses import LOSSES
 
 
 def run(capsys, *args):

@@ -6,9 +6,9 @@ import pytest
 
 from siamese_bench.config import ConfigError, TrainConfig
 from siamese_bench.data import DATASETS
-from siamese_bench.heads import HEADS
-from siamese_bench.losses import LOSSES
-from siamese_bench.optim import OPTIMIZERS
+from siamese_bench.models.heads import HEADS
+from siamese_bench.models.losses import LOSSES
+from siamese_bench.training.optim import OPTIMIZERS
 
 
 def test_defaults_are_c1_and_valid():

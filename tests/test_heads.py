@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from siamese_bench.heads import HEADS, KERAS_EPSILON
+from siamese_bench.models.heads import HEADS, KERAS_EPSILON
 
 ALL_HEADS = HEADS.names()
 SYMMETRIC = ["abs-diff-linear", "euclidean", "l1", "abs-diff-dense", "square-diff-dense"]

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from siamese_bench.heads import HEADS, HeadOutput
-from siamese_bench.losses import LOSSES, BCELoss, ContrastiveLoss, TripletLoss, check_compatible
+from siamese_bench.models.heads import HEADS, HeadOutput
+from siamese_bench.models.losses import LOSSES, BCELoss, ContrastiveLoss, TripletLoss, check_compatible
 
 
 def dist(values, requires_grad=False):
@@ -149,8 +149,8 @@ def test_check_compatible_unknown_names():
 
 
 def test_bce_sigmoid_matches_stable_bce_and_clips_like_keras():
-    from siamese_bench.heads import HeadOutput
-    from siamese_bench.losses import BCELoss, SigmoidBCELoss
+    from siamese_bench.models.heads import HeadOutput
+    from siamese_bench.models.losses import BCELoss, SigmoidBCELoss
 
     logit = torch.tensor([-2.0, 0.5, 3.0])
     y = torch.tensor([0.0, 1.0, 1.0])

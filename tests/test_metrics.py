@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from siamese_bench.heads import HeadOutput
-from siamese_bench.metrics import FIXED_THRESHOLD, accuracy_at, best_threshold, pair_metrics
+from siamese_bench.evaluation.metrics import FIXED_THRESHOLD, accuracy_at, best_threshold, pair_metrics
+from siamese_bench.models.heads import HeadOutput
 
 
 def separable(seed=0, n=40):
@@ -143,7 +143,7 @@ def test_probability_heads_rank_on_the_logit_not_on_saturated_d() -> None:
 
 
 def test_one_shot_argmin_uses_the_ranking_of_probability_heads() -> None:
-    from siamese_bench.oneshot import model_dissimilarity
+    from siamese_bench.evaluation.oneshot import model_dissimilarity
 
     class Saturated(torch.nn.Module):
         """A 'model' whose logit for a pair is minus the pixel distance minus 50: always saturated."""
@@ -182,7 +182,7 @@ def _brute_force_retrieval(emb: torch.Tensor, labels: torch.Tensor) -> dict[str,
 
 
 def test_retrieval_metrics_match_their_definitions() -> None:
-    from siamese_bench.retrieval import retrieval_metrics
+    from siamese_bench.evaluation.retrieval import retrieval_metrics
 
     g = torch.Generator().manual_seed(3)
     labels = torch.randint(0, 4, (60,), generator=g)
@@ -196,7 +196,7 @@ def test_retrieval_metrics_match_their_definitions() -> None:
 
 
 def test_retrieval_metrics_perfect_and_random() -> None:
-    from siamese_bench.retrieval import retrieval_metrics
+    from siamese_bench.evaluation.retrieval import retrieval_metrics
 
     labels = torch.arange(5).repeat_interleave(10)
     perfect = retrieval_metrics(torch.nn.functional.one_hot(labels).float() * 10, labels)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from siamese_bench.config import ConfigError, TrainConfig
-from siamese_bench.heads import HEADS
-from siamese_bench.objectives import MINERS
-from siamese_bench.samplers import triplets
+from siamese_bench.models.heads import HEADS
+from siamese_bench.training.objective import MINERS
+from siamese_bench.training.samplers import triplets
 
 
 def brute_force(d, la, lc, pos, anchor_index, policy):
@@ -87,7 +87,7 @@ def test_config_checks_mining():
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["batch-hard", "semi-hard"])
 def test_mined_training_runs(digits, policy):
-    from siamese_bench.train import run_training
+    from siamese_bench.training.train import run_training
 
     cfg = TrainConfig(dataset="digits", loss="triplet", triplet_mining=policy, epochs=2).validate()
     result = run_training(cfg, data=digits, progress=False)
@@ -97,7 +97,7 @@ def test_mined_training_runs(digits, policy):
 
 
 def test_is_collapsed_compares_with_the_untrained_spread():
-    from siamese_bench.train import is_collapsed
+    from siamese_bench.training.train import is_collapsed
 
     assert is_collapsed(0.1, [{"val/embedding_spread": 0.05}, {"val/embedding_spread": 0.0005}])
     assert not is_collapsed(0.1, [{"val/embedding_spread": 0.2}])
@@ -108,7 +108,7 @@ def test_is_collapsed_compares_with_the_untrained_spread():
 
 
 def test_a_triplet_loss_stuck_at_its_margin_is_a_collapse():
-    from siamese_bench.train import is_collapsed
+    from siamese_bench.training.train import is_collapsed
 
     stuck = [{"val/embedding_spread": 0.1, "train/loss": 0.9995, "train/active_fraction": 1.0}]
     assert is_collapsed(0.1, stuck, triplet_margin=1.0)
@@ -121,7 +121,7 @@ def test_a_triplet_loss_stuck_at_its_margin_is_a_collapse():
 @pytest.mark.slow
 def test_batch_hard_collapse_is_flagged_and_semi_hard_is_not(digits):
     """The signature PITFALLS.md describes: batch-hard mining shrinks every embedding to a point."""
-    from siamese_bench.train import run_training
+    from siamese_bench.training.train import run_training
 
     runs = {p: run_training(TrainConfig(dataset="digits", loss="triplet", triplet_mining=p, epochs=5).validate(),
                             data=digits, progress=False) for p in ("batch-hard", "semi-hard")}

@@ -18,13 +18,13 @@ from PIL import Image
 from siamese_bench.cli import main
 from siamese_bench.config import ConfigError, TrainConfig
 from siamese_bench.data import ImageData, load_dataset, omniglot
-from siamese_bench.encoders import ENCODERS
-from siamese_bench.heads import HEADS
-from siamese_bench.losses import LOSSES
-from siamese_bench.objectives import PairObjective
-from siamese_bench.oneshot import OneShotFormatError, load_runs, pixel_distance, score
-from siamese_bench.samplers import triplets
-from siamese_bench.train import build_batches, run_training
+from siamese_bench.evaluation.oneshot import OneShotFormatError, load_runs, pixel_distance, score
+from siamese_bench.models.encoders import ENCODERS
+from siamese_bench.models.heads import HEADS
+from siamese_bench.models.losses import LOSSES
+from siamese_bench.training.objective import PairObjective
+from siamese_bench.training.samplers import triplets
+from siamese_bench.training.train import build_batches, run_training
 
 SHARED = Path(os.environ.get("SIAMESE_BENCH_OMNIGLOT_DIR")
               or Path(__file__).resolve().parents[2] / "shared" / "datasets" / "omniglot")
@@ -150,7 +150,7 @@ def test_class_holdout_is_seeded_and_whole():
 def test_pairs_of_one_alphabet_are_not_mostly_one_character(full):
     """Archive order would pair two drawings of one character; the loader shuffles within alphabets."""
     data, chars = full
-    from siamese_bench.samplers import keras_pairs
+    from siamese_bench.training.samplers import keras_pairs
 
     # the alphabet view holds the character view's images in another order: match by content
     key = {tuple(x.flatten()[::7].tolist()): int(c) for x, c in zip(chars.x_train, chars.y_train, strict=True)}

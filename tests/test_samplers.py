@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from siamese_bench.samplers import PairIndex, TensorBatches, keras_pairs, triplets
+from siamese_bench.training.samplers import PairIndex, TensorBatches, keras_pairs, triplets
 
 # 3 classes, interleaved in dataset order, sizes 4, 5, 3 -> min_count 3, n = 2 per class.
 Y = torch.tensor([0, 1, 2, 0, 1, 2, 1, 0, 2, 1, 0, 1])
@@ -215,13 +215,13 @@ def test_batches_triplet_fields_gather_images():
 
 
 def test_one_item_per_minibatch_and_the_order_follows_the_seed():
-    y = torch.arange(10).repeat_interleave(7)  # 10 classes x 7 images: 60 pairs
+    y = torch.arange(10).repeat_interleave(7)  # 10 classes x 7 images: 2 x 10 x 6 = 120 pairs
     images = torch.rand(len(y), 1, 2, 2)
     sample = lambda epoch: keras_pairs(y, torch.Generator().manual_seed(epoch))  # noqa: E731
     a, b = TensorBatches(images, sample, batch_size=16, seed=3), TensorBatches(images, sample, batch_size=16, seed=3)
-    assert len(a) == 4  # ceil(60 / 16): Lightning sees every optimizer step
+    assert len(a) == 8  # ceil(120 / 16): Lightning sees every optimizer step
     first = list(a)
-    assert [len(mb["y"]) for mb in first] == [16, 16, 16, 12]
+    assert [len(mb["y"]) for mb in first] == [16] * 7 + [8]
     assert all(torch.equal(x[k], z[k]) for x, z in zip(first, list(b), strict=True) for k in x)  # same seed
     second = list(a)  # the next epoch is reshuffled
     assert not torch.equal(first[0]["x1"], second[0]["x1"])

@@ -15,11 +15,11 @@ from torch import nn
 from siamese_bench.config import PROBE_INPUT_SHAPE, ConfigError, TrainConfig
 from siamese_bench.data import DATASETS, ImageData, load_dataset
 from siamese_bench.data import sequences as seq
-from siamese_bench.encoders import ENCODERS
-from siamese_bench.heads import HEADS
-from siamese_bench.sequence_encoders import LSTMEncoder
+from siamese_bench.models.encoders import ENCODERS
+from siamese_bench.models.encoders.sequence import LSTMEncoder
+from siamese_bench.models.heads import HEADS
 from siamese_bench.sweep.spec import load_spec
-from siamese_bench.train import run_training
+from siamese_bench.training.train import run_training
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,7 @@ def test_lstm_takes_sequence_shapes_only():
 @pytest.mark.parametrize(("dataset", "encoder"), [("digits", "lstm"), ("japanese-vowels", "cnn-small")])
 def test_an_encoder_that_cannot_take_the_data_is_one_clear_error_before_tracking(dataset, encoder, tmp_path):
     from siamese_bench.tracking import Tracker
-    from siamese_bench.train import run_training
+    from siamese_bench.training.train import run_training
 
     tracker = Tracker(f"sqlite:///{tmp_path}/mlruns.db")
     with pytest.raises(ConfigError, match=f"--encoder {encoder} cannot take --dataset {dataset}"):

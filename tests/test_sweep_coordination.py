@@ -177,7 +177,7 @@ def test_spec_with_a_python_tag_is_refused_in_one_line(tmp_path):
 
 
 def test_claims_with_a_python_tag_are_refused(tmp_path):
-    from siamese_bench.claims import load_claims
+    from siamese_bench.regress import load_claims
 
     claims = tmp_path / "claims.yaml"
     claims.write_text("checks: !!python/object/new:os.getcwd []\n")

@@ -11,7 +11,7 @@ import pytest
 from siamese_bench.cli import main
 from siamese_bench.config import TrainConfig
 from siamese_bench.tracking import Tracker
-from siamese_bench.train import DivergedError, run_training
+from siamese_bench.training.train import DivergedError, run_training
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +116,7 @@ def test_early_stopping_stops_on_a_stalled_validation_loss(digits):
 
 def test_grouping_minibatches_changes_nothing(digits, monkeypatch):
     """8 mini-batches per loader item share Lightning's overhead; the training is identical."""
-    import siamese_bench.train as train
+    import siamese_bench.training.train as train
 
     cfg = digits_cfg().replace(epochs=2)
     grouped = run_training(cfg, data=digits, progress=False)

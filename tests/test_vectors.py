@@ -12,7 +12,7 @@ from siamese_bench.config import ConfigError, TrainConfig
 from siamese_bench.data import CSVFormatError, PairedData, load_dataset
 from siamese_bench.data.make_pairs import C4_TEST, C4_TRAIN, make_pairs_csv
 from siamese_bench.data.vectors import read_pairs_csv
-from siamese_bench.train import run_training
+from siamese_bench.training.train import run_training
 
 HEADER = "v0,v1,v2,v3,class"
 GOOD = [HEADER, "0.1,0.2,0.3,0.4,1.0", "1,2,3,4,0", "5,6,7,8,1"]

@@ -38,7 +38,7 @@ class ImageData:
     # "classes" (whole classes, so validation classes are unseen, as Omniglot's alphabets are)
     holdout: str = "images"
     # Extra scores of the trained model this dataset calls for, by name in EVALUATIONS
-    # (siamese_bench/evaluations.py), e.g. Omniglot's one-shot runs
+    # (siamese_bench/evaluation/extras.py), e.g. Omniglot's one-shot runs
     evaluations: tuple[str, ...] = ()
 
     @property

@@ -4,7 +4,7 @@ Convention: a sequence dataset is an ordinary ImageData whose x is ONE padded fl
 of shape (N, T, F + 1). Steps run along dimension 1; the LAST feature is a validity mask, 1.0
 for a real step and 0.0 for padding, and the real steps come first (padding only at the end,
 all-zero). Keeping the mask inside x lets the pipeline gather batches as rows x[idx] like any
-image dataset, with no special cases; the "lstm" encoder (siamese_bench/sequence_encoders.py)
+image dataset, with no special cases; the "lstm" encoder (siamese_bench/models/encoders/sequence.py)
 reads the lengths from the mask and packs, so padding never changes an embedding.
 """
 

@@ -139,7 +139,7 @@ def worker_main(conn, threads: int, parent_pid: int) -> None:
 
     from siamese_bench.config import TrainConfig
     from siamese_bench.data import load_dataset
-    from siamese_bench.train import DivergedError, run_training
+    from siamese_bench.training.train import DivergedError, run_training
 
     torch.set_num_threads(threads)
     warnings.filterwarnings("ignore")

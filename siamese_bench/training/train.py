@@ -22,15 +22,15 @@ from siamese_bench.config import ConfigError, TrainConfig
 from siamese_bench.data import ImageData, PairedData, load_dataset, split_validation
 from siamese_bench.data.base import DataUnavailable, stratified_split
 from siamese_bench.data.vectors import PairTable
-from siamese_bench.encoders import ENCODERS
-from siamese_bench.evaluations import ALWAYS, EVALUATIONS
-from siamese_bench.heads import HEADS
-from siamese_bench.losses import LOSSES, Loss
-from siamese_bench.module import OptimizerFactory, SiameseModule
-from siamese_bench.objectives import Objective, build_objective, pair_stream
-from siamese_bench.optim import INITS, OPTIMIZERS, SCHEDULES
-from siamese_bench.samplers import PairIndex, TensorBatches
+from siamese_bench.evaluation.extras import ALWAYS, EVALUATIONS
+from siamese_bench.models.encoders import ENCODERS
+from siamese_bench.models.heads import HEADS
+from siamese_bench.models.losses import LOSSES, Loss
 from siamese_bench.tracking_api import RunTracker
+from siamese_bench.training.module import OptimizerFactory, SiameseModule
+from siamese_bench.training.objective import Objective, build_objective, pair_stream
+from siamese_bench.training.optim import INITS, OPTIMIZERS, SCHEDULES
+from siamese_bench.training.samplers import PairIndex, TensorBatches
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from siamese_bench.registry import Registry
-
-HEADS: Registry[type[Head]] = Registry("head")
+from siamese_bench.models.registry import HEADS
 
 KERAS_EPSILON = 1e-7  # Keras' K.epsilon(), used inside the square root of C1's distance
 

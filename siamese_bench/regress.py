@@ -171,7 +171,7 @@ def load_claims(path: str | Path) -> ClaimsSpec:
 
 def measure(spec: ClaimsSpec, check: Check, seeds: list[int], data,
             overrides: dict[str, Any] | None = None) -> list[float]:
-    from siamese_bench.train import run_training
+    from siamese_bench.training.train import run_training
 
     values = []
     for seed in seeds:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import torch
 
 from siamese_bench.data.base import ImageData
-from siamese_bench.module import SiameseModule
 from siamese_bench.registry import Registry
+from siamese_bench.training.module import SiameseModule
 
 EVALUATIONS: Registry[Callable[[SiameseModule, ImageData], dict[str, float]]] = Registry("evaluation")
 ALWAYS = ("retrieval",)  # run for every labelled dataset, besides those it asks for
@@ -22,7 +22,7 @@ ALWAYS = ("retrieval",)  # run for every labelled dataset, besides those it asks
 @torch.no_grad()
 def retrieval(module: SiameseModule, data: ImageData) -> dict[str, float]:
     """precision@1, R-precision and MAP@R of the test embeddings (Musgrave et al. 2020)."""
-    from siamese_bench.retrieval import MAX_ITEMS, retrieval_metrics
+    from siamese_bench.evaluation.retrieval import MAX_ITEMS, retrieval_metrics
 
     module.eval()
     keep = torch.randperm(len(data.x_test), generator=torch.Generator().manual_seed(0))[:MAX_ITEMS]
@@ -34,6 +34,6 @@ def retrieval(module: SiameseModule, data: ImageData) -> dict[str, float]:
 @EVALUATIONS.register("oneshot")
 def oneshot(module: SiameseModule, data: ImageData) -> dict[str, float]:
     """K1: 20-way one-shot accuracy on the 20 official Omniglot runs, with the pixel baseline."""
-    from siamese_bench.oneshot import oneshot_metrics
+    from siamese_bench.evaluation.oneshot import oneshot_metrics
 
     return oneshot_metrics(module, data.input_shape[-1])

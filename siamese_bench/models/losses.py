@@ -14,10 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from siamese_bench.heads import HeadOutput
-from siamese_bench.registry import Registry
-
-LOSSES: Registry[type[Loss]] = Registry("loss")
+from siamese_bench.models.heads import HeadOutput
+from siamese_bench.models.registry import LOSSES
 
 
 class LossValue(NamedTuple):
@@ -107,7 +105,7 @@ class TripletLoss(Loss):
 
 def check_compatible(head_name: str, loss_name: str) -> None:
     """Refuse head/loss pairs that cannot work, naming the ones that can."""
-    from siamese_bench.heads import HEADS
+    from siamese_bench.models.registry import HEADS
 
     loss_cls, head_cls = LOSSES.get(loss_name), HEADS.get(head_name)
     if loss_cls.needs_logit and not head_cls.has_logit:

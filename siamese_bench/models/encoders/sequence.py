@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from siamese_bench.encoders import ENCODERS
+from siamese_bench.models.registry import ENCODERS
 
 
 @ENCODERS.register("lstm")

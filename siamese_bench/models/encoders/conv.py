@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from siamese_bench.encoders import ENCODERS
+from siamese_bench.models.registry import ENCODERS
 
 
 def _conv_out(size: int, kernel: int, pool: int = 1) -> int:

@@ -1,4 +1,4 @@
-"""Shared encoders (the "base network" both branches of the siamese pair use)."""
+"""The MLP encoder of the Keras `mnist_siamese` recipe (C1)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import math
 import torch
 from torch import nn
 
-from siamese_bench.registry import Registry
-
-ENCODERS: Registry[type[nn.Module]] = Registry("encoder")
+from siamese_bench.models.registry import ENCODERS
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "linear": nn.Identity, "tanh": nn.Tanh}
 
@@ -45,8 +43,3 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # (B, *input_shape) -> (B, units)
-
-
-# Registered elsewhere, imported here so every encoder is known once ENCODERS is.
-from siamese_bench import conv_encoders as _conv_encoders  # noqa: E402, F401
-from siamese_bench import sequence_encoders as _sequence_encoders  # noqa: E402, F401

@@ -17,10 +17,11 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
-from siamese_bench.heads import Head, HeadOutput
-from siamese_bench.losses import LOSSES, Loss, PairLoss
-from siamese_bench.registry import Registry
-from siamese_bench.samplers import PairIndex, TripletIndex, keras_pairs, triplets
+from siamese_bench.models.heads import Head, HeadOutput
+from siamese_bench.models.losses import Loss, PairLoss
+from siamese_bench.models.miners import Miner
+from siamese_bench.models.registry import LOSSES, MINERS
+from siamese_bench.training.samplers import PairIndex, TripletIndex, keras_pairs, triplets
 
 FIXED_THRESHOLD = 0.5  # the sources' rule: "same" when d < 0.5 (see metrics.py)
 
@@ -30,87 +31,8 @@ Encoder = Callable[[torch.Tensor], torch.Tensor]
 
 class StepResult(NamedTuple):
     loss: torch.Tensor  # scalar, with gradients
-    stats: dict[str, torch.Tensor]  # detached scalars, averaged over the epoch by the caller
+    stats: torch.Tensor  # (len(Objective.stat_names),) detached, averaged over the epoch by the caller
     size: int  # samples in the batch (the weight of its stats)
-
-
-# -- miners --------------------------------------------------------------------------------------
-
-
-class Miner:
-    """Picks triplets from a batch. `fields` are the batch tensors encoded as candidates, in
-    order; `select` returns (anchor, positive, negative) row indices into those embeddings."""
-
-    fields: ClassVar[tuple[str, ...]] = ("anchor", "positive", "negative")
-
-    def select(self, head: Head, emb: torch.Tensor, labels: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
-
-
-MINERS: Registry[type[Miner]] = Registry("miner")
-
-
-@MINERS.register("random")
-class RandomMiner(Miner):
-    """Pass-through: the sampled triplet (anchor i, its positive, its sampled negative)."""
-
-    def select(self, head, emb, labels):
-        b = len(emb) // 3
-        i = torch.arange(b, device=emb.device)
-        return i, b + i, 2 * b + i
-
-
-class BatchMiner(Miner):
-    """FaceNet's in-batch mining (Schroff et al. 2015; CLAIMS.md C5): every anchor against every
-    anchor and positive of the batch (the sampled negatives are not used); anchors without an
-    other-class candidate are dropped."""
-
-    fields = ("anchor", "positive")
-
-    @torch.no_grad()
-    def select(self, head, emb, labels):
-        b, m, dim = len(emb) // 2, len(emb), emb.shape[1]
-        a = emb[:b, None, :].expand(b, m, dim).reshape(b * m, dim)  # (B M, D)
-        c = emb[None, :, :].expand(b, m, dim).reshape(b * m, dim)
-        d = head(a, c).dissimilarity.view(b, m)  # (B, M): anchor i against candidate j
-        candidate_labels = torch.cat([labels, labels])
-        same = labels[:, None] == candidate_labels[None, :]
-        negative = ~same
-        idx = torch.arange(b, device=emb.device)
-        positive, chosen_negative = self.pick(d, same, negative, idx)
-        keep = negative.any(dim=1)
-        return idx[keep], positive[keep], chosen_negative[keep]
-
-    def pick(self, d, same, negative, idx) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
-
-
-@MINERS.register("batch-hard")
-class BatchHardMiner(BatchMiner):
-    """The hardest positive (largest d among same-class candidates other than the anchor) and
-    the hardest negative (smallest d among other-class candidates)."""
-
-    def pick(self, d, same, negative, idx):
-        inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
-        positive = same.clone()
-        positive[idx, idx] = False  # not the anchor itself
-        return torch.where(positive, d, -inf).argmax(dim=1), torch.where(negative, d, inf).argmin(dim=1)
-
-
-@MINERS.register("semi-hard")
-class SemiHardMiner(BatchMiner):
-    """The anchor's own positive and the closest negative still farther than it (d_an > d_ap);
-    where none is, the farthest negative (as TensorFlow Addons does)."""
-
-    def pick(self, d, same, negative, idx):
-        inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
-        own = len(idx) + idx  # the anchor's positive sits at column B + i
-        d_ap = d[idx, own]
-        farther = negative & (d > d_ap[:, None])
-        closest_farther = torch.where(farther, d, inf).argmin(dim=1)
-        farthest = torch.where(negative, d, -inf).argmax(dim=1)
-        return own, torch.where(farther.any(dim=1), closest_farther, farthest)
 
 
 # -- objectives ----------------------------------------------------------------------------------
@@ -122,6 +44,11 @@ class Objective:
     needs_classes: ClassVar[bool] = False  # triplets need class labels; ready-made pairs have none
     monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")  # (metric, mode) for early stopping
     accuracy_key: ClassVar[str] = "train/acc"
+
+    @property
+    def stat_names(self) -> tuple[str, ...]:
+        """What StepResult.stats holds, in order (one stacked tensor: cheaper than a dict per step)."""
+        return ("train/loss", self.accuracy_key, "train/active_fraction")
 
     def __init__(self, loss: Loss) -> None:
         self.loss = loss
@@ -160,8 +87,8 @@ class PairObjective(Objective):
         out = head(*emb.split(len(x1)))
         value = self.loss(out, batch["y"])
         correct = ((out.dissimilarity < FIXED_THRESHOLD).float() == batch["y"]).float().mean()
-        return StepResult(value.loss, {"train/loss": value.loss.detach(), self.accuracy_key: correct.detach(),
-                                       "train/active_fraction": value.active_fraction.detach()}, len(x1))
+        stats = torch.stack([value.loss.detach(), correct.detach(), value.active_fraction.detach()])
+        return StepResult(value.loss, stats, len(x1))
 
     def eval_loss(self, out, y):
         return self.loss(out, y).loss
@@ -187,9 +114,8 @@ class TripletObjective(Objective):
         d_ap, d_an = head(emb[a], emb[p]).dissimilarity, head(emb[a], emb[n]).dissimilarity
         value = self.loss(d_ap, d_an)
         order = (d_ap < d_an).float().mean()  # triplets ordered right
-        return StepResult(value.loss, {"train/loss": value.loss.detach(), self.accuracy_key: order.detach(),
-                                       "train/active_fraction": value.active_fraction.detach()},
-                          len(batch["anchor"]))
+        stats = torch.stack([value.loss.detach(), order.detach(), value.active_fraction.detach()])
+        return StepResult(value.loss, stats, len(batch["anchor"]))
 
     @property
     def collapse_margin(self) -> float | None:
