@@ -412,7 +412,9 @@ def test_studies_with_a_deleted_run_a_failed_run_or_no_run_still_report_and_name
     findings = pd.read_csv(pdf.parent / "tables" / "findings.csv").set_index("claim_id")
     assert list(findings.index) == ["C1", "C2", "C3 abs-diff-dense"] and (findings["study"] == STUDY).all()
     assert findings.loc["C1", "n_seeds"] == 1 and findings.loc["C1", "verdict"] == INCONCLUSIVE
-    assert "not counted" in findings.loc["C3 abs-diff-dense", "reason"]
+    # the injected failure is a divergence: an outcome of the design, counted against its cell
+    assert "diverged in 1 of 2 seeds (NaN loss), counted against it" in findings.loc["C3 abs-diff-dense", "reason"]
+    assert findings.loc["C3 abs-diff-dense", "diverged_seeds"] == 1
     comparisons = pd.read_csv(pdf.parent / "tables" / f"comparisons-2-{STUDY}.csv")
     assert (comparisons["n_paired_seeds"] < 3).all()
     assert comparisons["reading"].str.contains("too few seeds|no seed finished in both").all()
@@ -675,7 +677,7 @@ def test_holm_turns_a_marginal_row_inconclusive_and_shows_raw_and_adjusted_p():
     marginal, strong, undecided = _holm_gate(rows)
     assert strong.verdict == REPRODUCED and strong.p_holm == pytest.approx(0.003)
     assert marginal.verdict == INCONCLUSIVE and marginal.p_holm == pytest.approx(0.04)
-    assert "p = 0.02, Holm-adjusted over 3 rows 0.04 > 0.025" in marginal.reason
+    assert "p = 0.02, Holm-adjusted over 3 rows p = 0.04 > 0.025" in marginal.reason
     assert undecided.verdict == INCONCLUSIVE and undecided.p_holm == pytest.approx(0.3)  # (3 - 2) * 0.3
 
 

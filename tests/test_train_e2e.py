@@ -114,21 +114,6 @@ def test_early_stopping_stops_on_a_stalled_validation_loss(digits):
     assert losses[-1] >= min(losses[:-1])  # it stopped because the loss did not improve
 
 
-def test_grouping_minibatches_changes_nothing(digits, monkeypatch):
-    """8 mini-batches per loader item share Lightning's overhead; the training is identical."""
-    import siamese_bench.training.train as train
-
-    cfg = digits_cfg().replace(epochs=2)
-    grouped = run_training(cfg, data=digits, progress=False)
-    monkeypatch.setattr(train, "MINIBATCHES_PER_ITEM", 1)
-    plain = run_training(cfg, data=digits, progress=False)
-    assert train.MINIBATCHES_PER_ITEM != 8
-    keys = [k for k in plain.metrics if k.startswith(("test/", "val/", "train_eval/"))]
-    assert {k: grouped.metrics[k] for k in keys} == pytest.approx({k: plain.metrics[k] for k in keys}, abs=1e-6)
-    for g, p in zip(grouped.history, plain.history, strict=True):
-        assert g == pytest.approx(p, abs=1e-5)
-
-
 def test_c2_subtract_dense_contrastive_stays_near_chance(digits):
     """C2: a - b -> Dense(1, sigmoid) with the inverted contrastive loss does not learn."""
     result = run_training(digits_cfg(head="subtract-dense", loss="contrastive"), data=digits,

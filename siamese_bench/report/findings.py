@@ -140,7 +140,8 @@ def _num3(x: float) -> str:
 
 
 def _pval(p: float) -> str:
-    return "–" if not math.isfinite(p) else f"{p:.2g}" if p >= 1e-4 else "< 0.0001"
+    """'= 0.012', or '< 0.0001' (to follow 'p ')."""
+    return "= –" if not math.isfinite(p) else f"= {p:.2g}" if p >= 1e-4 else "< 0.0001"
 
 
 def _min(*ps: float) -> float:
@@ -659,7 +660,7 @@ def _holm_gate(found: list[Finding]) -> list[Finding]:
     for f, adj in zip(found, adjusted, strict=True):
         verdict, reason = f.verdict, f.reason
         if math.isfinite(f.p):
-            reason += f"; p = {_pval(f.p)}, Holm-adjusted over {m} rows {_pval(adj)}"
+            reason += f"; p {_pval(f.p)}, Holm-adjusted over {m} rows p {_pval(adj)}"
             if verdict != INCONCLUSIVE and adj > ALPHA:
                 reason += f" > {ALPHA:g}: not {verdict} once the report's rows are corrected together"
                 verdict = INCONCLUSIVE
