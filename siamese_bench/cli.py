@@ -103,7 +103,8 @@ def format_result(result) -> str:
                      f"{m.get(stage + '/acc_tuned', float('nan')):>11.4f} {m.get(stage + '/auc', float('nan')):>8.4f}")
     lines.append(f"validation threshold: d < {m.get('val/threshold', float('nan')):.4f}")
     if "retrieval/map_at_r" in m:
-        lines.append(f"retrieval on the test set, by embedding distance: precision@1 {m['retrieval/precision_at_1']:.4f}, "
+        lines.append(f"retrieval on the test set, by embedding distance: "
+                     f"precision@1 {m['retrieval/precision_at_1']:.4f}, "
                      f"R-precision {m['retrieval/r_precision']:.4f}, MAP@R {m['retrieval/map_at_r']:.4f}")
     if "oneshot/acc" in m:
         lines.append(f"20-way one-shot (20 official runs): {m['oneshot/acc']:.2%}; "
