@@ -85,9 +85,12 @@ def test_margin_must_be_positive(cls, margin):
         cls(margin=margin)
 
 
-def test_bce_needs_no_margin():
-    BCELoss()  # must not raise
-    BCELoss(margin=None)
+def test_bce_needs_no_margin_and_ignores_one():
+    """BCE has no margin: it is built without one, and a margin given changes nothing."""
+    assert not BCELoss.uses_margin and BCELoss().margin is None
+    out = HeadOutput(torch.sigmoid(-torch.tensor([2.0, -1.0])), torch.tensor([2.0, -1.0]))
+    y = torch.tensor([1.0, 0.0])
+    assert torch.equal(BCELoss()(out, y).loss, BCELoss(margin=5.0)(out, y).loss)
 
 
 def test_contrastive_backward_finite():

@@ -93,7 +93,9 @@ def test_mined_training_runs(digits, policy):
     result = run_training(cfg, data=digits, progress=False)
     assert len(result.history) == 2
     assert all(torch.isfinite(torch.tensor(h["train/loss"])) for h in result.history)
-    assert 0.0 <= result.history[-1]["train/active_fraction"] <= 1.0
+    # mined triplets are hard: some still violate the margin after 2 epochs, so the loss is live
+    # (batch-hard on digits has every triplet active: the collapse test below is about that)
+    assert result.history[-1]["train/active_fraction"] > 0.1
 
 
 def test_is_collapsed_compares_with_the_untrained_spread():

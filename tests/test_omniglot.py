@@ -302,7 +302,10 @@ def test_trained_run_is_scored_and_rescored_by_the_cli(full, omniglot_dir, tmp_p
                       optimizer="adam", epochs=1, val_fraction=0.2)
     result = run_training(cfg, tracker=Tracker(uri), data=data, progress=False)
     m = result.metrics
-    assert 0 <= m["oneshot/acc"] <= 1 and len([k for k in m if k.startswith("oneshot/run")]) == 20
+    runs = [m[k] for k in m if k.startswith("oneshot/run")]
+    assert len(runs) == 20 and m["oneshot/trials"] == 400
+    assert m["oneshot/acc"] == pytest.approx(sum(runs) / 20)  # 20 trials per run: the mean of the runs
+    assert m["oneshot/acc"] > 1 / 20  # above guessing among 20
     assert m["oneshot_pixels/acc"] == pytest.approx(score(load_runs(SHARED / "all_runs.zip", 28),
                                                           pixel_distance).accuracy)
     assert main(["oneshot", result.run_id, "--tracking-uri", uri, "--no-log"]) == 0

@@ -40,7 +40,7 @@ def test_c1_learns(c1_run):
     assert c1_run.data_variant == "digits"
     assert m["test/acc"] >= 0.85, m
     assert m["test/auc"] >= 0.9, m
-    assert 0 <= m["test/acc_tuned"] <= 1 and math.isfinite(m["val/threshold"])
+    assert m["test/acc_tuned"] >= 0.85 and 0 < m["val/threshold"] < 2  # a cut inside the distances' range
     assert len(c1_run.history) == EPOCHS
     assert c1_run.history[-1]["train/loss"] < c1_run.history[0]["train/loss"]
     d, y = c1_run.outputs["test"]
