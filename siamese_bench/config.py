@@ -18,6 +18,7 @@ from siamese_bench.errors import ConfigError
 from siamese_bench.models.encoders import ENCODERS
 from siamese_bench.models.heads import HEADS
 from siamese_bench.models.losses import LOSSES, check_compatible
+from siamese_bench.recipe import RECIPE
 from siamese_bench.training.objective import MINERS, TripletObjective, objective_class
 from siamese_bench.training.optim import INITS, OPTIMIZERS, SCHEDULES
 from siamese_bench.training.samplers import NEGATIVE_POLICIES
@@ -43,7 +44,7 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 class TrainConfig:
     dataset: str = option("mnist", "mnist falls back loudly to mnist-5k when full MNIST is unavailable; "
                           "csv:TRAIN.csv,TEST.csv reads C4's pre-encoded vector pairs", DATASETS)
-    encoder: str = option("mlp", "the shared network", ENCODERS)
+    encoder: str = option(RECIPE["encoder"], "the shared network", ENCODERS)
     encoder_options: dict[str, Any] = option(help="encoder option KEY=VALUE, e.g. dropout=0.5 (repeatable)",
                                              factory=dict)
     head: str = option("euclidean", "how a pair of embeddings becomes a dissimilarity", HEADS)
@@ -54,18 +55,18 @@ class TrainConfig:
     triplet_mining: str = option("random", "random passes the sampled triplets through; batch-hard and "
                                  "semi-hard (FaceNet) pick negatives from the batch", MINERS)
     resample_negatives: bool = option(False, "draw fresh negatives every epoch (the Keras recipe draws once)")
-    epochs: int = option(20, "C1: 20")
+    epochs: int = option(RECIPE["epochs"], "C1: 20")
     max_steps: int | None = option(None, "stop after this many optimizer steps (None: the epochs decide)")
-    batch_size: int = option(128, "C1: 128")
-    optimizer: str = option("rmsprop-keras", "C1: RMSprop with Keras' rho 0.9, eps 1e-7", OPTIMIZERS)
-    lr: float = option(1e-3, "learning rate (C1: 1e-3)")
+    batch_size: int = option(RECIPE["batch_size"], "C1: 128")
+    optimizer: str = option(RECIPE["optimizer"], "C1: RMSprop with Keras' rho 0.9, eps 1e-7", OPTIMIZERS)
+    lr: float = option(RECIPE["lr"], "learning rate (C1: 1e-3)")
     lr_schedule: str = option("constant", "learning-rate schedule: cosine decays to 0 over the run's optimizer "
                               "steps; epoch-decay multiplies by --lr-decay after every epoch (Koch et al.)",
                               SCHEDULES)
     lr_decay: float = option(0.99, "per-epoch factor of the epoch-decay schedule")
     gradient_clip: float | None = option(None, "clip the gradient norm to this (Lightning's gradient_clip_val)")
     precision: str = option("32-true", "Lightning precision; bf16-mixed runs on CPU too", PRECISIONS)
-    init: str = option("keras", "glorot-uniform weights, zero biases, as Keras does", INITS)
+    init: str = option(RECIPE["init"], "glorot-uniform weights, zero biases, as Keras does", INITS)
     val_fraction: float = option(0.1, "share of training images held out for validation, stratified, seeded")
     early_stopping_patience: int | None = option(None, "stop when the monitored validation metric has not "
                                                  "improved for this many epochs (C4 used 3)")

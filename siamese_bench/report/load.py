@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from siamese_bench.errors import ConfigError
+from siamese_bench.recipe import RECIPE as RECIPE_VALUES
+from siamese_bench.recipe import VARIANT_PREFERENCE
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +28,7 @@ FINAL_METRICS = ("test/acc", "test/auc", "test/acc_tuned", "test/threshold", "te
                  "val/acc_tuned", "seconds", "collapsed", "oneshot/acc", "oneshot_pixels/acc", "oneshot/trials",
                  "retrieval/precision_at_1", "retrieval/r_precision", "retrieval/map_at_r")
 CURVE_METRICS = ("val/auc", "train/loss")
-# Preferred evidence first: full MNIST, then the subset, then the tiny offline set; Omniglot
-# at its native size first; full sequence sets before subsets.
-VARIANT_ORDER = ("mnist-full", "mnist-5k", "digits", "omniglot-full-105", "omniglot-full-52", "omniglot-full-35",
-                 "omniglot-full-28", "japanese-vowels", "mnist-full-rows", "mnist-5k-rows")
+VARIANT_ORDER = VARIANT_PREFERENCE  # preferred evidence first (recipe.py says why)
 PARAM_COLUMNS = ("encoder", "optimizer", "lr", "batch_size", "init", "triplet_negatives", "triplet_mining")
 
 
@@ -289,10 +288,9 @@ class ArtifactCache:
             return None
 
 
-# C1's recipe (CLAIMS.md): when a study varies other factors too, the claims' rows use the
-# cells that keep these values.
-RECIPE = {"param.encoder": "mlp", "param.optimizer": "rmsprop-keras", "param.init": "keras",
-          "param.lr": "0.001", "param.batch_size": "128"}
+# C1's recipe (recipe.py, TrainConfig's defaults): when a study varies other factors too, the
+# claims' rows use the cells that keep these values (compared as MLflow stores params: text).
+RECIPE = {f"param.{k}": str(v) for k, v in RECIPE_VALUES.items() if k != "epochs"}
 
 
 def match(frame: pd.DataFrame, select: dict[str, Any]) -> pd.DataFrame:
