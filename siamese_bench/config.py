@@ -22,6 +22,7 @@ from siamese_bench.recipe import RECIPE
 from siamese_bench.training.objective import MINERS, TripletObjective, objective_class
 from siamese_bench.training.optim import INITS, OPTIMIZERS, SCHEDULES
 from siamese_bench.training.samplers import NEGATIVE_POLICIES
+from siamese_bench.yamlfile import check_keys
 
 PROBE_INPUT_SHAPE = (1, 105, 105)  # any valid image shape, big enough for every encoder: checks option values, not data
 
@@ -74,10 +75,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        check_keys(values, (f.name for f in dataclasses.fields(cls)), "", noun="option")
         return cls(**values).validate()
 
     def replace(self, **changes: Any) -> TrainConfig:

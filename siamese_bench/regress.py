@@ -24,7 +24,7 @@ from scipy import optimize, stats
 
 from siamese_bench.config import ConfigError, TrainConfig
 from siamese_bench.sweep.spec import apply_values
-from siamese_bench.yamlfile import load_yaml
+from siamese_bench.yamlfile import check_keys, load_yaml
 
 FALSE_ALARM = 0.01  # a healthy pipeline fails a check this often
 POWER = 0.90  # the minimum detectable drop is caught this often
@@ -131,11 +131,7 @@ CHECK_KEYS = {"id", "claim", "cell", "metric", "base", "seeds", "detect", "basel
 
 def _check(path: Path, i: int, item: Any) -> Check:
     where = f"{path}: checks[{i}]"
-    if not isinstance(item, dict):
-        raise ConfigError(f"{where}: must be a mapping")
-    unknown = sorted(set(item) - CHECK_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(CHECK_KEYS))}")
+    check_keys(item, CHECK_KEYS, where)
     directions = [d for d in DIRECTIONS if d in item]
     if len(directions) != 1 or not {"id", "claim", "cell", "metric"} <= set(item):
         raise ConfigError(f"{where}: needs id, claim, cell, metric and one of at_least/at_most/within")
@@ -151,10 +147,7 @@ def _check(path: Path, i: int, item: Any) -> Check:
 def load_claims(path: str | Path) -> ClaimsSpec:
     path = Path(path)
     raw = load_yaml(path, "claims file")
-    allowed = {"notes", "base", "seeds", "calibration_seeds", "checks"}
-    unknown = sorted(set(raw or {}) - allowed) if isinstance(raw, dict) else []
-    if not isinstance(raw, dict) or unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
+    check_keys(raw, {"notes", "base", "seeds", "calibration_seeds", "checks"}, str(path))
     checks = [_check(path, i, item) for i, item in enumerate(raw.get("checks") or [])]
     spec = ClaimsSpec(path, raw.get("base") or {}, raw.get("seeds") or [0], raw.get("calibration_seeds") or [],
                       checks, str(raw.get("notes", "")), raw)

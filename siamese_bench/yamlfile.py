@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +31,18 @@ def load_yaml(path: Path, what: str) -> Any:
         where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{path}: {where}not valid YAML: {problem}") from None
+
+
+def check_keys(mapping: Any, allowed: Iterable[str], where: str, noun: str = "key") -> dict:
+    """The one check of a mapping's keys, for every file and config the project reads: a
+    mapping whose keys are all allowed, or ConfigError naming the unknown ones and the valid
+    ones. `where` prefixes the message (a file, or file: section)."""
+    prefix = f"{where}: " if where else ""
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{prefix}expected a mapping, got {type(mapping).__name__}")
+    allowed = set(allowed)
+    unknown = sorted(str(k) for k in set(mapping) - allowed)
+    if unknown:
+        raise ConfigError(f"{prefix}unknown {noun}(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
+    return mapping
+

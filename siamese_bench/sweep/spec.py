@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from siamese_bench.config import ConfigError, TrainConfig
-from siamese_bench.yamlfile import load_yaml
+from siamese_bench.yamlfile import check_keys, load_yaml
 
 PRUNERS = ("median", "hyperband", "none")
 
@@ -130,11 +130,7 @@ def load_spec(path: str | Path) -> StudySpec:
     path = Path(path)
     where = str(path)
     raw = load_yaml(path, "study spec")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping at the top level")
-    unknown = sorted(set(raw) - SPEC_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(SPEC_KEYS))}")
+    check_keys(raw, SPEC_KEYS, where)
     for key in ("name", "factors", "seeds"):
         if key not in raw:
             raise ConfigError(f"{where}: missing required key {key!r}")
@@ -172,12 +168,7 @@ def load_spec(path: str | Path) -> StudySpec:
 def _load_tune(raw: Any, where: str) -> TuneSpec | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: tune: expected a mapping")
-    allowed = {f.name for f in dataclasses.fields(TuneSpec)}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: tune: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
+    check_keys(raw, (f.name for f in dataclasses.fields(TuneSpec)), f"{where}: tune")
     tune = TuneSpec(**raw)
     if tune.pruner not in PRUNERS:
         raise ConfigError(f"{where}: tune.pruner {tune.pruner!r}; valid: {', '.join(PRUNERS)}")
