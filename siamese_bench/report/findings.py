@@ -212,18 +212,25 @@ def _works(ev: Evidence) -> Judgement:
     return _at_least(ev.acc, WORKS_ACC, "acc")
 
 
-def _chance(ev: Evidence) -> Judgement:
+def _by_side(ev: Evidence, learned: str, inside: str) -> Judgement:
+    """A claim read off where the AUC interval lies against the chance band: `learned` and
+    `inside` are the verdicts for "wholly above" and "inside"; wholly below (an inverted
+    signal) contradicts both kinds of claim, and overlapping an edge decides nothing."""
     u = ev.auc
     if not u.has_interval:
         return Judgement(INCONCLUSIVE, _no_interval(ev) if u.n else "no AUC logged")
     side, p = _side_of_chance(u), _chance_tests(u)
     verdict, why = {
-        "inside": (REPRODUCED, f"{_band(u)} inside the chance band {_BAND}"),
-        "above": (CONTRADICTED, f"it learns: {_band(u)} wholly above {CHANCE_HIGH}"),
+        "inside": (inside, f"at chance: {_band(u)} inside the chance band {_BAND}"),
+        "above": (learned, f"it learns: {_band(u)} wholly above {CHANCE_HIGH}"),
         "below": (CONTRADICTED, f"{INVERTED} ({_band(u)})"),
         None: (INCONCLUSIVE, f"{_band(u)} overlaps an edge of the chance band {_BAND}"),
     }[side]
     return Judgement(verdict, why, p[side])
+
+
+def _chance(ev: Evidence) -> Judgement:
+    return _by_side(ev, learned=CONTRADICTED, inside=REPRODUCED)
 
 
 def _learns(ev: Evidence) -> Judgement:
@@ -240,17 +247,7 @@ def _learns(ev: Evidence) -> Judgement:
 
 
 def _above_chance(ev: Evidence) -> Judgement:
-    u = ev.auc
-    if not u.has_interval:
-        return Judgement(INCONCLUSIVE, _no_interval(ev) if u.n else "no AUC logged")
-    side, p = _side_of_chance(u), _chance_tests(u)
-    verdict, why = {
-        "above": (REPRODUCED, f"AUC CI lower bound {u.lo:.3f} > {CHANCE_HIGH}"),
-        "inside": (CONTRADICTED, f"at chance: {_band(u)} inside {_BAND}"),
-        "below": (CONTRADICTED, f"{INVERTED} ({_band(u)})"),
-        None: (INCONCLUSIVE, f"{_band(u)} overlaps an edge of the chance band {_BAND}"),
-    }[side]
-    return Judgement(verdict, why, p[side])
+    return _by_side(ev, learned=REPRODUCED, inside=CONTRADICTED)
 
 
 def _oneshot(ev: Evidence) -> Judgement:
