@@ -17,7 +17,7 @@ from PIL import Image
 
 from siamese_bench.cli import main
 from siamese_bench.config import ConfigError, TrainConfig
-from siamese_bench.data import ImageData, load_dataset, omniglot
+from siamese_bench.data import LabelledData, load_dataset, omniglot
 from siamese_bench.evaluation.oneshot import OneShotFormatError, load_runs, pixel_distance, score
 from siamese_bench.models.encoders import ENCODERS
 from siamese_bench.models.heads import HEADS
@@ -281,12 +281,12 @@ def test_official_runs_pixel_baseline(omniglot_dir):
     assert 0.1 < acc < 0.35  # far below any trained model's, far above chance (5 %)
 
 
-def _subset(data: ImageData, classes: int, per_class: int) -> ImageData:
+def _subset(data: LabelledData, classes: int, per_class: int) -> LabelledData:
     def take(x, y):
         keep = torch.cat([torch.nonzero(y == c).squeeze(1)[:per_class] for c in range(classes)])
         return x[keep], y[keep]
 
-    return ImageData(data.name, data.variant + "-subset", *take(data.x_train, data.y_train),
+    return LabelledData(data.name, data.variant + "-subset", *take(data.x_train, data.y_train),
                      *take(data.x_test, data.y_test), data.source, data.holdout, data.evaluations)
 
 

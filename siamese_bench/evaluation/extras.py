@@ -1,4 +1,4 @@
-"""Extra scores of a trained model that a dataset asks for (ImageData.evaluations), by name.
+"""Extra scores of a trained model that a dataset asks for (LabelledData.evaluations), by name.
 
 Each takes the trained SiameseModule and the dataset and returns MLflow metrics; one that
 cannot run (its data is missing) raises DataUnavailable and the run goes on without it.
@@ -10,17 +10,17 @@ from collections.abc import Callable
 
 import torch
 
-from siamese_bench.data.base import ImageData
+from siamese_bench.data.base import LabelledData
 from siamese_bench.registry import Registry
 from siamese_bench.training.module import SiameseModule
 
-EVALUATIONS: Registry[Callable[[SiameseModule, ImageData], dict[str, float]]] = Registry("evaluation")
+EVALUATIONS: Registry[Callable[[SiameseModule, LabelledData], dict[str, float]]] = Registry("evaluation")
 ALWAYS = ("retrieval",)  # run for every labelled dataset, besides those it asks for
 
 
 @EVALUATIONS.register("retrieval")
 @torch.no_grad()
-def retrieval(module: SiameseModule, data: ImageData) -> dict[str, float]:
+def retrieval(module: SiameseModule, data: LabelledData) -> dict[str, float]:
     """precision@1, R-precision and MAP@R of the test embeddings (Musgrave et al. 2020)."""
     from siamese_bench.evaluation.retrieval import MAX_ITEMS, retrieval_metrics
 
@@ -32,7 +32,7 @@ def retrieval(module: SiameseModule, data: ImageData) -> dict[str, float]:
 
 
 @EVALUATIONS.register("oneshot")
-def oneshot(module: SiameseModule, data: ImageData) -> dict[str, float]:
+def oneshot(module: SiameseModule, data: LabelledData) -> dict[str, float]:
     """K1: 20-way one-shot accuracy on the 20 official Omniglot runs, with the pixel baseline."""
     from siamese_bench.evaluation.oneshot import oneshot_metrics
 

@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 
 from siamese_bench.config import ConfigError, TrainConfig
-from siamese_bench.data import ImageData, PairedData, load_dataset, split_validation
+from siamese_bench.data import LabelledData, PairedData, load_dataset, split_validation
 from siamese_bench.data.base import DataUnavailable, stratified_split
 from siamese_bench.data.vectors import PairTable
 from siamese_bench.evaluation.extras import ALWAYS, EVALUATIONS
@@ -155,7 +155,7 @@ def build_pair_batches(cfg: TrainConfig, data: PairedData) -> dict[str, TensorBa
     }
 
 
-def build_batches(cfg: TrainConfig, data: ImageData | PairedData, objective: Objective) -> dict[str, TensorBatches]:
+def build_batches(cfg: TrainConfig, data: LabelledData | PairedData, objective: Objective) -> dict[str, TensorBatches]:
     """train (the objective's pairs or triplets), val, train_eval and test pair batches, all
     from cfg.seed."""
     if isinstance(data, PairedData):
@@ -199,9 +199,9 @@ def _early_stopping(cfg: TrainConfig, objective: Objective) -> list[pl.Callback]
     return [EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stopping_patience)]
 
 
-def dataset_input(data: ImageData | PairedData, split_sizes: dict[str, int]) -> dict[str, Any]:
+def dataset_input(data: LabelledData | PairedData, split_sizes: dict[str, int]) -> dict[str, Any]:
     """What MLflow records as the run's input dataset: name, content digest, source, sizes."""
-    sizes = ({"train_images": len(data.y_train), "test_images": len(data.y_test)} if isinstance(data, ImageData)
+    sizes = ({"train_images": len(data.y_train), "test_images": len(data.y_test)} if isinstance(data, LabelledData)
              else {"train_pairs": len(data.train.y), "test_pairs": len(data.test.y)})
     return {"name": data.variant, "digest": data.digest, "source": data.source,
             "sizes": {**sizes, **{f"{k}_items": v for k, v in split_sizes.items()}}}
@@ -212,7 +212,7 @@ def run_training(
     *,
     tracker: RunTracker | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
-    data: ImageData | PairedData | None = None,
+    data: LabelledData | PairedData | None = None,
     parent_run_id: str | None = None,
     run_name: str | None = None,
     extra_tags: dict[str, str] | None = None,
@@ -288,9 +288,9 @@ def run_training(
                      n_parameters)
 
 
-def _extra_evaluations(module: SiameseModule, data: ImageData | PairedData) -> dict[str, float]:
+def _extra_evaluations(module: SiameseModule, data: LabelledData | PairedData) -> dict[str, float]:
     metrics: dict[str, float] = {}
-    names = (*ALWAYS, *getattr(data, "evaluations", ())) if isinstance(data, ImageData) else ()
+    names = (*ALWAYS, *getattr(data, "evaluations", ())) if isinstance(data, LabelledData) else ()
     for name in dict.fromkeys(names):
         try:
             metrics.update(EVALUATIONS.get(name)(module, data))
@@ -328,7 +328,7 @@ EMBEDDING_SAMPLE = 1000  # test images whose embeddings are kept for the report'
 
 
 @torch.no_grad()
-def _test_embeddings(module: SiameseModule, data: ImageData | PairedData) -> dict[str, np.ndarray]:
+def _test_embeddings(module: SiameseModule, data: LabelledData | PairedData) -> dict[str, np.ndarray]:
     """Class-labelled test images; for ready-made pairs, the left vectors labelled by pair."""
     module.eval()
     if isinstance(data, PairedData):
