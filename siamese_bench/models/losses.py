@@ -24,9 +24,9 @@ class LossValue(NamedTuple):
 
 
 class Loss(nn.Module):
-    """Base class. `sampling` says whether training batches are pairs or triplets."""
+    """Base class. Pair losses (PairLoss) read a head's output and y; the triplet loss reads
+    d(a, p) and d(a, n); training.objective picks the objective from which one a loss is."""
 
-    sampling: ClassVar[str] = "pairs"
     uses_margin: ClassVar[bool] = False
     needs_logit: ClassVar[bool] = False
 
@@ -90,7 +90,6 @@ class SigmoidBCELoss(PairLoss):
 class TripletLoss(Loss):
     """FaceNet: max(d(a,p)^2 - d(a,n)^2 + alpha, 0); `squared=False` uses plain distances."""
 
-    sampling = "triplets"
     uses_margin = True
 
     def __init__(self, margin: float | None = None, squared: bool = True) -> None:
