@@ -733,3 +733,21 @@ def test_results_note_names_cells_that_auc_and_map_at_r_rank_differently():
     assert "disagree on 1 pair of cells: a over b by AUC, the reverse by MAP@R" in text
     summary["retrieval/map_at_r mean"] = [0.6, 0.4, 0.2]
     assert disagreements(summary, "test/auc", "retrieval/map_at_r") == "AUC and MAP@R rank the cells the same way."
+
+
+def test_claim_rows_come_from_their_data_file_and_bad_rows_are_named(tmp_path):
+    from siamese_bench.report.findings import CLAIM_ROWS, RULES, load_claim_rows
+
+    rows = load_claim_rows(CLAIM_ROWS)
+    assert [r.id for r in rows] == [r.id for r in CLAIMS] and all(r.rule in RULES for r in rows)
+    assert {r.id.split()[0] for r in rows} >= {"C1", "C2", "C3", "C4", "C5", "C6", "K1"}
+    bad = tmp_path / "rows.yaml"
+    for text, message in (("rows: [{id: X, claim: c, source: s, select: {head: l1}, rule: wins}]",
+                           "unknown rule 'wins'"),
+                          ("rows: [{id: X, claim: c, source: s, select: {}, rule: works, colour: red}]",
+                           "rows[0]: unknown key(s) colour"),
+                          ("rows: [{id: X, claim: c, rule: works}]", "rows[0]: missing select, source")):
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+                           .replace("]", r"\]")):
+            load_claim_rows(bad)

@@ -15,13 +15,16 @@ most ALPHA (see `findings`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from siamese_bench.errors import ConfigError
 from siamese_bench.report.load import Study, diverged, match, rank_cells, variant_rank
 from siamese_bench.report.stats import (
     ALPHA,
@@ -35,6 +38,7 @@ from siamese_bench.report.stats import (
     t_interval,
 )
 from siamese_bench.report.tables import Table
+from siamese_bench.yamlfile import check_keys, load_yaml
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
 VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE)
@@ -321,88 +325,31 @@ class ClaimRow:
         return SMALLEST_EFFECT.get(self.metric, 0.01)
 
 
-M1 = {"loss": "contrastive", "margin": 1}
-KERAS_DATA = "full MNIST (60k / 10k images), Keras recipe, 20 epochs"
-
-# The claims of ../shared/CLAIMS.md that MNIST grid studies can test. Rows whose cell no study
-# ran are left out of the table and listed as not covered.
-CLAIMS: list[ClaimRow] = [
-    ClaimRow("C1", "euclidean + contrastive (m = 1) works", f"test 97.42 %, train 99.55 %; {KERAS_DATA}",
-             {"head": "euclidean", **M1}, "works", reference=0.9742),
-    ClaimRow("C2", "subtract + Dense(1, sigmoid), contrastive on 1 − p, does not learn (chance)",
-             f"test 48.29 %, train 48.64 %; {KERAS_DATA}", {"head": "subtract-dense", **M1}, "chance"),
-    ClaimRow("C3 subtract-mlp", "hidden Dense layers after the subtraction fix C2 (the answer; also the "
-             "odd-function account)", "proposed fix, no number", {"head": "subtract-mlp", **M1}, "learns"),
-    ClaimRow("C3 abs-diff-dense", "|a − b| → Dense(1, sigmoid) fixes C2 (odd-function account: a symmetric "
-             "feature)", "predicted, no number", {"head": "abs-diff-dense", **M1}, "learns"),
-    ClaimRow("C3 square-diff-dense", "(a − b)² → Dense(1, sigmoid) fixes C2 (odd-function account)",
-             "predicted, no number", {"head": "square-diff-dense", **M1}, "learns"),
-    ClaimRow("C3 one-minus-diff-dense", "1 − (a − b) → Dense stays at chance (odd-function account; the answer "
-             "proposed it as a fix)", "proposed fix, no number", {"head": "one-minus-diff-dense", **M1}, "chance"),
-    ClaimRow("C3 reciprocal-dense", "normalised reciprocal of a − b → Dense stays at chance (odd-function "
-             "account; the answer proposed it as a fix)", "proposed fix, no number",
-             {"head": "reciprocal-dense", **M1}, "chance"),
-]
-
-# C4: each piece of advice as its cell against the asker's baseline (benchmarks/vectors.yaml),
-# on the C4-shaped pairs file (dataset variant "csv"). Cells are named by id: the study varies
-# one thing at a time, and the id says which.
-C4_DATA = ("csv",)
-C4_BASE = {"cell": "head=euclidean"}
-C4_SOURCE = "advice to the asker, no number (their data is not public; ours is C4-shaped, see README)"
+CLAIM_ROWS = Path(__file__).with_name("claim_rows.yaml")
 
 
-def _c4(short: str, advice: str, cell: str, source: str = C4_SOURCE) -> ClaimRow:
-    return ClaimRow(f"C4 {short}", advice, source, {"cell": cell}, "better", variants=C4_DATA, versus=C4_BASE)
+def load_claim_rows(path: Path = CLAIM_ROWS) -> list[ClaimRow]:
+    """The report's claim rows, from their data file: each a claim of CLAIMS.md with the cell
+    that tests it, the rule that decides it and the data it is about. Rows whose cell no study
+    ran are left out of the table and listed as not covered."""
+    raw = check_keys(load_yaml(path, "claim rows file"), {"notes", "rows"}, str(path))
+    fields = {f.name for f in dataclasses.fields(ClaimRow)}
+    rows = []
+    for i, item in enumerate(raw.get("rows") or []):
+        where = f"{path}: rows[{i}]"
+        check_keys(item, fields, where)
+        missing = sorted({"id", "claim", "source", "select", "rule"} - set(item))
+        if missing:
+            raise ConfigError(f"{where}: missing {', '.join(missing)}")
+        if item["rule"] not in RULES:
+            raise ConfigError(f"{where}: unknown rule {item['rule']!r}; valid: {', '.join(RULES)}")
+        if "variants" in item:
+            item = {**item, "variants": tuple(item["variants"])}
+        rows.append(ClaimRow(**item))
+    return rows
 
 
-SEQUENCES = ("japanese-vowels", "mnist-full-rows", "mnist-5k-rows")
-MINING_DATA = ("mnist-full", "mnist-5k", *SEQUENCES)
-OMNIGLOT = ("omniglot-full-*",)
-TRIPLET_ANY = {"loss": "triplet", "head": "euclidean", "param.triplet_negatives": "any",
-               "param.triplet_mining": "random"}
-RANDOM_TRIPLETS = {"loss": "triplet", "param.triplet_mining": "random"}
-
-CLAIMS += [
-    _c4("L1", "L1 distance beats L2 in high dimensions", "head=l1"),
-    _c4("margin 2", "a margin above 1 helps", "head=euclidean,margin=2"),
-    _c4("linear embedding", "a linear (not relu) final embedding helps",
-        "head=euclidean,encoder.final_activation=linear"),
-    _c4("bigger net", "a bigger network helps", "head=euclidean,encoder.units=512"),
-    ClaimRow("C4 dropout 0.5", "dropout 0.5 instead of 0.1 \"looks better\" but predicts worse",
-             "observed by the asker, no number", C4_BASE, "better", variants=C4_DATA,
-             versus={"cell": "head=euclidean,encoder.dropout=0.5"}),
-    ClaimRow("C4 logits+BCE", "a linear output with BCE from logits beats sigmoid + BCE (|a − b| head, Adam)",
-             "advice; the asker's sigmoid + BCE variant \"gave poor results\"",
-             {"cell": "head=abs-diff-dense,loss=bce,optimizer=adam-keras"}, "better", variants=C4_DATA,
-             versus={"cell": "head=abs-diff-dense,loss=bce-sigmoid,optimizer=adam-keras"}),
-    ClaimRow("C5 semi-hard", "mined hard triplets beat random ones: semi-hard negatives (FaceNet)",
-             "FaceNet's argument, no number in the source",
-             {"loss": "triplet", "param.triplet_mining": "semi-hard"}, "better", variants=MINING_DATA,
-             versus=RANDOM_TRIPLETS),
-    ClaimRow("C5 batch-hard", "mined hard triplets beat random ones: the hardest negative in the batch",
-             "the source's advice; FaceNet warns the hardest negatives can collapse the model",
-             {"loss": "triplet", "param.triplet_mining": "batch-hard"}, "better", variants=MINING_DATA,
-             versus=RANDOM_TRIPLETS),
-    ClaimRow("C5 concat-dense", "a shared LSTM, outputs concatenated -> Dense(1, sigmoid), learns same-or-not "
-             "on sequences", "the source's sequence example (LSTM(32)), no number",
-             {"head": "concat-dense", "loss": "bce", "param.encoder": "lstm"}, "above-chance", variants=SEQUENCES),
-    ClaimRow("C6", "triplet loss beats contrastive loss on \"same alphabet?\" (Omniglot)",
-             "test 66.80 % vs 53.04 % (or, with the source's swapped figures, 83.25 % vs 53.04 %); "
-             "105 x 105 inputs, background vs evaluation alphabets",
-             TRIPLET_ANY, "better", variants=OMNIGLOT, metric="test/acc_tuned",
-             versus={"loss": "contrastive", "head": "distance-bn-dense"}),
-    ClaimRow("C6 negatives", "caveat: triplet negatives guaranteed to differ in alphabet beat C6's, which may "
-             "share the anchor's alphabet", "raised as worth testing, no number",
-             {**TRIPLET_ANY, "param.triplet_negatives": "other"}, "better", variants=OMNIGLOT,
-             metric="test/acc_tuned", versus=TRIPLET_ANY),
-    ClaimRow("K1", "Koch et al.'s siamese net (|a − b| -> weighted sigmoid, BCE) classifies 20-way one-shot",
-             "about 92 % on Lake's 20 evaluation runs (re-implementations 70-93 %); 105 x 105, 30 background "
-             "alphabets, affine distortions", {"head": "abs-diff-dense", "loss": "bce"}, "oneshot",
-             variants=OMNIGLOT, faithful={"param.encoder": "koch", "param.encoder.width": "1.0",
-                                          "dataset_variant": "omniglot-full-105"},
-             reduced_note="not Koch's full-width network on 105 x 105 images"),
-]
+CLAIMS: list[ClaimRow] = load_claim_rows()
 ALL_CLAIM_IDS = ("C1", "C2", "C3", "C4", "C5", "C6", "K1")
 
 
