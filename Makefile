@@ -85,7 +85,7 @@ soak: $(STAMP) ## fault soak: 2 sweeps on one study, >= 20 injected kills/restar
 WORKERS ?=
 SWEEP := $(BIN)/siamese-bench sweep $(if $(WORKERS),--workers $(WORKERS),)
 
-bench-mnist: $(STAMP) ## the MNIST ablation (C1-C3): grid on mnist-5k + headline cells on full MNIST + report (~15 min on 2 cores)
+bench-mnist: $(STAMP) ## the MNIST ablation (C1-C3): grid on mnist-5k + C1 on full MNIST (3 seeds) + report (~14 min on 2 cores)
 	$(SWEEP) benchmarks/mnist.yaml
 	$(SWEEP) benchmarks/mnist-full.yaml
 	$(MAKE) --no-print-directory report
@@ -125,7 +125,7 @@ bench-omniglot-full: $(STAMP) ## C6 at 105 x 105 (~3 h) and K1 with Koch's net a
 	$(BIN)/siamese-bench report omniglot-c6-full omniglot-k1-full --name omniglot-full
 
 ALL_STUDIES := mnist-ablation mnist-headline-full c4-vectors mnist-mining c5-sequences omniglot-c6 omniglot-k1
-bench-all: $(STAMP) ## every default benchmark (MNIST, vectors, mining, sequences, Omniglot) and one report of all claims (~31 min)
+bench-all: $(STAMP) ## every default benchmark (MNIST, vectors, mining, sequences, Omniglot) and one report of all claims (~36 min)
 	$(MAKE) --no-print-directory bench-mnist
 	$(MAKE) --no-print-directory bench-vectors
 	$(MAKE) --no-print-directory bench-mining
@@ -136,7 +136,7 @@ bench-all: $(STAMP) ## every default benchmark (MNIST, vectors, mining, sequence
 report-all: $(STAMP) ## rebuild reports/all/report.pdf (every claim) from the MLflow store
 	$(BIN)/siamese-bench report $(ALL_STUDIES) --name all
 
-regress: $(STAMP) $(C4_DATA) ## quick accuracy checks of C1-C6 and K1 against calibrated thresholds (~2.5 min)
+regress: $(STAMP) $(C4_DATA) ## accuracy checks of C1-C6 and K1 against calibrated prediction bounds (~4 min)
 	$(BIN)/siamese-bench regress benchmarks/claims.yaml
 
 bench-throughput: $(STAMP) ## pairs/s of siamese-bench vs a bare PyTorch loop (C1 config)
