@@ -17,13 +17,12 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
+from siamese_bench.evaluation.metrics import FIXED_THRESHOLD
 from siamese_bench.models.heads import Head, HeadOutput
 from siamese_bench.models.losses import Loss, PairLoss
 from siamese_bench.models.miners import Miner
 from siamese_bench.models.registry import LOSSES, MINERS
 from siamese_bench.training.samplers import PairIndex, TripletIndex, keras_pairs, triplets
-
-FIXED_THRESHOLD = 0.5  # the sources' rule: "same" when d < 0.5 (see metrics.py)
 
 Batch = dict[str, torch.Tensor]
 Encoder = Callable[[torch.Tensor], torch.Tensor]
