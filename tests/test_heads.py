@@ -10,7 +10,8 @@ import torch
 from siamese_bench.models.heads import HEADS, KERAS_EPSILON
 
 ALL_HEADS = HEADS.names()
-SYMMETRIC = ["abs-diff-linear", "euclidean", "l1", "abs-diff-dense", "square-diff-dense"]
+SYMMETRIC = [n for n in HEADS.names() if HEADS.get(n).symmetric]  # what each head states
+ASYMMETRIC = [n for n in HEADS.names() if not HEADS.get(n).symmetric]
 ODD_UP_TO_BIAS = ["subtract-dense", "one-minus-diff-dense", "reciprocal-dense"]
 D = 16
 B = 8
@@ -32,9 +33,12 @@ def pair(seed: int = 1):
     return torch.randn(B, D, generator=g), torch.randn(B, D, generator=g)
 
 
-def test_named_heads_exist():
-    for name in SYMMETRIC + ODD_UP_TO_BIAS:
-        assert name in HEADS
+def test_named_heads_exist_and_state_their_symmetry():
+    for name in ODD_UP_TO_BIAS:
+        assert name in HEADS and not HEADS.get(name).symmetric
+    assert set(SYMMETRIC) == {"abs-diff-linear", "euclidean", "l1", "abs-diff-dense", "square-diff-dense",
+                              "distance-bn-dense", "cosine", "bilinear"}
+    assert {"sbert", "sbert-prod-mlp", "concat-dense", "subtract-mlp"} <= set(ASYMMETRIC)
 
 
 @pytest.mark.parametrize("name", ALL_HEADS)
@@ -83,6 +87,28 @@ def test_symmetric_heads(name):
     head = make(name)
     a, b = pair()
     assert torch.allclose(head(a, b).dissimilarity, head(b, a).dissimilarity, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ASYMMETRIC)
+def test_heads_that_do_not_claim_symmetry_depend_on_the_order(name):
+    head = make(name)
+    a, b = pair()
+    assert not torch.allclose(head(a, b).dissimilarity, head(b, a).dissimilarity, atol=1e-4)
+
+
+def test_new_heads_match_their_definitions():
+    a, b = pair()
+    cosine = make("cosine")
+    w, c = cosine.out[0].weight.squeeze(), cosine.out[0].bias.squeeze()
+    expected = w * torch.nn.functional.cosine_similarity(a, b, dim=1) + c
+    assert torch.allclose(cosine(a, b).logit, expected, atol=1e-6)
+    bil = make("bilinear")
+    sym = (bil.weight + bil.weight.T) / 2
+    expected = bil.out[0].weight.squeeze() * torch.einsum("bi,ij,bj->b", a, sym, b) + bil.out[0].bias.squeeze()
+    assert torch.allclose(bil(a, b).logit, expected, atol=1e-5)
+    sbert = make("sbert")
+    feats = torch.cat([a, b, (a - b).abs()], dim=1)
+    assert torch.allclose(sbert(a, b).logit, sbert.out(feats).squeeze(-1), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ODD_UP_TO_BIAS)

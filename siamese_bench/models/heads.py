@@ -40,7 +40,10 @@ class Head(nn.Module):
     """Base class: maps embeddings a, b of shape (B, D) to a HeadOutput."""
 
     has_logit: ClassVar[bool] = False
-    may_be_negative: ClassVar[bool] = False  # only a learned linear "distance" (C4) breaks d >= 0
+    may_be_negative: ClassVar[bool] = False
+    # d(a, b) == d(b, a) for every pair? The C3 account predicts that a head learns sameness
+    # only through a symmetric (even) feature; tests/test_heads.py checks what each head states.
+    symmetric: ClassVar[bool] = False  # only a learned linear "distance" (C4) breaks d >= 0
 
     def __init__(self, embedding_dim: int) -> None:
         super().__init__()
@@ -56,6 +59,8 @@ def euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class EuclideanHead(Head):
     """C1: d = sqrt(max(sum((a - b)^2), eps)), Keras' euclidean_distance."""
 
+    symmetric = True
+
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> HeadOutput:
         return HeadOutput(euclidean(a, b), None)
 
@@ -63,6 +68,8 @@ class EuclideanHead(Head):
 @HEADS.register("l1")
 class L1Head(Head):
     """C4's advice: Manhattan distance, said to beat L2 in high dimensions."""
+
+    symmetric = True
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> HeadOutput:
         return HeadOutput((a - b).abs().sum(dim=1), None)
@@ -73,6 +80,8 @@ class AbsDiffLinearHead(Head):
     """C4's final variant: |a - b| -> Dense(1, linear), used directly as a learned distance
     (no sigmoid); trained with contrastive loss in the source. Unlike every other head its
     output can be negative."""
+
+    symmetric = True
 
     may_be_negative = True
 
@@ -127,6 +136,8 @@ class SubtractDenseHead(ProbabilisticHead):
 class AbsDiffDenseHead(ProbabilisticHead):
     """Koch et al. 2015: |a - b| -> weighted sigmoid; symmetric in (a, b)."""
 
+    symmetric = True
+
     def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a - b).abs()
 
@@ -134,6 +145,8 @@ class AbsDiffDenseHead(ProbabilisticHead):
 @HEADS.register("square-diff-dense")
 class SquareDiffDenseHead(ProbabilisticHead):
     """C3's sharper account: a square of the difference is symmetric, so it should learn."""
+
+    symmetric = True
 
     def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a - b).pow(2)
@@ -186,6 +199,8 @@ class DistanceBNDenseHead(ProbabilisticHead):
     """C6's pairwise model: Euclidean distance -> BatchNorm -> Dense(1, sigmoid). A learned
     monotone rescaling of the distance, so it can only be as good as the distance itself."""
 
+    symmetric = True
+
     def __init__(self, embedding_dim: int) -> None:
         super().__init__(embedding_dim)
         self.norm = nn.BatchNorm1d(1)
@@ -195,3 +210,67 @@ class DistanceBNDenseHead(ProbabilisticHead):
 
     def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.norm(euclidean(a, b).unsqueeze(1))  # (B, 1)
+
+
+@HEADS.register("sbert")
+class SBERTHead(ProbabilisticHead):
+    """SBERT's classification head (Reimers & Gurevych 2019): [u, v, |u - v|] -> Dense(1). Not
+    symmetric under swapping the pair (u and v keep their places), but it carries the
+    symmetric |u - v| that the C3 account says a head needs to learn sameness."""
+
+    symmetric = False
+
+    def feature_dim(self, embedding_dim: int) -> int:
+        return 3 * embedding_dim
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.cat([a, b, (a - b).abs()], dim=1)  # (B, 3D)
+
+
+@HEADS.register("sbert-prod-mlp")
+class SBERTProductMLPHead(SBERTHead):
+    """[u, v, |u - v|, u * v] -> Dense(128, relu) -> Dense(1): the InferSent/SBERT feature set
+    with the element-wise product, and a hidden layer. Not symmetric (u, v in place)."""
+
+    hidden = (128,)
+
+    def feature_dim(self, embedding_dim: int) -> int:
+        return 4 * embedding_dim
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.cat([a, b, (a - b).abs(), a * b], dim=1)  # (B, 4D)
+
+
+@HEADS.register("cosine")
+class CosineHead(ProbabilisticHead):
+    """Cosine similarity with a learned scale and offset: logit = s * cos(u, v) + c (the scale
+    lets BCE push probabilities towards 0 and 1, which a bounded cosine alone cannot).
+    Symmetric."""
+
+    symmetric = True
+
+    def feature_dim(self, embedding_dim: int) -> int:
+        return 1
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return F.cosine_similarity(a, b, dim=1, eps=1e-8).unsqueeze(1)  # (B, 1)
+
+
+@HEADS.register("bilinear")
+class BilinearHead(ProbabilisticHead):
+    """Symmetrised bilinear similarity: logit = u^T ((W + W^T) / 2) v + c. Symmetric by
+    construction (a plain u^T W v is not, unless W is)."""
+
+    symmetric = True
+
+    def __init__(self, embedding_dim: int) -> None:
+        super().__init__(embedding_dim)
+        self.weight = nn.Parameter(torch.empty(embedding_dim, embedding_dim))
+        nn.init.xavier_uniform_(self.weight)
+
+    def feature_dim(self, embedding_dim: int) -> int:
+        return 1
+
+    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        w = (self.weight + self.weight.T) / 2
+        return ((a @ w) * b).sum(dim=1, keepdim=True)  # (B, 1)
