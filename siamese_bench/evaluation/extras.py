@@ -22,13 +22,13 @@ ALWAYS = ("retrieval",)  # run for every labelled dataset, besides those it asks
 @torch.no_grad()
 def retrieval(module: SiameseModule, data: LabelledData) -> dict[str, float]:
     """precision@1, R-precision and MAP@R of the test embeddings (Musgrave et al. 2020)."""
-    from siamese_bench.evaluation.retrieval import MAX_ITEMS, retrieval_metrics
+    from siamese_bench.evaluation.retrieval import retrieval_metrics, sample_index
 
     module.eval()
-    keep = torch.randperm(len(data.x_test), generator=torch.Generator().manual_seed(0))[:MAX_ITEMS]
+    keep = sample_index(len(data.x_test))
     x, y = data.x_test[keep], data.y_test[keep]
     emb = torch.cat([module.encoder(x[i:i + 1024].to(module.device)).cpu() for i in range(0, len(x), 1024)])
-    return retrieval_metrics(emb, y, max_items=MAX_ITEMS)
+    return retrieval_metrics(emb, y)
 
 
 @EVALUATIONS.register("oneshot")

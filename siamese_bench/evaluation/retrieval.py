@@ -20,14 +20,17 @@ MAX_ITEMS = 5000  # a fixed random subset of larger test sets keeps this to seco
 CHUNK = 512  # queries per distance block
 
 
+def sample_index(n: int, max_items: int = MAX_ITEMS, seed: int = 0) -> torch.Tensor:
+    """The items that query each other: all of them, or a fixed random `max_items` of a larger
+    set (the same subset for every run on the same data), chosen before anything is encoded."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_items]
+
+
 @torch.no_grad()
-def retrieval_metrics(embeddings: torch.Tensor, labels: torch.Tensor, max_items: int = MAX_ITEMS,
-                      seed: int = 0) -> dict[str, float]:
-    """precision@1, R-precision and MAP@R of `embeddings` (N, D) labelled `labels` (N,)."""
+def retrieval_metrics(embeddings: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """precision@1, R-precision and MAP@R of `embeddings` (N, D) labelled `labels` (N,), every
+    item querying all the others (subsample with sample_index first)."""
     emb, lab = embeddings.detach().float().cpu().flatten(1), labels.detach().cpu().long().flatten()
-    if len(emb) > max_items:  # the same subset for every run with this seed and data
-        keep = torch.randperm(len(emb), generator=torch.Generator().manual_seed(seed))[:max_items]
-        emb, lab = emb[keep], lab[keep]
     counts = torch.bincount(lab - lab.min())[lab - lab.min()] - 1  # R per query: others with its label
     r_max = int(counts.max()) if len(counts) else 0
     if r_max == 0:

@@ -372,12 +372,6 @@ class Finding:
         return self.evidence[0] if self.evidence else None
 
 
-def _key(frame: pd.DataFrame) -> set[tuple[str, int, str]]:
-    if frame.empty:
-        return set()
-    return set(zip(frame["cell"], frame["seed"], frame["dataset_variant"], strict=True))
-
-
 def _better(ev: Evidence, than: Evidence | None) -> bool:
     """Across studies, the same ranking as load.best_cell within one; ties go to the study name
     first in sort order, so the order studies are listed in never decides."""
@@ -394,19 +388,22 @@ def in_variants(column: pd.Series, variants: tuple[str, ...]) -> pd.Series:
     return keep
 
 
-def _diverged_seeds(study: Study, cell: str, variant: str) -> int:
-    """Seeds of a cell on one data variant whose training diverged and that never finished."""
-    runs = study.runs
+def _unfinished_seeds(study: Study, cell: str, variant: str) -> tuple[set[int], set[int]]:
+    """Seeds of a cell on one data variant that have a run but no finished one, split into
+    (diverged: the training's NaN loss, an outcome of the method; lost: killed, lost or
+    failed otherwise, which the sweep re-runs)."""
+    runs, done = study.runs, study.complete
     if runs.empty:
-        return 0
+        return set(), set()
     mine = runs[(runs["cell"] == cell) & (runs["dataset_variant"] == variant)]
-    done = set(study.complete.loc[(study.complete["cell"] == cell)
-                                  & (study.complete["dataset_variant"] == variant), "seed"]) \
-        if not study.complete.empty else set()
-    return len(set(mine.loc[diverged(mine), "seed"]) - done)
+    finished = set(done.loc[(done["cell"] == cell) & (done["dataset_variant"] == variant), "seed"]) \
+        if not done.empty else set()
+    open_seeds = set(mine["seed"]) - finished
+    bad = set(mine.loc[diverged(mine), "seed"]) & open_seeds
+    return bad, open_seeds - bad
 
 
-def _oneshot(runs: pd.DataFrame) -> Interval | None:
+def _oneshot_interval(runs: pd.DataFrame) -> Interval | None:
     values = runs["oneshot/acc"].dropna() if "oneshot/acc" in runs else pd.Series(dtype=float)
     if values.empty:
         return None
@@ -433,10 +430,10 @@ def gather(studies: list[Study], select: dict[str, Any],
                           t_interval(runs["test/acc"], bounds=UNIT), t_interval(runs["test/auc"], bounds=UNIT),
                           t_interval(runs["train_eval/acc"], bounds=UNIT), score=int(top["score"]),
                           collapsed=int((runs["collapsed"] > 0).sum()) if "collapsed" in runs else 0,
-                          oneshot=_oneshot(runs),
+                          oneshot=_oneshot_interval(runs),
                           oneshot_pixels=float(runs["oneshot_pixels/acc"].mean())
                           if "oneshot_pixels/acc" in runs else math.nan,
-                          diverged=_diverged_seeds(study, cell, str(variant)),
+                          diverged=len(_unfinished_seeds(study, cell, str(variant))[0]),
                           retrieval={k: iv for k, iv in retrieval.items() if iv.n} or None)
             if _better(ev, best.get(str(variant))):
                 best[str(variant)] = ev
@@ -450,15 +447,7 @@ def unfinished(studies: list[Study], ev: Evidence | None, cells: tuple[str, ...]
     if ev is None:
         return 0
     study = next(s for s in studies if s.name == ev.study)
-    count = 0
-    for cell in filter(None, cells):
-        tried = study.runs[(study.runs["cell"] == cell) & (study.runs["dataset_variant"] == ev.variant)] \
-            if not study.runs.empty else study.runs
-        done = study.complete
-        done = done[(done["cell"] == cell) & (done["dataset_variant"] == ev.variant)] if not done.empty else done
-        lost = _key(tried) - _key(done)
-        count += len(lost) - _diverged_seeds(study, cell, ev.variant)
-    return count
+    return sum(len(_unfinished_seeds(study, cell, ev.variant)[1]) for cell in filter(None, cells))
 
 
 def _reference(row: ClaimRow, evidence: list[Evidence], j: Judgement) -> Judgement:
