@@ -19,6 +19,7 @@ from siamese_bench.models.encoders import ENCODERS
 from siamese_bench.models.heads import HEADS
 from siamese_bench.models.losses import LOSSES, check_compatible
 from siamese_bench.recipe import RECIPE
+from siamese_bench.training.augment import AUGMENTATIONS
 from siamese_bench.training.objective import MINERS, TripletObjective, objective_class
 from siamese_bench.training.optim import INITS, OPTIMIZERS, SCHEDULES
 from siamese_bench.training.samplers import NEGATIVE_POLICIES
@@ -56,6 +57,10 @@ class TrainConfig:
     triplet_mining: str = option("random", "random passes the sampled triplets through; batch-hard and "
                                  "semi-hard (FaceNet) pick negatives from the batch", MINERS)
     resample_negatives: bool = option(False, "draw fresh negatives every epoch (the Keras recipe draws once)")
+    pair_draws: int = option(1, "pair (or triplet) sets drawn per epoch; each draw after the first pairs the "
+                             "images of a class in a seeded shuffled order, so its positives are new pairs")
+    augment: str = option("none", "distort training images on the fly, per image and per step: affine = Koch "
+                          "et al.'s random rotation, shear, scale and translation", AUGMENTATIONS)
     epochs: int = option(RECIPE["epochs"], "C1: 20")
     max_steps: int | None = option(None, "stop after this many optimizer steps (None: the epochs decide)")
     batch_size: int = option(RECIPE["batch_size"], "C1: 128")
@@ -86,7 +91,8 @@ class TrainConfig:
         for option, value, registry in (("dataset", kind, DATASETS), ("encoder", self.encoder, ENCODERS),
                                         ("head", self.head, HEADS), ("loss", self.loss, LOSSES),
                                         ("optimizer", self.optimizer, OPTIMIZERS), ("init", self.init, INITS),
-                                        ("lr-schedule", self.lr_schedule, SCHEDULES)):
+                                        ("lr-schedule", self.lr_schedule, SCHEDULES),
+                                        ("augment", self.augment, AUGMENTATIONS)):
             if value not in registry:
                 raise ConfigError(f"--{option}: unknown {option} {value!r}; valid: {', '.join(registry.names())}")
         loader = DATASETS.get(kind)
@@ -118,6 +124,8 @@ class TrainConfig:
                 raise ConfigError(f"--{option} must be positive, got {value}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision: {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        if self.pair_draws < 1:
+            raise ConfigError(f"--pair-draws must be at least 1, got {self.pair_draws}")
         for name in ("max_steps", "gradient_clip"):
             value = getattr(self, name)
             if value is not None and not value > 0:

@@ -254,3 +254,41 @@ def test_two_sweeps_on_one_journal_study_and_a_killed_worker_train_each_point_on
     _, parents, children = child_runs(uri, "shared")
     assert [p.info.status for p in parents] == ["FINISHED"]
     assert sorted(r.info.status for r in children) == ["FAILED"] + ["FINISHED"] * len(spec.cells())
+
+
+def test_a_claim_whose_answer_an_outage_lost_is_adopted_by_its_retry(tmp_path, monkeypatch):
+    """The server commits a new trial but the connection drops before the answer arrives: the
+    claim's retry must take that trial over, not leave it RUNNING or fail it as lost. The first
+    grid claim and the first tuning claim are cut this way, after their real write."""
+    import siamese_bench.sweep.runner as runner
+
+    real, cut = runner.new_claimed_trial, []
+
+    def commit_then_drop(study, token, attrs):
+        trial = real(study, token, attrs)
+        kind = "tune" if "/tune/" in study.study_name else "grid"
+        if kind not in cut:
+            cut.append(kind)
+            raise ConnectionResetError("connection reset by peer (after the commit)")
+        return trial
+
+    monkeypatch.setattr(runner, "new_claimed_trial", commit_then_drop)
+    text = """
+        name: {name}
+        base: {{dataset: digits, epochs: {epochs}}}
+        factors:
+          head: [euclidean, abs-diff-dense]
+        tune:
+          params: {{lr: {{low: 1.0e-4, high: 1.0e-2, log: true}}}}
+          trials_per_cell: 1
+        seeds: [0]
+    """
+    spec = load_spec(make_spec(tmp_path, "cut", epochs=1, text=text))
+    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    sweep = Sweep(spec, storage, Tracker(uri), workers=1, progress=False)
+    sweep.retry.first_pause = 0.05
+    summary = sweep.run()
+    assert cut == ["tune", "grid"] and summary.failed == 0 and summary.stale == 0
+    names = ["cut", *(f"cut/tune/{c.id}" for c in spec.cells())]
+    states = [t.state for name in names for t in load(storage, name).trials]
+    assert states == [TrialState.COMPLETE] * 4  # two grid points, one tuning trial per cell, nothing else

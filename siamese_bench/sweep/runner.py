@@ -24,7 +24,6 @@ import shutil
 import socket
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +40,15 @@ from siamese_bench.redact import mask_url
 from siamese_bench.sweep import messages as msg
 from siamese_bench.sweep.retry import Retrier, StorageUnavailable
 from siamese_bench.sweep.spec import StudySpec
-from siamese_bench.sweep.storage import Heartbeats, fail_stale_trials, make_storage, owner_attrs, study_lock
+from siamese_bench.sweep.storage import (
+    Heartbeats,
+    claimed_trial,
+    fail_stale_trials,
+    make_storage,
+    new_claim_token,
+    new_claimed_trial,
+    study_lock,
+)
 from siamese_bench.sweep.tuning import best_params, make_pruner, suggest, tune_sampler, tune_study_name
 from siamese_bench.sweep.worker import PruneTarget, Task, worker_main
 from siamese_bench.tracking import Tracker
@@ -60,7 +67,8 @@ def available_cores() -> int:
 def failure_kind(trial: FrozenTrial) -> str:
     """Why a FAIL trial failed: "diverged" (the method: NaN loss, a non-finite objective; never
     re-run), "error" (training raised: re-run up to MAX_ERROR_ATTEMPTS), "lost" (its process or
-    machine died: always re-run), "superseded" (a stray queued trial; ignored)."""
+    machine died: always re-run), "superseded" (a trial queued by hand,
+    from before claims created their own trials; ignored)."""
     kind = trial.user_attrs.get("failure")
     if kind:
         return str(kind)
@@ -304,11 +312,21 @@ class Sweep:
         self.points: list[Point] = [(c, s) for c in self.cells for s in spec.seeds]
         self.summary = SweepSummary(spec.name)
         self.mine: set[int] = set()  # trial ids this sweep runs now (never stale while in here)
+        self.claiming: str | None = None  # token of the claim in progress, kept across its retries
         self.trial_ids: dict[str, int] = {}  # task key -> Optuna trial id, noted at claim
         self.beats: HeartbeatThread | None = None
         self.parent: str | None = None
 
     # -- coordination ----------------------------------------------------------------------
+    def claim_locked(self, what: str, fn: Callable[[], Task | None]) -> Task | None:
+        """One claim under the study lock, its retries sharing one token: a retry adopts the
+        trial an attempt cut short by an outage created, instead of leaving it RUNNING."""
+        self.claiming = new_claim_token()
+        try:
+            return self.locked(what, fn)
+        finally:
+            self.claiming = None
+
     def locked(self, what: str, fn: Callable[[], Any], retry: Retrier | None = None) -> Any:
         """fn() under the study lock, tried again from the start after a server outage."""
         def attempt():
@@ -316,14 +334,10 @@ class Sweep:
                 return fn()
         return (retry or self.retry)(attempt, f"{what} ({mask_url(self.storage_url)})")
 
-    def _trial_id(self, study: optuna.Study, number: int) -> int:
-        study_id = self.storage.get_study_id_from_name(study.study_name)
-        return self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
-
     def recover(self, study: optuna.Study) -> int:
         """Fail the trials of dead sweeps (call under the lock), then end as KILLED their MLflow
         runs. Returns how many trials were recovered."""
-        stale = fail_stale_trials(study, mine=self.mine)
+        stale = fail_stale_trials(study, mine=self.mine, claiming=self.claiming)
         for trial in stale:
             self.summary.stale += 1
             log.warning("trial %d of %s (%s) was left RUNNING by a dead sweep on %s: failed, its point re-runs",
@@ -493,23 +507,17 @@ class Sweep:
             bar.refresh()
             wanted = [p for p in self.points if states[p] == "open"]
             settled["flag"] = not wanted and "running" not in states.values()
-            while wanted:
-                trial = self._ask(study)
-                trial_id = self._trial_id(study, trial.number)
-                for k, v in owner_attrs().items():  # first: a crash from here on leaves a claimed trial
-                    trial.set_user_attr(k, v)
-                point = (trial.user_attrs.get("cell"), trial.user_attrs.get("seed"))
-                if "cell" in trial.user_attrs and point not in wanted:  # a stray queued trial
-                    trial.set_user_attr("failure", "superseded")
-                    study.tell(trial, state=TrialState.FAIL)
-                    continue
-                cell_id, seed = point if "cell" in trial.user_attrs else wanted[0]
-                for k, v in {"cell": cell_id, "seed": seed, **self.cells[cell_id].values}.items():
-                    trial.set_user_attr(k, v)
+            trial = claimed_trial(study, self.claiming)
+            if trial is None and wanted:
+                cell_id, seed = wanted[0]
                 params = tuned.get(cell_id) or {}
-                for k, v in params.items():
-                    trial.set_user_attr(f"tuned.{k}", v)
-                self._claimed(trial_id, f"grid:{trial.number}")
+                trial = new_claimed_trial(study, self.claiming, {"cell": cell_id, "seed": seed,
+                                                                 **self.cells[cell_id].values,
+                                                                 **{f"tuned.{k}": v for k, v in params.items()}})
+            if trial is not None:
+                cell_id, seed = trial.user_attrs["cell"], trial.user_attrs["seed"]
+                params = tuned.get(cell_id) or {}
+                self._claimed(trial._trial_id, f"grid:{trial.number}")  # noqa: SLF001
                 cfg = self.spec.config_for(self.cells[cell_id], seed, params)
                 return Task(key=f"grid:{trial.number}", config=dataclasses.asdict(cfg), experiment=self.spec.name,
                             run_name=f"{cell_id} seed={seed}", parent_run_id=self.parent,
@@ -519,15 +527,9 @@ class Sweep:
             bar.set_description("grid (waiting for other sweeps)" if not settled["flag"] else "grid")
             return None
 
-        self._run_phase(pool, bar, lambda: self.locked("claim a point", claim), lambda: settled["flag"],
+        self._run_phase(pool, bar, lambda: self.claim_locked("claim a point", claim), lambda: settled["flag"],
                         lambda task: study, [study])
         bar.close()
-
-    @staticmethod
-    def _ask(study: optuna.Study) -> optuna.Trial:
-        with warnings.catch_warnings():  # Optuna expects heartbeats only inside optimize(); we record our own
-            warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            return study.ask()
 
     def _claimed(self, trial_id: int, key: str) -> None:
         self.trial_ids[key] = trial_id
@@ -573,15 +575,14 @@ class Sweep:
             bar.refresh()
             open_cells = [cid for cid, (spent, running) in counts.items() if spent + running < tune.trials_per_cell]
             settled["flag"] = not open_cells and not any(running for _, running in counts.values())
-            if not open_cells:
+            adopted = [(cid, t) for cid, s in studies.items() if (t := claimed_trial(s, self.claiming))]
+            if not open_cells and not adopted:
                 return None
-            cell_id = min(open_cells, key=lambda cid: sum(counts[cid]))  # round robin over cells
+            cell_id = adopted[0][0] if adopted else min(open_cells, key=lambda cid: sum(counts[cid]))  # round robin
             study, cell = studies[cell_id], self.cells[cell_id]
-            trial = self._ask(study)
-            for k, v in owner_attrs().items():
-                trial.set_user_attr(k, v)
-            trial_id = self._trial_id(study, trial.number)
-            params = suggest(trial, tune)
+            trial = adopted[0][1] if adopted else new_claimed_trial(study, self.claiming, {})
+            trial_id = trial._trial_id  # noqa: SLF001
+            params = suggest(trial, tune)  # an adopted claim's values are kept: Optuna returns a set param
             self._claimed(trial_id, f"tune:{cell_id}:{trial.number}")
             cfg = self.spec.config_for(cell, tune.seed, params)
             target = PruneTarget(study.study_name, self.storage_url, trial_id, tune.pruner, tune.metric)
@@ -591,7 +592,7 @@ class Sweep:
                         tags={"optuna_study": study.study_name, "optuna_trial": str(trial.number),
                               "cell": cell_id, "phase": "tune", "host": socket.gethostname()})
 
-        self._run_phase(pool, bar, lambda: self.locked("claim a tuning trial", claim), lambda: settled["flag"],
+        self._run_phase(pool, bar, lambda: self.claim_locked("claim a tuning trial", claim), lambda: settled["flag"],
                         lambda task: studies[task.key.split(":")[1]], list(studies.values()))
         bar.close()
         best = {}

@@ -13,9 +13,11 @@ import fcntl
 import hashlib
 import os
 import socket
+import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -158,6 +160,32 @@ def owner_attrs() -> dict[str, object]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": _start_time(os.getpid())}
 
 
+def new_claim_token() -> str:
+    """Names one claim across its retries, so a retry can find the trial an outage hid from it."""
+    return uuid.uuid4().hex
+
+
+def claimed_trial(study: optuna.Study, token: str | None) -> optuna.Trial | None:
+    """The RUNNING trial an earlier attempt of claim `token` created: its commit went through
+    but the answer was lost to an outage. None if there is none."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if token is not None and trial.user_attrs.get("claim") == token:
+            return optuna.Trial(study, trial._trial_id)  # noqa: SLF001  (FrozenTrial hides its id)
+    return None
+
+
+def new_claimed_trial(study: optuna.Study, token: str, attrs: dict[str, object]) -> optuna.Trial:
+    """A RUNNING trial created with its owner, the claim token and `attrs` in one write.
+    Attributes set one at a time after study.ask() can be cut between writes by an outage,
+    leaving a trial that no recovery rule can place."""
+    template = FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+                           datetime_complete=None, params={}, distributions={},
+                           user_attrs={**owner_attrs(), "claim": token, **attrs}, system_attrs={},
+                           intermediate_values={}, trial_id=0)
+    storage = study._storage  # noqa: SLF001  (Study.ask() cannot create a trial with attributes)
+    return optuna.Trial(study, storage.create_new_trial(study._study_id, template_trial=template))  # noqa: SLF001
+
+
 def _start_time(pid: int) -> str | None:
     try:  # field 22 of /proc/PID/stat: start time in clock ticks, guards against PID reuse
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
@@ -198,18 +226,20 @@ def _stale_by_heartbeat(storage: BaseStorage, study_id: int) -> set[int]:
     return set(storage._get_stale_trial_ids(study_id))  # noqa: SLF001
 
 
-def fail_stale_trials(study: optuna.Study, mine: set[int] | frozenset[int] = frozenset()) -> list[FrozenTrial]:
+def fail_stale_trials(study: optuna.Study, mine: set[int] | frozenset[int] = frozenset(),
+                      claiming: str | None = None) -> list[FrozenTrial]:
     """Mark FAIL (failure "lost") the RUNNING trials whose sweep is gone: on this machine by
     its PID, on another machine by its missing heartbeats. `mine` are the trial ids this
-    process runs now; one of its own trials not in `mine` was abandoned (a claim cut short by
-    an outage, or an interrupted run). Return them. Call under study_lock."""
+    process runs now, `claiming` the token of the claim it is making (its trial, if an earlier
+    attempt created it, is about to be adopted); any other trial of its own was abandoned (an
+    interrupted run). Return them. Call under study_lock."""
     storage = study._storage  # noqa: SLF001  (Optuna exposes no public setter for trial state)
     study_id = storage.get_study_id_from_name(study.study_name)
     silent = _stale_by_heartbeat(storage, study_id)
     stale = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        if trial_id in mine:
+        if trial_id in mine or (claiming is not None and trial.user_attrs.get("claim") == claiming):
             continue
         if trial_id in silent:
             reason = f"lost: no heartbeat from {trial.user_attrs.get('host', '?')} for its grace period"

@@ -21,7 +21,9 @@ from torch import nn
 
 from siamese_bench.evaluation.metrics import pair_metrics
 from siamese_bench.models.heads import Head, HeadOutput
+from siamese_bench.training.augment import Augmentation
 from siamese_bench.training.objective import Objective
+from siamese_bench.training.samplers import PASS_THROUGH
 
 Batch = dict[str, torch.Tensor]
 # (parameters, total optimizer steps) -> an optimizer, or Lightning's {"optimizer", "lr_scheduler"} dict
@@ -30,8 +32,11 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter], int], Any]
 
 class SiameseModule(pl.LightningModule):
     def __init__(self, encoder: nn.Module, head: Head, objective: Objective,
-                 optimizer_factory: OptimizerFactory, eval_stages: tuple[str, ...] = ("test",)) -> None:
+                 optimizer_factory: OptimizerFactory, eval_stages: tuple[str, ...] = ("test",),
+                 augment: Augmentation | None = None, seed: int = 0) -> None:
         super().__init__()
+        self.augment, self.seed = augment, seed
+        self._augment_gen: torch.Generator | None = None
         self.encoder, self.head = encoder, head
         self.objective = objective
         self.loss = objective.loss  # a submodule, so its state moves with the model
@@ -60,6 +65,14 @@ class SiameseModule(pl.LightningModule):
         if isinstance(batch, dict) and all(t.device == device for t in batch.values()):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Training images distorted on the device, a whole batch at a time; evaluation sees them as they are."""
+        if self.augment is None or not self.trainer.training:
+            return batch
+        if self._augment_gen is None:  # on the batch's device, seeded: the seed fixes the distortions too
+            self._augment_gen = torch.Generator(device=self.device).manual_seed(self.seed)
+        return {k: v if k in PASS_THROUGH else self.augment(v, self._augment_gen) for k, v in batch.items()}
 
     def on_train_epoch_start(self) -> None:
         trainer = self.trainer

@@ -8,7 +8,8 @@ class c in dataset order. Labels: y = 1 same, y = 0 different.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -96,6 +97,36 @@ def triplets(y: torch.Tensor, generator: torch.Generator, negatives: str = "othe
         pool = torch.cat([anchor, positive])  # (2 C n,)
         negative = pool[torch.randint(0, len(pool), (len(anchor),), generator=generator)]
     return TripletIndex(anchor, positive, negative, label)
+
+
+Index = PairIndex | TripletIndex
+
+
+def remap(index: Index, order: torch.Tensor) -> Index:
+    """An index drawn on images[order], pointing into images instead."""
+    return type(index)(**{f.name: (v if f.name in PASS_THROUGH or v is None else order[v])
+                          for f in fields(index) for v in [getattr(index, f.name)]})
+
+
+def concat(parts: list[Index]) -> Index:
+    first = parts[0]
+    return type(first)(**{f.name: (None if getattr(first, f.name) is None
+                                    else torch.cat([getattr(p, f.name) for p in parts])) for f in fields(first)})
+
+
+def with_draws(sampler: Callable[[torch.Tensor, int], Callable[[int], Index]], y: torch.Tensor, seed: int,
+               draws: int) -> Callable[[int], Index]:
+    """`draws` index sets per epoch instead of one. Draw 0 is the sampler's own; draw j > 0 runs
+    it on the images in a seeded shuffled order, so its positives (neighbours within a class)
+    are other pairs of the same class, not repeats. `sampler(y, seed)` gives the per-epoch sets."""
+    def sample(epoch: int) -> Index:
+        parts = [sampler(y, seed)(epoch)]
+        for j in range(1, draws):
+            order = torch.randperm(len(y), generator=torch.Generator().manual_seed((seed * 1000 + epoch) * 1000 + j))
+            parts.append(remap(sampler(y[order], seed * 1000 + j)(epoch), order))
+        return concat(parts)
+
+    return sample
 
 
 class TensorBatches:

@@ -30,7 +30,8 @@ from siamese_bench.tracking_api import RunTracker
 from siamese_bench.training.module import OptimizerFactory, SiameseModule
 from siamese_bench.training.objective import Objective, build_objective, pair_stream
 from siamese_bench.training.optim import INITS, OPTIMIZERS, SCHEDULES
-from siamese_bench.training.samplers import PairIndex, TensorBatches
+from siamese_bench.training.augment import AUGMENTATIONS
+from siamese_bench.training.samplers import PairIndex, TensorBatches, with_draws
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +130,13 @@ def build_module(cfg: TrainConfig, input_shape: tuple[int, ...],
     pl.seed_everything(cfg.seed, verbose=False)
     encoder = ENCODERS.get(cfg.encoder)(input_shape, **cfg.encoder_options)
     head = HEADS.get(cfg.head)(encoder.out_features)
+    if cfg.augment != "none" and len(input_shape) != 3:
+        raise ConfigError(f"--augment {cfg.augment}: distortions need images, but dataset {cfg.dataset!r} "
+                          f"gives inputs of shape {tuple(input_shape)}")
     module = SiameseModule(encoder, head, build_objective(build_loss(cfg), cfg.triplet_mining),
-                           optimizer_factory(cfg), eval_stages=eval_stages)
+                           optimizer_factory(cfg), eval_stages=eval_stages,
+                           augment=None if cfg.augment == "none" else AUGMENTATIONS.get(cfg.augment),
+                           seed=cfg.seed)
     INITS.get(cfg.init)(module)
     return module
 
@@ -163,9 +169,12 @@ def build_batches(cfg: TrainConfig, data: LabelledData | PairedData, objective: 
     x_tr, y_tr, x_val, y_val = split_validation(data.x_train, data.y_train, cfg.val_fraction, cfg.seed,
                                                   data.holdout)
     bs, eval_bs = cfg.batch_size, max(cfg.batch_size, 1024)  # no gradients: bigger is cheaper
+    sample = objective.sampler(y_tr, cfg.seed, cfg.triplet_negatives)
+    if cfg.pair_draws > 1:
+        sample = with_draws(lambda y, seed: objective.sampler(y, seed, cfg.triplet_negatives), y_tr, cfg.seed,
+                            cfg.pair_draws)
     return {
-        "train": TensorBatches(x_tr, objective.sampler(y_tr, cfg.seed, cfg.triplet_negatives), bs, cfg.seed,
-                               resample=cfg.resample_negatives),
+        "train": TensorBatches(x_tr, sample, bs, cfg.seed, resample=cfg.resample_negatives),
         "val": TensorBatches(x_val, pair_stream(y_val, cfg.seed, 100), eval_bs, cfg.seed, shuffle=False),
         "train_eval": TensorBatches(x_tr, pair_stream(y_tr, cfg.seed, 0), eval_bs, cfg.seed, shuffle=False),
         "test": TensorBatches(data.x_test, pair_stream(data.y_test, cfg.seed, 200), eval_bs, cfg.seed,
