@@ -11,6 +11,7 @@ import typing
 import warnings
 from collections.abc import Sequence
 
+from siamese_bench.allocator import keep_freed_memory
 from siamese_bench.errors import ConfigError, UserError
 from siamese_bench.report.cli import register as register_report
 
@@ -354,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), "")
     args = build_parser(command).parse_args(argv)
     quiet_libraries(args.verbose, args.command)
+    keep_freed_memory()
     try:
         return args.func(args)
     except UserError as err:

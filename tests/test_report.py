@@ -479,6 +479,31 @@ def test_c6_is_judged_on_the_seed_paired_difference(triplet, contrastive, verdic
     assert c6.paired.diff.mean == pytest.approx(np.mean(triplet) - np.mean(contrastive))
 
 
+def test_c6_mix_row_reads_the_mix_split_and_runs_without_it_decide_nothing():
+    """The source's conclusion swaps its test and mix figures: the mix row must read mix/acc_tuned,
+    not the test split, and studies recorded before the mix split existed leave it inconclusive."""
+    from siamese_bench.report.findings import findings
+
+    def study(mix_triplet, mix_contrastive):
+        variant, runs = "omniglot-full-35", []
+        for s, (t, c) in enumerate(zip(mix_triplet, mix_contrastive, strict=True)):
+            runs.append(_run("head=distance-bn-dense,loss=contrastive", s, 0.60 + s / 100, start=s, variant=variant,
+                             params={"triplet_negatives": "other", **TRIPLET_PARAMS},
+                             metrics={} if c is None else {"mix/acc_tuned": c}))
+            runs.append(_run("head=euclidean,loss=triplet,negatives=any", s, 0.60 + s / 90, start=10 + s,
+                             variant=variant, loss="triplet", params={"triplet_negatives": "any", **TRIPLET_PARAMS},
+                             metrics={} if t is None else {"mix/acc_tuned": t}))
+        return {f.row.id: f for f in findings(_studies({"omniglot-c6": runs}, ["omniglot-c6"]))}
+
+    found = study([0.83, 0.85, 0.84], [0.67, 0.66, 0.69])
+    assert found["C6 mix"].verdict == REPRODUCED, found["C6 mix"].reason
+    assert found["C6 mix"].paired.diff.mean == pytest.approx(0.84 - 0.6733, abs=1e-3)
+    assert found["C6"].verdict != REPRODUCED  # test-split differences of under a point: another reading
+    assert study([0.60, 0.61, 0.59], [0.70, 0.72, 0.71])["C6 mix"].verdict == CONTRADICTED
+    older = study([None] * 3, [None] * 3)["C6 mix"]
+    assert older.verdict == INCONCLUSIVE and older.paired.n == 0
+
+
 def test_c6_rows_need_omniglot_data_and_the_caveat_row_compares_negative_policies():
     from siamese_bench.report.findings import findings
 

@@ -233,3 +233,33 @@ def test_peek_is_the_first_minibatch_and_changes_nothing():
     assert tb.epoch == 0
     batch = next(iter(tb))
     assert all(torch.equal(first[k], batch[k]) for k in batch)
+
+
+def test_more_draws_add_new_positive_pairs_of_the_same_classes():
+    from siamese_bench.training.samplers import with_draws
+
+    y = torch.arange(10).repeat_interleave(12)[torch.randperm(120, generator=torch.Generator().manual_seed(0))]
+    sampler = lambda labels, seed: lambda epoch: keras_pairs(labels, torch.Generator().manual_seed(seed + epoch))  # noqa: E731
+    one, three = sampler(y, 5)(0), with_draws(sampler, y, 5, 3)(0)
+    assert len(three) == 3 * len(one)
+    assert torch.equal(three.left[: len(one)], one.left) and torch.equal(three.right[: len(one)], one.right)
+    same = y[three.left] == y[three.right]
+    assert torch.equal(same.float(), three.y)  # labels still right after mapping back
+    def positive_pairs(index):
+        keep = index.y == 1
+        return {frozenset(p) for p in zip(index.left[keep].tolist(), index.right[keep].tolist(), strict=True)}
+
+    positives, first = positive_pairs(three), positive_pairs(one)
+    assert len(positives) > 2.2 * len(first)  # the extra draws are mostly new pairs (66 per class to draw 33 from)
+    assert torch.equal(with_draws(sampler, y, 5, 3)(0).left, three.left)  # seeded
+    assert not torch.equal(with_draws(sampler, y, 5, 3)(1).left, three.left)  # per epoch
+
+
+def test_more_draws_of_triplets_keep_the_anchor_labels():
+    from siamese_bench.training.samplers import with_draws
+
+    y = torch.arange(6).repeat_interleave(5)
+    sampler = lambda labels, seed: lambda epoch: triplets(labels, torch.Generator().manual_seed(seed + epoch))  # noqa: E731
+    t = with_draws(sampler, y, 0, 2)(0)
+    assert torch.equal(y[t.anchor], t.label) and torch.equal(y[t.positive], t.label)
+    assert (y[t.negative] != t.label).all()

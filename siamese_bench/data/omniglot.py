@@ -240,8 +240,8 @@ def _view(name: str, argument: str, label: str, evaluations: tuple[str, ...] = (
 
 @DATASETS.register("omniglot")
 def load_omniglot(argument: str = "") -> LabelledData:
-    """Label = alphabet; train/validation/test alphabets disjoint (C6)."""
-    return _view("omniglot", argument, "alphabet")
+    """Label = alphabet; train/validation/test alphabets disjoint (C6), plus C6's mix split."""
+    return _view("omniglot", argument, "alphabet", evaluations=("mix",))
 
 
 @DATASETS.register("omniglot-chars")

@@ -37,3 +37,29 @@ def oneshot(module: SiameseModule, data: LabelledData) -> dict[str, float]:
     from siamese_bench.evaluation.oneshot import oneshot_metrics
 
     return oneshot_metrics(module, data.input_shape[-1])
+
+
+MIX_PAIRS = 10_000  # C6 scored 10,000 random pairs per split
+
+
+@EVALUATIONS.register("mix")
+@torch.no_grad()
+def mix(module: SiameseModule, data: LabelledData) -> dict[str, float]:
+    """C6's third split: pairs drawn from the training and test classes together (same class
+    or not; classes of the two sets never match), scored at the validation-chosen cut. The
+    source's conclusion swaps its test and mix figures, so both are measured."""
+    from siamese_bench.evaluation.metrics import pair_metrics
+    from siamese_bench.training.objective import pair_stream
+
+    module.eval()
+    x = torch.cat([data.x_train, data.x_test])
+    y = torch.cat([data.y_train, data.y_test + int(data.y_train.max()) + 1])  # test classes are other classes
+    pairs = pair_stream(y, module.seed, 300)(0)
+    keep = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(module.seed))[:MIX_PAIRS]
+    d, rank = [], []
+    for chunk in keep.split(512):
+        out = module.compare(x[pairs.left[chunk]].to(module.device), x[pairs.right[chunk]].to(module.device))
+        d.append(out.dissimilarity.cpu())
+        rank.append(out.ranking.cpu())
+    metrics = pair_metrics(torch.cat(d), pairs.y[keep], tuned_threshold=module.val_threshold, ranking=torch.cat(rank))
+    return {f"mix/{k}": v for k, v in metrics.items()}

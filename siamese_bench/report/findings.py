@@ -56,7 +56,8 @@ ONESHOT_BAR = 0.70  # the low end of the 70-93 % re-implementations of Koch et a
 ONESHOT_TRIALS = 400  # Lake's 20 runs x 20 test images, when a run did not log oneshot/trials
 # The smallest difference that matters in an "A beats B" row, per metric: smaller effects are
 # "no difference that matters" however many seeds make them significant.
-SMALLEST_EFFECT = {"test/auc": 0.01, "test/acc": 0.01, "test/acc_tuned": 0.01, "oneshot/acc": 0.02}
+SMALLEST_EFFECT = {"test/auc": 0.01, "test/acc": 0.01, "test/acc_tuned": 0.01, "mix/acc_tuned": 0.01,
+                   "oneshot/acc": 0.02}
 FULL_MNIST = "mnist-full"
 MIN_SEEDS = 2  # a t-interval needs two values
 
@@ -288,7 +289,8 @@ RULES: dict[str, Rule] = {
                    lambda ev: Judgement(INCONCLUSIVE, "judged on the paired difference")),
 }
 METRIC_NAMES = {"test/auc": "test ROC AUC", "test/acc_tuned": "test acc at the validation threshold",
-                "test/acc": "test acc (d < 0.5)"}
+                "test/acc": "test acc (d < 0.5)",
+                "mix/acc_tuned": "acc on pairs across training and test alphabets (C6's mix), validation threshold"}
 
 
 @dataclass(frozen=True)
@@ -350,7 +352,7 @@ def load_claim_rows(path: Path = CLAIM_ROWS) -> list[ClaimRow]:
 
 
 CLAIMS: list[ClaimRow] = load_claim_rows()
-ALL_CLAIM_IDS = ("C1", "C2", "C3", "C4", "C5", "C6", "K1")
+ALL_CLAIM_IDS = ("C1", "C2", "C3", "C4", "C5", "C6", "K1", "H1")
 
 
 @dataclass(frozen=True)
@@ -508,9 +510,12 @@ def _paired_on(row: ClaimRow, ev: Evidence, study: Study) -> tuple[Paired, str] 
         return None
     versus_cell = str(ranked["cell"].iloc[0])
     rows = rows[rows["cell"] == versus_cell]
-    a = {int(k): float(v) for k, v in zip(rows["seed"], rows[row.metric], strict=True)}
-    b = {int(k): float(v) for k, v in zip(ev.runs["seed"], ev.runs[row.metric], strict=True)}
-    return paired_comparison(a, b), versus_cell
+
+    def by_seed(runs: pd.DataFrame) -> dict[int, float]:  # runs that did not log the metric (older) pair with none
+        values = runs[row.metric] if row.metric in runs else pd.Series(math.nan, index=runs.index)
+        return {int(k): float(v) for k, v in zip(runs["seed"], values, strict=True) if math.isfinite(v)}
+
+    return paired_comparison(by_seed(rows), by_seed(ev.runs)), versus_cell
 
 
 def paired_judgement(p: Paired, delta: float, scale: float = 1.0, digits: int = 3) -> Judgement:

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 FINAL_METRICS = ("test/acc", "test/auc", "test/acc_tuned", "test/threshold", "test/loss",
                  "train_eval/acc", "train_eval/auc", "train_eval/acc_tuned", "val/auc", "val/acc",
                  "val/acc_tuned", "seconds", "collapsed", "oneshot/acc", "oneshot_pixels/acc", "oneshot/trials",
-                 "retrieval/precision_at_1", "retrieval/r_precision", "retrieval/map_at_r")
+                 "retrieval/precision_at_1", "retrieval/r_precision", "retrieval/map_at_r",
+                 "mix/acc", "mix/auc", "mix/acc_tuned")
 CURVE_METRICS = ("val/auc", "train/loss")
 VARIANT_ORDER = VARIANT_PREFERENCE  # preferred evidence first (recipe.py says why)
 PARAM_COLUMNS = ("encoder", "optimizer", "lr", "batch_size", "init", "triplet_negatives", "triplet_mining")

@@ -18,6 +18,7 @@ RESULT_METRICS = (
     ("test/acc_tuned", "test acc % (val. threshold)", 100.0, 2),
 )
 ONESHOT = ("oneshot/acc", "20-way one-shot %", 100.0, 2)  # a column only where a study logged it
+MIX = ("mix/acc_tuned", "mix acc % (val. threshold)", 100.0, 2)  # C6's pairs across both splits, where logged
 # Retrieval on the test embeddings (Musgrave et al. 2020), columns where logged
 RETRIEVAL = (("retrieval/precision_at_1", "P@1", 1.0, 3), ("retrieval/r_precision", "R-prec.", 1.0, 3),
              ("retrieval/map_at_r", "MAP@R", 1.0, 3))
@@ -40,7 +41,7 @@ def cell_summary(study: Study) -> pd.DataFrame:
                 continue  # finished on another variant only (its rows are there), or already listed
             row = {"study": study.name, "cell": cell, **parse_cell(cell), "dataset_variant": variant,
                    "n": len(runs), "seeds": " ".join(str(s) for s in sorted(runs["seed"])) if len(runs) else ""}
-            for metric, *_ in (*RESULT_METRICS, ONESHOT, *RETRIEVAL):
+            for metric, *_ in (*RESULT_METRICS, MIX, ONESHOT, *RETRIEVAL):
                 values = runs[metric].dropna() if len(runs) and metric in runs else []
                 iv = t_interval(values, bounds=UNIT)
                 row.update({f"{metric} mean": iv.mean, f"{metric} sd": iv.sd, f"{metric} n": iv.n,
@@ -87,11 +88,7 @@ def results_table(study: Study, index: int) -> Table:
         view[title] = [_fmt(m, s, n, scale, digits) for m, s, n in
                        zip(summary[f"{metric} mean"], summary[f"{metric} sd"], summary["n"], strict=True)]
         best |= {(i, title) for i in _best_rows(summary, metric, scale, digits)}
-    if not summary.empty and summary[f"{ONESHOT[0]} n"].sum() > 0:
-        metric, title, scale, digits = ONESHOT
-        view[title] = [_fmt(m, s, n, scale, digits) for m, s, n in
-                       zip(summary[f"{metric} mean"], summary[f"{metric} sd"], summary[f"{metric} n"], strict=True)]
-    for metric, title, scale, digits in RETRIEVAL:
+    for metric, title, scale, digits in (MIX, ONESHOT, *RETRIEVAL):
         if not summary.empty and summary[f"{metric} n"].sum() > 0:
             view[title] = [_fmt(m, sd, n, scale, digits) for m, sd, n in
                            zip(summary[f"{metric} mean"], summary[f"{metric} sd"], summary[f"{metric} n"],

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from siamese_bench.allocator import keep_freed_memory
 from siamese_bench.sweep import messages as msg
 from siamese_bench.tracking_api import RunTracker
 
@@ -135,6 +136,7 @@ class PipeOutbox:
 def worker_main(conn, threads: int, parent_pid: int) -> None:
     """Loop: take a Task from the pipe, train, report "done"/"pruned"/"failed"; None ends it."""
     _die_with_parent()
+    keep_freed_memory()
     import torch
 
     from siamese_bench.config import TrainConfig

@@ -47,7 +47,7 @@ def affine_matrices(n: int, size: int, gen: torch.Generator | None = None,
     t_x, t_y = (_maybe(_uniform(n, -shift, shift, gen, device), 0.0, gen) for _ in range(2))
     cos, sin = torch.cos(angle), torch.sin(angle)
     rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (n, 2, 2)
-    ones, zeros = torch.ones(n, device=device), torch.zeros(n, device=device)
+    ones = torch.ones(n, device=device)
     shear = torch.stack([torch.stack([ones, shear_x], -1), torch.stack([shear_y, ones], -1)], -2)
     scale = torch.diag_embed(torch.stack([scale_x, scale_y], -1))
     linear = rotation @ shear @ scale

@@ -27,10 +27,10 @@ from siamese_bench.models.encoders import ENCODERS
 from siamese_bench.models.heads import HEADS
 from siamese_bench.models.losses import LOSSES, Loss
 from siamese_bench.tracking_api import RunTracker
+from siamese_bench.training.augment import AUGMENTATIONS
 from siamese_bench.training.module import OptimizerFactory, SiameseModule
 from siamese_bench.training.objective import Objective, build_objective, pair_stream
 from siamese_bench.training.optim import INITS, OPTIMIZERS, SCHEDULES
-from siamese_bench.training.augment import AUGMENTATIONS
 from siamese_bench.training.samplers import PairIndex, TensorBatches, with_draws
 
 log = logging.getLogger(__name__)
