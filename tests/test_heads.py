@@ -37,7 +37,7 @@ def test_named_heads_exist_and_state_their_symmetry():
     for name in ODD_UP_TO_BIAS:
         assert name in HEADS and not HEADS.get(name).symmetric
     assert set(SYMMETRIC) == {"abs-diff-linear", "euclidean", "l1", "abs-diff-dense", "square-diff-dense",
-                              "distance-bn-dense", "cosine", "bilinear"}
+                              "distance-bn-dense", "cosine", "bilinear", "cosine-distance"}
     assert {"sbert", "sbert-prod-mlp", "concat-dense", "subtract-mlp"} <= set(ASYMMETRIC)
 
 
@@ -152,3 +152,11 @@ def test_euclidean_identical_inputs_is_sqrt_eps_with_finite_grad():
 def test_l1_matches_definition():
     a, b = pair()
     assert torch.allclose(make("l1")(a, b).dissimilarity, (a - b).abs().sum(dim=1), atol=1e-5)
+
+
+def test_cosine_distance_is_half_the_squared_distance_on_the_unit_sphere():
+    a, b = pair()
+    d = make("cosine-distance")(a, b).dissimilarity
+    unit = torch.nn.functional.normalize
+    assert torch.allclose(d, (unit(a) - unit(b)).pow(2).sum(1) / 2, atol=1e-6)
+    assert torch.allclose(make("cosine-distance")(a, 3 * a).dissimilarity, torch.zeros(B), atol=1e-6)  # scale-free

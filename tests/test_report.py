@@ -632,6 +632,38 @@ def test_k1_below_the_bar_on_a_reduced_setup_is_not_a_contradiction():
     assert good.verdict == REPRODUCED  # reaching the bar with less is still a reproduction
 
 
+def test_k1_bar_takes_the_best_cell_of_a_lever_study_and_names_the_lever_that_mattered_most():
+    from siamese_bench.report.findings import findings
+
+    cells = {  # the best design, and one lever changed in each other cell
+        "augment=affine,head=euclidean,loss=triplet": 0.76,
+        "augment=none,head=euclidean,loss=triplet": 0.72,
+        "augment=affine,head=euclidean,loss=contrastive": 0.58,
+        "augment=affine,head=abs-diff-dense,loss=bce": 0.66,
+    }
+    runs = [_run(cell, s, 0.9, start=10 * i + s, loss=cell.split("loss=")[1], variant="omniglot-full-28",
+                 params={"encoder": "conv4"}, metrics={"oneshot/acc": acc + (s - 1) / 100, "oneshot/trials": 400,
+                                                       "oneshot_pixels/acc": 0.215})
+            for i, (cell, acc) in enumerate(cells.items()) for s in (0, 1, 2)]
+    found = {f.row.id: f for f in findings(_studies({"k1": runs}, ["k1"]))}
+    bar = found["K1 bar"]
+    assert bar.decided_on.cell == "augment=affine,head=euclidean,loss=triplet"
+    assert bar.decided_on.oneshot.mean == pytest.approx(0.76)
+    assert "the lever that mattered most: loss=contrastive costs -18.0 points" in bar.reason
+    assert "augment=none 72.0 % (n = 3)" in bar.reason and "head=abs-diff-dense, loss=bce 66.0 %" in bar.reason
+    # the bar is 70 %: three seeds at 75-77 % with 400 trials each do not clear it at 95 %, 85 % does
+    assert bar.verdict == INCONCLUSIVE
+    high = [_run("head=euclidean,loss=triplet", s, 0.9, start=s, loss="triplet", variant="omniglot-full-28",
+                 metrics={"oneshot/acc": 0.85 + s / 100}) for s in (0, 1, 2)]
+    assert {f.row.id: f for f in findings(_studies({"k": high}, ["k"]))}["K1 bar"].verdict == REPRODUCED
+    low = [_run("head=euclidean,loss=triplet", s, 0.9, start=s, loss="triplet", variant="omniglot-full-28",
+                metrics={"oneshot/acc": 0.50 + s / 100}) for s in (0, 1, 2)]
+    assert {f.row.id: f for f in findings(_studies({"k": low}, ["k"]))}["K1 bar"].verdict == CONTRADICTED
+    c6_only = [_run("head=euclidean,loss=triplet", s, 0.7, start=s, loss="triplet", variant="omniglot-full-28")
+               for s in (0, 1, 2)]
+    assert "K1 bar" not in {f.row.id for f in findings(_studies({"c6": c6_only}, ["c6"]))}  # no one-shot runs
+
+
 def test_a_paired_difference_with_zero_spread_decides_nothing():
     """Every seed 0.1 apart: a zero-width interval 'excludes 0', but nothing varies to read
     (issue 11); the row says so instead of 'reproduced'."""

@@ -75,6 +75,17 @@ class L1Head(Head):
         return HeadOutput((a - b).abs().sum(dim=1), None)
 
 
+@HEADS.register("cosine-distance")
+class CosineDistanceHead(Head):
+    """d = 1 - cos(a, b) in [0, 2]: the Euclidean distance of L2-normalised embeddings, squared
+    and halved (FaceNet trains on the unit sphere). No parameters, so a distance loss applies."""
+
+    symmetric = True
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> HeadOutput:
+        return HeadOutput(1 - F.cosine_similarity(a, b, dim=1, eps=1e-8), None)
+
+
 @HEADS.register("abs-diff-linear")
 class AbsDiffLinearHead(Head):
     """C4's final variant: |a - b| -> Dense(1, linear), used directly as a learned distance

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from siamese_bench.errors import ConfigError
-from siamese_bench.report.load import Study, diverged, match, rank_cells, variant_rank
+from siamese_bench.report.load import Study, diverged, match, parse_cell, rank_cells, variant_rank
 from siamese_bench.report.stats import (
     ALPHA,
     MIN_SEEDS_TO_TELL,
@@ -53,6 +53,7 @@ CHANCE_LOW, CHANCE_HIGH = CHANCE_AUC - CHANCE_MARGIN, CHANCE_AUC + CHANCE_MARGIN
 _BAND = f"[{CHANCE_LOW:g}, {CHANCE_HIGH:g}]"
 LEARNS_AUC = 0.90  # "it learns" (C3's fixes): ROC AUC CI lower bound at least this
 ONESHOT_BAR = 0.70  # the low end of the 70-93 % re-implementations of Koch et al. report (K1)
+PICKS = ("recipe", "best-oneshot")  # how ClaimRow.pick chooses the evidence cell
 ONESHOT_TRIALS = 400  # Lake's 20 runs x 20 test images, when a run did not log oneshot/trials
 # The smallest difference that matters in an "A beats B" row, per metric: smaller effects are
 # "no difference that matters" however many seeds make them significant.
@@ -309,6 +310,9 @@ class ClaimRow:
     # on a reduced setup (smaller net, smaller images) cannot contradict the claim: inconclusive.
     faithful: dict[str, Any] | None = None
     reduced_note: str = ""  # what the reduced setup lacks, for the reason
+    # Which matching cell is the evidence: "recipe" (closest to the recipe, then most seeds) or
+    # "best-oneshot" (the highest mean one-shot accuracy: the best design a study found, K1's bar)
+    pick: str = "recipe"
 
     def rule_text(self) -> str:
         text = RULES[self.rule].text
@@ -345,6 +349,8 @@ def load_claim_rows(path: Path = CLAIM_ROWS) -> list[ClaimRow]:
             raise ConfigError(f"{where}: missing {', '.join(missing)}")
         if item["rule"] not in RULES:
             raise ConfigError(f"{where}: unknown rule {item['rule']!r}; valid: {', '.join(RULES)}")
+        if item.get("pick", "recipe") not in PICKS:
+            raise ConfigError(f"{where}: unknown pick {item['pick']!r}; valid: {', '.join(PICKS)}")
         if "variants" in item:
             item = {**item, "variants": tuple(item["variants"])}
         rows.append(ClaimRow(**item))
@@ -374,12 +380,38 @@ class Finding:
         return self.evidence[0] if self.evidence else None
 
 
-def _better(ev: Evidence, than: Evidence | None) -> bool:
-    """Across studies, the same ranking as load.best_cell within one; ties go to the study name
-    first in sort order, so the order studies are listed in never decides."""
+def _better(ev: Evidence, than: Evidence | None, pick: str = "recipe") -> bool:
+    """Across studies, the same ranking as load.best_cell within one (or by mean one-shot
+    accuracy); ties go to the study name first in sort order, so the order studies are listed
+    in never decides."""
     if than is None:
         return True
-    return ev.rank > than.rank or (ev.rank == than.rank and (ev.study, ev.cell) < (than.study, than.cell))
+    key = (lambda e: (e.oneshot.mean,)) if pick == "best-oneshot" else (lambda e: e.rank)
+    return key(ev) > key(than) or (key(ev) == key(than) and (ev.study, ev.cell) < (than.study, than.cell))
+
+
+def lever_note(study: Study, ev: Evidence) -> str:
+    """The other cells of the deciding study (one-shot mean, what each changes from the best
+    cell) and the change that cost the most: which lever mattered most."""
+    done = study.complete
+    here = done[(done["dataset_variant"] == ev.variant) & done["oneshot/acc"].notna()]
+    best = parse_cell(ev.cell)
+    best_mean = ev.oneshot.mean
+    others = []
+    for cell, values in here.groupby("cell")["oneshot/acc"]:
+        if cell == ev.cell:
+            continue
+        own = parse_cell(str(cell))
+        changed = [f"{k}={v}" for k, v in own.items() if best.get(k) != v]
+        changed += [f"{k} as the base" for k in best if k not in own]
+        others.append((values.mean() - best_mean, ", ".join(changed) or str(cell), len(values)))
+    if not others:
+        return "no other cell to compare"
+    others.sort()
+    listed = "; ".join(f"{what} {100 * (best_mean + d):.1f} % (n = {n})" for d, what, n in reversed(others))
+    drop, what, _ = others[0]
+    return (f"the other cells (what each changes from the best): {listed}; the lever that mattered most: "
+            f"{what} costs {100 * drop:+.1f} points")
 
 
 def in_variants(column: pd.Series, variants: tuple[str, ...]) -> pd.Series:
@@ -413,11 +445,19 @@ def _oneshot_interval(runs: pd.DataFrame) -> Interval | None:
     return oneshot_interval(values, int(trials.iloc[0]) if len(trials) else ONESHOT_TRIALS)
 
 
+def _best_oneshot_cell(rows: pd.DataFrame) -> str | None:
+    if "oneshot/acc" not in rows or rows["oneshot/acc"].isna().all():
+        return None
+    means = rows.groupby("cell")["oneshot/acc"].mean()
+    return str(means.sort_index().idxmax())  # sorted first: a tie goes to the first cell id
+
+
 def gather(studies: list[Study], select: dict[str, Any],
-           variants: tuple[str, ...] | None = None) -> list[Evidence]:
+           variants: tuple[str, ...] | None = None, pick: str = "recipe") -> list[Evidence]:
     """Per dataset variant (only `variants`, when given: a cell of the same head and loss on
     other data, e.g. C4's vector pairs, is no evidence for an MNIST claim), the study and cell
-    closest to the recipe, then with the most seeds."""
+    closest to the recipe, then with the most seeds; with pick="best-oneshot", the cell of
+    highest mean one-shot accuracy."""
     best: dict[str, Evidence] = {}
     for study in studies:
         done = match(study.complete, select)
@@ -426,6 +466,11 @@ def gather(studies: list[Study], select: dict[str, Any],
         for variant, rows in done.groupby("dataset_variant", sort=False):
             top = rank_cells(rows).iloc[0]
             cell = str(top["cell"])
+            if pick == "best-oneshot":
+                cell = _best_oneshot_cell(rows)
+                if cell is None:
+                    continue
+                top = rank_cells(rows[rows["cell"] == cell]).iloc[0]
             runs = rows[rows["cell"] == cell].sort_values("seed")
             retrieval = {k: t_interval(runs[k], bounds=UNIT) for k in RETRIEVAL_NAMES if k in runs}
             ev = Evidence(study.name, str(variant), cell, int(runs["epochs"].iloc[0]), runs,
@@ -437,7 +482,7 @@ def gather(studies: list[Study], select: dict[str, Any],
                           if "oneshot_pixels/acc" in runs else math.nan,
                           diverged=len(_unfinished_seeds(study, cell, str(variant))[0]),
                           retrieval={k: iv for k, iv in retrieval.items() if iv.n} or None)
-            if _better(ev, best.get(str(variant))):
+            if _better(ev, best.get(str(variant)), pick):
                 best[str(variant)] = ev
     return sorted(best.values(), key=lambda e: (variant_rank(e.variant), e.variant))
 
@@ -584,6 +629,8 @@ def covered(studies: list[Study], row: ClaimRow) -> bool:
     """A study ran the row's cell on the data the claim is about."""
     for study in studies:
         runs = match(study.runs, row.select)
+        if row.pick == "best-oneshot":  # only studies that scored one-shot runs
+            runs = runs[runs["oneshot/acc"].notna()] if "oneshot/acc" in runs else runs.iloc[0:0]
         if not runs.empty and in_variants(runs["dataset_variant"], row.variants).any():
             return True
     return False
@@ -611,13 +658,16 @@ def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS) -> list[Find
     for row in claims:
         if not covered(studies, row):
             continue
-        evidence = gather(studies, row.select, row.variants)
+        evidence = gather(studies, row.select, row.variants, row.pick)
         paired, versus_cell = None, ""
         if row.versus is not None:
             decided, j, paired, versus_cell = judge_comparison(row, evidence, studies)
         else:
             decided, j = judge_row(row, evidence)
         verdict, reason = j.verdict, j.why
+        if row.pick == "best-oneshot" and decided is not None:
+            reason += f"; best cell {decided.cell} of {decided.study}; " + lever_note(
+                next(s for s in studies if s.name == decided.study), decided)
         if verdict == CONTRADICTED and row.faithful and decided is not None \
                 and match(decided.runs, row.faithful).shape[0] < len(decided.runs):
             verdict = INCONCLUSIVE
