@@ -20,7 +20,7 @@ SEED ?= 0
 
 PHONY_SERVICES := services-up services-down services-status dashboard soak
 
-.PHONY: $(PHONY_SERVICES) help venv test test-fast lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors bench-mining bench-sequences bench-sequences-full bench-omniglot bench-omniglot-full bench-all report report-all regress bench-throughput clean
+.PHONY: $(PHONY_SERVICES) help venv test test-fast lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors bench-mining bench-sequences bench-sequences-full bench-oneshot bench-omniglot bench-omniglot-full bench-all report report-all regress bench-throughput clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -114,7 +114,11 @@ bench-sequences: $(STAMP) ## C5 on sequences: LSTM on JapaneseVowels and MNIST r
 bench-sequences-full: $(STAMP) ## the sequence study with 10 seeds, 60 epochs and full MNIST rows (~2 h, estimated)
 	$(SWEEP) benchmarks/sequences-full.yaml
 
-bench-omniglot: $(STAMP) ## C6 (same alphabet: contrastive vs triplet, negative policies) and K1 (20-way one-shot) on Omniglot at 28 x 28, report (~13 min)
+bench-oneshot: $(STAMP) ## K1: 20-way one-shot on Lake's 20 runs, the best CPU design and one lever off in each other cell, 3 seeds, report (~30 min)
+	$(SWEEP) benchmarks/oneshot.yaml
+	$(BIN)/siamese-bench report omniglot-k1 --name oneshot
+
+bench-omniglot: $(STAMP) ## C6 (same alphabet: contrastive vs triplet, negative policies, mix split) at 28 x 28 and K1 (bench-oneshot), report (~40 min)
 	$(SWEEP) benchmarks/omniglot.yaml
 	$(SWEEP) benchmarks/oneshot.yaml
 	$(BIN)/siamese-bench report omniglot-c6 omniglot-k1 --name omniglot

@@ -86,7 +86,8 @@ def test_missing_file_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["mnist.yaml", "mnist-full.yaml", "mnist-grid-full.yaml", "mnist-tune.yaml",
-                                  "vectors.yaml", "workers-speedup.yaml", "mining.yaml"])
+                                  "vectors.yaml", "workers-speedup.yaml", "mining.yaml", "oneshot.yaml",
+                                  "sequences.yaml", "omniglot.yaml", "omniglot-full.yaml", "oneshot-full.yaml"])
 def test_shipped_specs_load(name):
     spec = load_spec(REPO / "benchmarks" / name)
     assert spec.cells()
@@ -130,3 +131,20 @@ def test_one_factor_at_a_time_cells_keep_their_own_keys(tmp_path):
     table = cell_table(frame, spec.cell_keys())
     assert len(table) == 3  # three cells stay three rows, none merged
     assert sorted(table["test/acc mean"]) == pytest.approx([0.7, 0.8, 0.9])
+
+
+def test_a_cell_that_changes_the_encoder_drops_the_base_encoder_options(tmp_path):
+    """K1's lever study: conv4 with 32 channels as the base, cnn-small in one cell; the base's
+    `channels` means nothing to cnn-small and must not follow it there."""
+    spec = load_spec(write(tmp_path, """
+        name: t
+        base: {dataset: omniglot-chars:28, encoder: conv4, encoder_options: {channels: 32}}
+        factors: {loss: [triplet]}
+        include:
+          - {loss: triplet, augment: affine}
+          - {loss: triplet, encoder: cnn-small, encoder.embedding: 64}
+        seeds: [0]
+    """))
+    configs = [spec.config_for(c, 0).validate() for c in spec.cells()]
+    assert [c.encoder_options for c in configs] == [{"channels": 32}, {"channels": 32}, {"embedding": 64}]
+    assert configs[1].augment == "affine" and configs[2].encoder == "cnn-small"

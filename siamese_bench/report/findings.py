@@ -391,27 +391,33 @@ def _better(ev: Evidence, than: Evidence | None, pick: str = "recipe") -> bool:
 
 
 def lever_note(study: Study, ev: Evidence) -> str:
-    """The other cells of the deciding study (one-shot mean, what each changes from the best
-    cell) and the change that cost the most: which lever mattered most."""
+    """Each cell's one-shot mean against the study's base cell (the one with the fewest keys:
+    in a one-lever-at-a-time spec, the cell the others change one lever of; else the best
+    cell), what each changes from it, and the change that moved accuracy most: which lever
+    mattered most."""
     done = study.complete
     here = done[(done["dataset_variant"] == ev.variant) & done["oneshot/acc"].notna()]
-    best = parse_cell(ev.cell)
-    best_mean = ev.oneshot.mean
+    means = {str(cell): (float(v.mean()), len(v)) for cell, v in here.groupby("cell")["oneshot/acc"]}
+    fewest = min(len(parse_cell(c)) for c in means)
+    bases = [c for c in means if len(parse_cell(c)) == fewest]
+    ref = bases[0] if len(bases) == 1 else ev.cell
+    base, (base_mean, base_n) = parse_cell(ref), means[ref]
     others = []
-    for cell, values in here.groupby("cell")["oneshot/acc"]:
-        if cell == ev.cell:
+    for cell, (mean, n) in means.items():
+        if cell == ref:
             continue
-        own = parse_cell(str(cell))
-        changed = [f"{k}={v}" for k, v in own.items() if best.get(k) != v]
-        changed += [f"{k} as the base" for k in best if k not in own]
-        others.append((values.mean() - best_mean, ", ".join(changed) or str(cell), len(values)))
+        own = parse_cell(cell)
+        changed = [f"{k}={v}" for k, v in own.items() if base.get(k) != v]
+        changed += [f"{k} as {ref}" for k in base if k not in own]
+        others.append((mean - base_mean, ", ".join(changed) or cell, n))
     if not others:
         return "no other cell to compare"
-    others.sort()
-    listed = "; ".join(f"{what} {100 * (best_mean + d):.1f} % (n = {n})" for d, what, n in reversed(others))
-    drop, what, _ = others[0]
-    return (f"the other cells (what each changes from the best): {listed}; the lever that mattered most: "
-            f"{what} costs {100 * drop:+.1f} points")
+    others.sort(reverse=True)
+    listed = "; ".join(f"{what} {100 * (base_mean + d):.1f} % ({100 * d:+.1f}, n = {n})" for d, what, n in others)
+    gain, loss = others[0], others[-1]
+    top = max((gain, loss), key=lambda o: abs(o[0]))
+    return (f"against the base cell {ref} ({100 * base_mean:.1f} %, n = {base_n}), each lever changed: {listed}; "
+            f"the lever that mattered most: {top[1]} ({100 * top[0]:+.1f} points)")
 
 
 def in_variants(column: pd.Series, variants: tuple[str, ...]) -> pd.Series:

@@ -31,7 +31,7 @@ class Interval:
     lo: float
     hi: float
     se: float = math.nan
-    df: int = 0
+    df: float = 0  # Welch-Satterthwaite where a known variance is added (t_interval)
 
     @property
     def has_interval(self) -> bool:
@@ -89,12 +89,16 @@ def t_interval(values: Iterable[float], level: float = LEVEL,
     if n == 1:
         return Interval(mean, math.nan, 1, math.nan, math.nan)
     sd = float(x.std(ddof=1))
-    se = math.sqrt(sd * sd / n + extra_variance)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
+    spread = sd * sd / n  # estimated from n - 1 degrees of freedom
+    se = math.sqrt(spread + extra_variance)
+    # Welch-Satterthwaite: the extra variance is known (not estimated from the seeds), so only
+    # the spread term carries the seeds' n - 1 degrees of freedom; with no extra, df = n - 1.
+    df = float(n - 1) if extra_variance <= 0 else (se ** 4 / (spread ** 2 / (n - 1)) if spread > 0 else math.inf)
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
     lo, hi = mean - half, mean + half
     if bounds is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
-    return Interval(mean, sd, n, lo, hi, se, n - 1)
+    return Interval(mean, sd, n, lo, hi, se, df)
 
 
 def oneshot_interval(values: Iterable[float], trials: int) -> Interval:

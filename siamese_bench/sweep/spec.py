@@ -108,9 +108,11 @@ def _fmt(value: Any) -> str:
 
 
 def apply_values(base: TrainConfig, values: dict[str, Any]) -> TrainConfig:
-    """Set TrainConfig fields and `encoder.<option>` keys; unknown names are a ConfigError."""
+    """Set TrainConfig fields and `encoder.<option>` keys; unknown names are a ConfigError. A
+    cell that changes the encoder starts from no options: the base's belong to its encoder."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    plain, options = {}, dict(base.encoder_options)
+    same_encoder = values.get("encoder", base.encoder) == base.encoder
+    plain, options = {}, dict(base.encoder_options) if same_encoder else {}
     for key, value in values.items():
         if key.startswith("encoder."):
             options[key.removeprefix("encoder.")] = value
