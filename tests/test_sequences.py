@@ -191,7 +191,10 @@ def test_train_on_japanese_vowels(vowels, changes):
 def test_sequences_spec_cells():
     spec = load_spec(REPO / "benchmarks" / "sequences.yaml")
     cells = [c.values for c in spec.cells()]
-    assert len(cells) == 10 and {c["dataset"] for c in cells} == {"japanese-vowels", "mnist-5k-rows"}
+    assert len(cells) == 12 and {c["dataset"] for c in cells} == {"japanese-vowels", "mnist-5k-rows"}
+    # C5's concat-dense model and SBERT's head (issue 13), both with BCE, on both data sets
+    assert sorted(c["dataset"] for c in cells if c["head"] == "sbert" and c["loss"] == "bce") == [
+        "japanese-vowels", "mnist-5k-rows"]
     assert all(c["triplet_mining"] == "random" for c in cells if c["loss"] == "bce")
     assert sorted(c["triplet_mining"] for c in cells if c["loss"] == "triplet") == sorted(
         ["random", "batch-hard", "semi-hard"] * 2)
