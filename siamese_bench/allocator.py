@@ -13,7 +13,6 @@ Set SIAMESE_BENCH_KEEP_FREED_MEMORY=0 to keep glibc's defaults.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
@@ -25,10 +24,8 @@ def keep_freed_memory() -> bool:
     (False) off glibc or when SIAMESE_BENCH_KEEP_FREED_MEMORY=0."""
     if os.environ.get("SIAMESE_BENCH_KEEP_FREED_MEMORY", "1") == "0":
         return False
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl without mallopt)
+    try:  # the process's own symbols, which include the C library's: no library search at start-up
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, THRESHOLD))

@@ -414,8 +414,7 @@ def lever_note(study: Study, ev: Evidence) -> str:
         return "no other cell to compare"
     others.sort(reverse=True)
     listed = "; ".join(f"{what} {100 * (base_mean + d):.1f} % ({100 * d:+.1f}, n = {n})" for d, what, n in others)
-    gain, loss = others[0], others[-1]
-    top = max((gain, loss), key=lambda o: abs(o[0]))
+    top = max(others, key=lambda o: abs(o[0]))  # the first of a tie: the larger gain
     return (f"against the base cell {ref} ({100 * base_mean:.1f} %, n = {base_n}), each lever changed: {listed}; "
             f"the lever that mattered most: {top[1]} ({100 * top[0]:+.1f} points)")
 

@@ -510,11 +510,10 @@ class Sweep:
             trial = claimed_trial(study, self.claiming)
             if trial is None and wanted:
                 cell_id, seed = wanted[0]
-                params = tuned.get(cell_id) or {}
-                trial = new_claimed_trial(study, self.claiming, {"cell": cell_id, "seed": seed,
-                                                                 **self.cells[cell_id].values,
-                                                                 **{f"tuned.{k}": v for k, v in params.items()}})
-            if trial is not None:
+                trial = new_claimed_trial(study, self.claiming, {
+                    "cell": cell_id, "seed": seed, **self.cells[cell_id].values,
+                    **{f"tuned.{k}": v for k, v in (tuned.get(cell_id) or {}).items()}})
+            if trial is not None:  # new, or adopted from an attempt an outage cut short
                 cell_id, seed = trial.user_attrs["cell"], trial.user_attrs["seed"]
                 params = tuned.get(cell_id) or {}
                 self._claimed(trial._trial_id, f"grid:{trial.number}")  # noqa: SLF001

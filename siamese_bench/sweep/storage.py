@@ -168,8 +168,10 @@ def new_claim_token() -> str:
 def claimed_trial(study: optuna.Study, token: str | None) -> optuna.Trial | None:
     """The RUNNING trial an earlier attempt of claim `token` created: its commit went through
     but the answer was lost to an outage. None if there is none."""
+    if token is None:
+        return None
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if token is not None and trial.user_attrs.get("claim") == token:
+        if trial.user_attrs.get("claim") == token:
             return optuna.Trial(study, trial._trial_id)  # noqa: SLF001  (FrozenTrial hides its id)
     return None
 
