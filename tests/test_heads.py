@@ -99,8 +99,10 @@ def test_heads_that_do_not_claim_symmetry_depend_on_the_order(name):
 def test_new_heads_match_their_definitions():
     a, b = pair()
     cosine = make("cosine")
-    w, c = cosine.out[0].weight.squeeze(), cosine.out[0].bias.squeeze()
-    expected = w * torch.nn.functional.cosine_similarity(a, b, dim=1) + c
+    with torch.no_grad():
+        cosine.log_scale.fill_(math.log(3.0))
+        cosine.offset.fill_(-0.7)
+    expected = 3.0 * torch.nn.functional.cosine_similarity(a, b, dim=1) - 0.7
     assert torch.allclose(cosine(a, b).logit, expected, atol=1e-6)
     bil = make("bilinear")
     sym = (bil.weight + bil.weight.T) / 2
@@ -160,3 +162,20 @@ def test_cosine_distance_is_half_the_squared_distance_on_the_unit_sphere():
     unit = torch.nn.functional.normalize
     assert torch.allclose(d, (unit(a) - unit(b)).pow(2).sum(1) / 2, atol=1e-6)
     assert torch.allclose(make("cosine-distance")(a, 3 * a).dissimilarity, torch.zeros(B), atol=1e-6)  # scale-free
+
+
+@pytest.mark.parametrize("init", ["keras", "torch"])
+@pytest.mark.parametrize("seed", range(5))
+def test_cosine_head_starts_as_a_similarity_whatever_the_init(init, seed):
+    """The learned-scale cosine head must rank more-alike pairs as more likely the same from the
+    first step, at every seed and init: a scale that starts negative or small teaches the encoder
+    the opposite (test AUC 0.47 under C1's recipe)."""
+    from siamese_bench.training.optim import INITS
+
+    head = make("cosine", seed)
+    INITS.get(init)(head)
+    a = torch.randn(B, D)
+    near, far = a + 0.1 * torch.randn(B, D), torch.randn(B, D)
+    out_near, out_far = head(a, near), head(a, far)
+    assert (out_near.logit > out_far.logit + 1.0).all()  # a scale of at least a few units
+    assert torch.allclose(head(a, a).logit, torch.full((B,), 5.0), atol=1e-4)  # cos 1: 10 - 5

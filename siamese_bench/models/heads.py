@@ -14,6 +14,7 @@ The sources' fixed decision rule is the same for both kinds: "same" when d < 0.5
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -253,18 +254,27 @@ class SBERTProductMLPHead(SBERTHead):
 
 
 @HEADS.register("cosine")
-class CosineHead(ProbabilisticHead):
-    """Cosine similarity with a learned scale and offset: logit = s * cos(u, v) + c (the scale
-    lets BCE push probabilities towards 0 and 1, which a bounded cosine alone cannot).
-    Symmetric."""
+class CosineHead(Head):
+    """Cosine similarity with a learned scale and offset: logit = s * cos(u, v) + c, the scale
+    letting BCE push probabilities towards 0 and 1, which a bounded cosine alone cannot.
+    Symmetric. s = exp(t) stays positive, so the logit always grows with the cosine, and starts
+    at 10 (CLIP's and SigLIP's temperature); c starts at -5, so P(same) = 0.5 at cos = 0.5.
+    Neither is a dense layer, so the Keras init leaves them alone. (A Dense(1) on the cosine,
+    glorot-initialised, started with |s| < 1 and, at some seeds, s < 0: under C1's recipe the
+    encoder then learned to push same pairs apart and test AUC stayed at 0.47.)"""
 
+    has_logit = True
     symmetric = True
+    INITIAL_SCALE: ClassVar[float] = 10.0
 
-    def feature_dim(self, embedding_dim: int) -> int:
-        return 1
+    def __init__(self, embedding_dim: int) -> None:
+        super().__init__(embedding_dim)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(self.INITIAL_SCALE)))
+        self.offset = nn.Parameter(torch.tensor(-self.INITIAL_SCALE / 2))
 
-    def pair_features(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return F.cosine_similarity(a, b, dim=1, eps=1e-8).unsqueeze(1)  # (B, 1)
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> HeadOutput:
+        logit = self.log_scale.exp() * F.cosine_similarity(a, b, dim=1, eps=1e-8) + self.offset
+        return HeadOutput(torch.sigmoid(-logit), logit)
 
 
 @HEADS.register("bilinear")
