@@ -117,6 +117,24 @@ def format_result(result) -> str:
     return "\n".join(lines)
 
 
+def study_state(summary) -> str:
+    if summary.study_done:
+        return "done"
+    if summary.seeds_left:
+        return f"not done (seeds {', '.join(map(str, summary.seeds_left))} left for a later sweep)"
+    return "not done (other sweeps still run)"
+
+
+def seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0,1,2, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("expected at least one seed, e.g. 0")
+    return seeds
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from siamese_bench.redact import mask_url
     from siamese_bench.sweep.runner import Sweep, available_cores
@@ -127,9 +145,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     cells = spec.cells()
+    seeds = spec.chosen_seeds(args.seeds)
     if args.dry_run:
-        total = len(cells) * len(spec.seeds)
-        print(f"study {spec.name}: {len(cells)} cells x {len(spec.seeds)} seeds = {total} trials")
+        print(f"study {spec.name}: {len(cells)} cells x {len(seeds)} seeds = {len(cells) * len(seeds)} trials"
+              f"{spec.seeds_note(seeds)}")
         if spec.tune:
             print(f"  first, tuning {', '.join(spec.tune.params)}: {len(cells)} cells x "
                   f"{spec.tune.trials_per_cell} trials on seed {spec.tune.seed}, {spec.tune.pruner} pruner")
@@ -147,13 +166,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     sweep = Sweep(spec, storage, tracker, workers, progress=not args.no_progress, heartbeats=heartbeats,
-                  outage=args.outage, threads=args.threads)
+                  outage=args.outage, threads=args.threads, seeds=seeds)
     summary = sweep.run()
     study = sweep.grid_study()
     factors = spec.cell_keys()
     print(f"\nstudy {spec.name} ({mask_url(storage)}): this sweep finished {summary.completed} trials, "
           f"{summary.failed} failed, {summary.pruned} pruned, {summary.stale} recovered from a dead sweep, "
-          f"{summary.seconds:.0f} s; study {'done' if summary.study_done else 'not done (other sweeps still run)'}")
+          f"{summary.seconds:.0f} s; study {study_state(summary)}")
     if summary.tune_epochs_budget:
         saved = summary.tune_epochs_budget - summary.tune_epochs_run
         print(f"tuning: pruning ran {summary.tune_epochs_run} of {summary.tune_epochs_budget} epochs "
@@ -281,6 +300,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sweep.add_argument("--outage", type=float, default=300, metavar="SECONDS",
                        help="how long to wait for an unreachable database or tracking server before "
                        "stopping (default %(default)s); finished trials are kept either way")
+    sweep.add_argument("--seeds", type=seed_list, metavar="S[,S...]",
+                       help="run only these of the spec's seeds (default: all); the study stays one study, "
+                       "so a later sweep with the other seeds, or without --seeds, adds the rest")
     sweep.add_argument("--dry-run", action="store_true", help="list the cells and exclusions, run nothing")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_tracking_arguments(sweep)

@@ -15,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from siamese_bench.errors import ConfigError
 from siamese_bench.sweep.runner import Sweep
 from siamese_bench.sweep.spec import load_spec
 from siamese_bench.sweep.storage import make_storage
@@ -194,6 +195,27 @@ def test_a_spec_that_gains_seeds_and_cells_resumes_with_only_the_new_points(tmp_
                     if t.state == TrialState.COMPLETE)
     assert points == [("head=abs-diff-dense", 0), ("head=abs-diff-dense", 1), ("head=euclidean", 0),
                       ("head=euclidean", 1)]
+
+
+def test_seeds_option_runs_a_subset_and_a_later_sweep_adds_the_rest(tmp_path):
+    """--seeds splits one study over time (C6 at 105 px runs one seed an hour): the subset runs
+    alone, the study stays open and its parent run is not called finished; a later sweep
+    without --seeds runs only the seeds still missing."""
+    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    spec = load_spec(make_spec(tmp_path, "split", 1, ONE_CELL.replace("seeds: [0]", "seeds: [0, 1, 2]")))
+    first = Sweep(spec, storage, Tracker(uri), workers=1, progress=False, seeds=[2, 0]).run()
+    assert first.completed == 2 and not first.study_done and first.seeds_left == [1]
+    ran = sorted(t.user_attrs["seed"] for t in load(storage, "split").trials if t.state == TrialState.COMPLETE)
+    assert ran == [0, 2]
+    _, parents, _ = child_runs(uri, "split")
+    assert [p.info.status for p in parents] == ["KILLED"]  # a partial study is not FINISHED
+    assert parents[0].data.params["seeds"] == "[0, 1, 2]"  # the spec's seeds, so the report names the hole
+    rest = Sweep(spec, storage, Tracker(uri), workers=1, progress=False).run()
+    assert rest.completed == 1 and rest.study_done and rest.seeds_left == []
+    _, parents, children = child_runs(uri, "split")
+    assert [p.info.status for p in parents] == ["FINISHED"] and len(children) == 3
+    with pytest.raises(ConfigError, match="--seeds 3: the spec .* has seeds 0, 1, 2"):
+        Sweep(spec, storage, Tracker(uri), workers=1, progress=False, seeds=[3])
 
 
 def test_a_trial_popped_but_never_claimed_is_recovered(tmp_path):

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,7 @@ class SweepSummary:
     tune_epochs_budget: int = 0
     study_done: bool = False  # every point settled (this sweep or another finished the rest)
     points_failed: int = 0  # points of the study settled as failed, by any sweep
+    seeds_left: list[int] = field(default_factory=list)  # seeds --seeds left open for a later sweep
 
 
 class HeartbeatThread:
@@ -302,14 +303,16 @@ class WorkerPool:
 class Sweep:
     def __init__(self, spec: StudySpec, storage_url: str, tracker: Tracker, workers: int,
                  progress: bool = True, heartbeats: Heartbeats | None = None, outage: float = 300.0,
-                 poll: float = 2.0, threads: int | None = None) -> None:
+                 poll: float = 2.0, threads: int | None = None, seeds: Sequence[int] | None = None) -> None:
         self.spec, self.storage_url, self.tracker = spec, storage_url, tracker
         self.workers, self.progress, self.poll, self.threads = workers, progress, poll, threads
         self.heartbeats = heartbeats or Heartbeats()
         self.retry = Retrier(outage)
         self.storage = make_storage(storage_url, self.heartbeats)
         self.cells = {c.id: c for c in spec.cells()}
-        self.points: list[Point] = [(c, s) for c in self.cells for s in spec.seeds]
+        self.all_points: list[Point] = [(c, s) for c in self.cells for s in spec.seeds]
+        self.seeds = spec.chosen_seeds(seeds)  # what this sweep claims; `all_points` decide the study
+        self.points: list[Point] = [(c, s) for c, s in self.all_points if s in self.seeds]
         self.summary = SweepSummary(spec.name)
         self.mine: set[int] = set()  # trial ids this sweep runs now (never stale while in here)
         self.claiming: str | None = None  # token of the claim in progress, kept across its retries
@@ -422,7 +425,7 @@ class Sweep:
                     state[p] = "diverged"
                 elif kind == "error":
                     errors[p] += 1
-        return {p: state.get(p) or ("failed" if errors[p] >= MAX_ERROR_ATTEMPTS else "open") for p in self.points}
+        return {p: state.get(p) or ("failed" if errors[p] >= MAX_ERROR_ATTEMPTS else "open") for p in self.all_points}
 
     def _open_points(self, study: optuna.Study) -> list[Point]:
         return [p for p, s in self._point_states(study).items() if s == "open"]
@@ -473,7 +476,9 @@ class Sweep:
             self.recover(study)  # our own trials, now that `mine` is empty
         states = self._point_states(study)
         done = all(s in ("complete", "diverged", "failed") for s in states.values())
+        mine_done = all(states[p] in ("complete", "diverged", "failed") for p in self.points)
         self.summary.study_done = done
+        self.summary.seeds_left = sorted({s for (_, s), st in states.items() if s not in self.seeds and st == "open"})
         self.summary.points_failed = sum(s in ("diverged", "failed") for s in states.values())
         others_running = bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         if self.parent is None or self.tracker.run_status(self.parent) != "RUNNING":
@@ -485,7 +490,7 @@ class Sweep:
                                                    "points_failed": self.summary.points_failed,
                                                    "sweep_seconds": self.summary.seconds})
             self.tracker.end_run(self.parent, "FINISHED" if self.summary.points_failed == 0 else "FAILED")
-        elif interrupted and not others_running:
+        elif (interrupted or mine_done) and not others_running:  # stopped, or --seeds left the rest open
             self.tracker.end_run(self.parent, "KILLED")
 
     def _bar(self, total: int, desc: str) -> tqdm:
@@ -493,9 +498,10 @@ class Sweep:
 
     def run_grid(self, pool: WorkerPool, study: optuna.Study, tuned: dict[str, dict[str, float]]) -> None:
         states = self.locked("count points", lambda: self._point_states(study))
-        todo = sum(s in ("open", "running") for s in states.values())
-        log.info("study %s: %d cells x %d seeds = %d trials; %d settled earlier, %d to run",
-                 self.spec.name, len(self.cells), len(self.spec.seeds), len(self.points), len(self.points) - todo,
+        todo = sum(states[p] in ("open", "running") for p in self.points)
+        log.info("study %s: %d cells x %d seeds = %d trials%s; %d settled earlier, %d to run",
+                 self.spec.name, len(self.cells), len(self.seeds), len(self.points), self.spec.seeds_note(self.seeds),
+                 len(self.points) - todo,
                  todo)
         bar = self._bar(len(self.points), "grid")
         settled = {"flag": False}
@@ -503,10 +509,10 @@ class Sweep:
         def claim() -> Task | None:
             self.recover(study)
             states = self._point_states(study)
-            bar.n = sum(s not in ("open", "running") for s in states.values())
+            bar.n = sum(states[p] not in ("open", "running") for p in self.points)
             bar.refresh()
             wanted = [p for p in self.points if states[p] == "open"]
-            settled["flag"] = not wanted and "running" not in states.values()
+            settled["flag"] = not wanted and all(states[p] != "running" for p in self.points)
             trial = claimed_trial(study, self.claiming)
             if trial is None and wanted:
                 cell_id, seed = wanted[0]

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,23 @@ class StudySpec:
 
     def config_for(self, cell: Cell, seed: int, tuned: dict[str, Any] | None = None) -> TrainConfig:
         return apply_values(self.base, {**cell.values, **(tuned or {}), "seed": seed})
+
+    def chosen_seeds(self, wanted: Sequence[int] | None) -> list[int]:
+        """The seeds one sweep runs: all of the spec's, or the subset `--seeds` names (a study
+        run a few seeds at a time is still one study; seeds outside the spec are refused)."""
+        if wanted is None:
+            return list(self.seeds)
+        unknown = [s for s in wanted if s not in self.seeds]
+        if unknown or not wanted:
+            raise ConfigError(f"--seeds {','.join(map(str, wanted))}: the spec {self.path} has seeds "
+                              f"{', '.join(map(str, self.seeds))}; choose among them")
+        return [s for s in self.seeds if s in wanted]
+
+    def seeds_note(self, seeds: Sequence[int]) -> str:
+        """' (--seeds 0 of the spec's 3)' when a sweep runs a subset, else ''."""
+        if list(seeds) == self.seeds:
+            return ""
+        return f" (--seeds {','.join(map(str, seeds))} of the spec's {len(self.seeds)})"
 
     def fingerprint(self) -> str:
         text = json.dumps({"base": dataclasses.asdict(self.base), "cells": [c.id for c in self.cells()],
