@@ -20,10 +20,10 @@ SEED ?= 0
 
 PHONY_SERVICES := services-up services-down services-status dashboard soak
 
-.PHONY: $(PHONY_SERVICES) help venv test test-fast lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors bench-mining bench-sequences bench-sequences-full bench-oneshot bench-omniglot bench-omniglot-full bench-all report report-all regress bench-throughput clean
+.PHONY: $(PHONY_SERVICES) help venv test test-fast lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors bench-mining bench-sequences bench-sequences-full bench-oneshot bench-omniglot bench-omniglot-105 bench-omniglot-full bench-all report report-all regress bench-throughput clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-19s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -122,6 +122,12 @@ bench-omniglot: $(STAMP) ## C6 (same alphabet: contrastive vs triplet, negative 
 	$(SWEEP) benchmarks/omniglot.yaml
 	$(SWEEP) benchmarks/oneshot.yaml
 	$(BIN)/siamese-bench report omniglot-c6 omniglot-k1 --name omniglot
+
+C6_SEEDS ?= 0
+bench-omniglot-105: $(STAMP) ## C6 at 105 x 105: seeds C6_SEEDS of the full-size spec (default 0, ~1 h on 2 cores; C6_SEEDS=1,2 adds the rest, ~2 h more), reported beside the 28 px study
+	$(SWEEP) benchmarks/omniglot.yaml
+	$(SWEEP) benchmarks/omniglot-full.yaml --seeds $(C6_SEEDS)
+	$(BIN)/siamese-bench report omniglot-c6 omniglot-c6-full --name omniglot-105
 
 bench-omniglot-full: $(STAMP) ## C6 at 105 x 105 (~3 h) and K1 with Koch's net at full width (days on CPU: for a GPU)
 	$(SWEEP) benchmarks/omniglot-full.yaml
