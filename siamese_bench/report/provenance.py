@@ -48,7 +48,7 @@ def study_rows(studies: list[Study]) -> list[dict[str, str]]:
             "study": s.name,
             "dataset variant": ", ".join(s.variants) or "–",
             "dataset source": _counts(runs["dataset_source"]) if not runs.empty else "–",
-            "training samples (pairs or triplets) per run": _samples(done) if not done.empty else "–",
+            "training samples (pairs or triplets) per epoch": _samples(done) if not done.empty else "–",
             "seeds": ", ".join(str(x) for x in s.seeds) or "–",
             "epochs": ", ".join(str(e) for e in sorted(set(runs["epochs"]))) if not runs.empty else "–",
             "cells": f"{len(s.cells)}{declared} (from {s.cells_source})",
