@@ -42,7 +42,7 @@ $(C4_DATA): $(STAMP)
 # so two share 2 cores well (each test file stays in one process: its fixtures are shared)
 TEST_WORKERS ?= 2
 test: $(STAMP) $(C4_DATA) ## the accuracy regression checks (make regress), then the test suite (~11 min from a fresh clone)
-	$(BIN)/siamese-bench regress benchmarks/claims.yaml
+	$(BIN)/siamese-bench regress benchmarks/regress.yaml
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP) ## the quick tests only (no end-to-end runs, no regression checks), for the edit loop
@@ -65,13 +65,13 @@ SERVICES_HOST ?= 127.0.0.1
 SERVICES_OPTS = --pg-port $(PG_PORT) --mlflow-port $(MLFLOW_PORT) --host $(SERVICES_HOST)
 
 services-up: $(STAMP) ## start PostgreSQL (port 55432) and an MLflow server (port 5055) under .services/, then `source .services/env` (~10 s)
-	$(PY) -m siamese_bench.services up $(SERVICES_OPTS)
+	$(PY) -m siamese_bench.infra.services up $(SERVICES_OPTS)
 
 services-down: $(STAMP) ## stop the MLflow server, then PostgreSQL (the data stays in .services/)
-	$(PY) -m siamese_bench.services down $(SERVICES_OPTS)
+	$(PY) -m siamese_bench.infra.services down $(SERVICES_OPTS)
 
 services-status: $(STAMP) ## one line per service: running/stopped, pid, URL (password masked)
-	$(PY) -m siamese_bench.services status $(SERVICES_OPTS)
+	$(PY) -m siamese_bench.infra.services status $(SERVICES_OPTS)
 
 DASHBOARD_PORT ?= 8080
 dashboard: $(STAMP) ## optuna-dashboard on the study storage (SIAMESE_BENCH_STORAGE, else ./optuna.journal) at http://127.0.0.1:8080
@@ -147,7 +147,7 @@ report-all: $(STAMP) ## rebuild reports/all/report.pdf (every claim) from the ML
 	$(BIN)/siamese-bench report $(ALL_STUDIES) $(EXTRA_STUDIES) --name all
 
 regress: $(STAMP) $(C4_DATA) ## accuracy checks of C1-C6 and K1 against calibrated prediction bounds (~4 min)
-	$(BIN)/siamese-bench regress benchmarks/claims.yaml
+	$(BIN)/siamese-bench regress benchmarks/regress.yaml
 
 bench-throughput: $(STAMP) ## pairs/s of siamese-bench vs a bare PyTorch loop (C1 config)
 	$(PY) benchmarks/throughput.py

@@ -15,7 +15,7 @@ import argparse
 import resource
 import time
 
-from siamese_bench.allocator import keep_freed_memory
+from siamese_bench.infra.allocator import keep_freed_memory
 
 
 def main() -> None:

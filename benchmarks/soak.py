@@ -196,7 +196,7 @@ def main() -> int:
     started = time.time()
     try:
         if args.storage == "postgresql":
-            from siamese_bench.services import MlflowServer, PostgresCluster
+            from siamese_bench.infra.services import MlflowServer, PostgresCluster
 
             bind = "0.0.0.0" if use_netns else "127.0.0.1"
             cluster = PostgresCluster(services_dir=work / "services", port=free_port(), data_dir=work / "pg",
@@ -211,7 +211,7 @@ def main() -> int:
             storage, tracking = str(work / "optuna.journal"), f"sqlite:///{work}/mlruns.db"
             kinds = ["worker", "machine"]
         def sweep_cmd(storage: str, tracking: str) -> list[str]:
-            return [sys.executable, "-m", "siamese_bench.cli", "sweep", str(spec), "--workers", str(args.workers),
+            return [sys.executable, "-m", "siamese_bench", "sweep", str(spec), "--workers", str(args.workers),
                     "--threads", "1", "--storage", storage, "--tracking-uri", tracking, "--no-progress",
                     "--heartbeat", str(args.heartbeat), "--grace", str(args.grace), "--outage", "180"]
 

@@ -19,11 +19,13 @@ import warnings
 
 import torch
 
-from siamese_bench.config import TrainConfig
+from siamese_bench.core.config import TrainConfig
 from siamese_bench.data import load_dataset
 from siamese_bench.evaluation.metrics import pair_metrics
+from siamese_bench.training.batches import build_batches
+from siamese_bench.training.build import build_module
 from siamese_bench.training.module import SiameseModule
-from siamese_bench.training.train import EpochRecorder, build_batches, build_module, make_trainer
+from siamese_bench.training.run import EpochRecorder, make_trainer
 
 
 class LogEveryStep(SiameseModule):

@@ -14,9 +14,9 @@ import tempfile
 import time
 import warnings
 
+from siamese_bench.infra.tracking import Tracker
 from siamese_bench.sweep.runner import Sweep
 from siamese_bench.sweep.spec import load_spec
-from siamese_bench.tracking import Tracker
 
 
 def timed_sweep(spec_path: str, workers: int) -> tuple[float, int]:

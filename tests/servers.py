@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from siamese_bench.services import MlflowServer, PostgresCluster, ServiceError, find_pg_bin
+from siamese_bench.infra.services import MlflowServer, PostgresCluster, ServiceError, find_pg_bin
 
 NO_PG = "PostgreSQL server binaries not installed (Debian package postgresql)"
 

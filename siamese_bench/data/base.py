@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from siamese_bench.errors import UserError
-from siamese_bench.registry import Registry
+from siamese_bench.core.errors import UserError
+from siamese_bench.core.registry import Registry
 
 
 def tensor_digest(*tensors: torch.Tensor) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from siamese_bench.core.errors import ConfigError
 from siamese_bench.data.base import LabelledData, load_dataset
-from siamese_bench.errors import ConfigError
 
 C4_TRAIN = (1060, 923)  # (same, different) rows of C4's training file
 C4_TEST = (354, 308)  # and of its test file

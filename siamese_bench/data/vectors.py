@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
+from siamese_bench.core.errors import UserError
 from siamese_bench.data.base import DATASETS, tensor_digest
-from siamese_bench.errors import UserError
 
 LABEL_COLUMN = "class"
 VECTOR_COLUMN = re.compile(r"v(\d+)$")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from siamese_bench.registry import Registry
+from siamese_bench.core.registry import Registry
 
 ENCODERS: Registry[Any] = Registry("encoder")  # (input_shape, **options) -> nn.Module with out_features
 HEADS: Registry[Any] = Registry("head")  # (embedding_dim) -> Head

@@ -15,11 +15,13 @@ import seaborn as sns
 
 from siamese_bench.report import figures as figs
 from siamese_bench.report.comparisons import comparisons_table
-from siamese_bench.report.findings import CONTRADICTED, INCONCLUSIVE, REPRODUCED, findings, findings_table, not_covered
+from siamese_bench.report.findings import findings, not_covered
+from siamese_bench.report.findings_table import findings_table
 from siamese_bench.report.load import ArtifactCache, Study, load_curves, load_studies
 from siamese_bench.report.pdf import RC, ReportPdf
 from siamese_bench.report.provenance import hardware_table, missing_table, provenance_table
 from siamese_bench.report.results import results_table
+from siamese_bench.report.rules import CONTRADICTED, INCONCLUSIVE, REPRODUCED
 from siamese_bench.report.tables import Table, slug
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from siamese_bench.errors import ConfigError
-from siamese_bench.recipe import RECIPE as RECIPE_VALUES
-from siamese_bench.recipe import VARIANT_PREFERENCE
+from siamese_bench.core.errors import ConfigError
+from siamese_bench.core.recipe import RECIPE as RECIPE_VALUES
+from siamese_bench.core.recipe import VARIANT_PREFERENCE
+from siamese_bench.core.store import STUDY_CELLS
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Study:
     seeds: list[int] = field(default_factory=list)
     cells: list[str] = field(default_factory=list)  # expected cells, in spec order when known
     cells_declared: int | None = None  # the parent's `cells` param
-    cells_source: str = "runs"  # "spec file <path>" when the spec could be read and matches
+    cells_source: str = "runs"  # "the spec ..." when the study recorded its cells
 
     @property
     def complete(self) -> pd.DataFrame:
@@ -190,17 +191,18 @@ RUN_COLUMNS = ["run_id", "cell", "seed", "status", "optuna_state", "fail_reason"
                *(f"param.{k}" for k in PARAM_COLUMNS), *FINAL_METRICS]
 
 
-def _spec_cells(spec_path: str, fingerprint: str | None) -> list[str] | None:
-    """The spec's cells when its file is readable here and is the spec the study ran."""
-    from siamese_bench.sweep.spec import load_spec
+def _declared_cells(client, run_id: str) -> list[str] | None:
+    """The cells the study's spec declares, in spec order, as its parent run recorded them."""
+    import json
+    import tempfile
 
     try:
-        spec = load_spec(spec_path)
-    except (ConfigError, OSError):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(run_id, STUDY_CELLS, tmp)
+            return [str(c) for c in json.loads(Path(path).read_text())["cells"]]
+    except Exception as err:  # noqa: BLE001  (absent in older studies, moved store)
+        log.debug("study run %s: no %s (%s)", run_id, STUDY_CELLS, type(err).__name__)
         return None
-    if fingerprint and spec.fingerprint() != fingerprint:
-        return None
-    return [c.id for c in spec.cells()]
 
 
 def load_study(client, name: str, uri: str) -> Study:
@@ -228,11 +230,10 @@ def load_study(client, name: str, uri: str) -> Study:
     declared = study.parent_params.get("cells")
     study.cells_declared = int(declared) if declared and declared.isdigit() else None
     observed = [] if frame.empty else list(frame.sort_values("optuna_trial").drop_duplicates("cell")["cell"])
-    spec_path = study.parent_params.get("spec_path")
-    spec_cells = _spec_cells(spec_path, study.parent_tags.get("spec_fingerprint")) if spec_path else None
+    spec_cells = _declared_cells(client, parents[-1].info.run_id) if parents else None
     if spec_cells is not None:
         study.cells = spec_cells + [c for c in observed if c not in spec_cells]
-        study.cells_source = f"spec file {spec_path}"
+        study.cells_source = f"the spec {study.parent_params.get('spec_path', '?')}, as the study recorded it"
     else:
         study.cells = observed
     return study

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from siamese_bench.infra.tracking import git_commit, package_version
 from siamese_bench.report.load import Study
 from siamese_bench.report.tables import Table
-from siamese_bench.tracking import git_commit, package_version
 
 
 def _counts(values) -> str:

@@ -14,7 +14,7 @@ study at once:
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
 import math
 import multiprocessing as mp
@@ -22,6 +22,7 @@ import multiprocessing.connection as mp_connection
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -36,9 +37,11 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from siamese_bench.redact import mask_url
+from siamese_bench.core.redact import mask_url
+from siamese_bench.core.store import STUDY_CELLS
+from siamese_bench.infra.retry import Retrier, StorageUnavailable
+from siamese_bench.infra.tracking import Tracker
 from siamese_bench.sweep import messages as msg
-from siamese_bench.sweep.retry import Retrier, StorageUnavailable
 from siamese_bench.sweep.spec import StudySpec
 from siamese_bench.sweep.storage import (
     Heartbeats,
@@ -51,7 +54,6 @@ from siamese_bench.sweep.storage import (
 )
 from siamese_bench.sweep.tuning import best_params, make_pruner, suggest, tune_sampler, tune_study_name
 from siamese_bench.sweep.worker import PruneTarget, Task, worker_main
-from siamese_bench.tracking import Tracker
 
 log = logging.getLogger(__name__)
 OBJECTIVE = "val/auc"  # what Optuna records as a trial's value; test metrics are user attrs
@@ -393,6 +395,8 @@ class Sweep:
             if status is not None:
                 if status != "RUNNING" and self._open_points(study):
                     self.tracker.set_status(run_id, "RUNNING")  # resumed, or the spec grew
+                if self.tracker.run_tags(run_id).get("spec_fingerprint") != self.spec.fingerprint():
+                    self._record_cells(run_id)
                 return run_id
             log.warning("MLflow parent run %s not found in %s: creating a new one", run_id,
                         mask_url(self.tracker.uri))
@@ -403,10 +407,22 @@ class Sweep:
                   "spec_fingerprint": self.spec.fingerprint()})
         self.tracker.set_experiment_tags(self.spec.name, {"optuna_study": self.spec.name,
                                                           "optuna_storage": mask_url(self.storage_url)})
+        self._record_cells(run_id)
         study.set_user_attr("mlflow_parent_run_id", run_id)
         study.set_user_attr("mlflow_experiment", self.spec.name)
         study.set_user_attr("mlflow_tracking_uri", mask_url(self.tracker.uri))
         return run_id
+
+    def _record_cells(self, run_id: str) -> None:
+        """The spec's cells and seeds as the parent run's artifact, so a report lists the cells
+        that never ran without reading (or importing) the spec."""
+        cells = {"cells": [c.id for c in self.spec.cells()], "seeds": self.spec.seeds,
+                 "fingerprint": self.spec.fingerprint()}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(STUDY_CELLS).name
+            path.write_text(json.dumps(cells, indent=1))
+            self.tracker.log_artifact(run_id, path, str(Path(STUDY_CELLS).parent))
+        self.tracker.set_tags(run_id, {"spec_fingerprint": self.spec.fingerprint()})
 
     def _point_states(self, study: optuna.Study) -> dict[Point, str]:
         """Each point's state over all trials: complete, diverged, failed (errors used up),
@@ -524,7 +540,7 @@ class Sweep:
                 params = tuned.get(cell_id) or {}
                 self._claimed(trial._trial_id, f"grid:{trial.number}")  # noqa: SLF001
                 cfg = self.spec.config_for(self.cells[cell_id], seed, params)
-                return Task(key=f"grid:{trial.number}", config=dataclasses.asdict(cfg), experiment=self.spec.name,
+                return Task(key=f"grid:{trial.number}", config=cfg, experiment=self.spec.name,
                             run_name=f"{cell_id} seed={seed}", parent_run_id=self.parent,
                             tags={"optuna_study": self.spec.name, "optuna_trial": str(trial.number),
                                   "cell": cell_id, "phase": "grid", "host": socket.gethostname(),
@@ -591,7 +607,7 @@ class Sweep:
             self._claimed(trial_id, f"tune:{cell_id}:{trial.number}")
             cfg = self.spec.config_for(cell, tune.seed, params)
             target = PruneTarget(study.study_name, self.storage_url, trial_id, tune.pruner, tune.metric)
-            return Task(key=f"tune:{cell_id}:{trial.number}", config=dataclasses.asdict(cfg),
+            return Task(key=f"tune:{cell_id}:{trial.number}", config=cfg,
                         experiment=self.spec.name, run_name=f"tune {cell_id} #{trial.number}",
                         parent_run_id=self.parent, prune=target,
                         tags={"optuna_study": study.study_name, "optuna_trial": str(trial.number),

@@ -1,4 +1,5 @@
-"""Study specs: a YAML file -> a validated StudySpec -> the list of cells to run.
+"""Study specs: a YAML file -> a validated StudySpec (the schema) -> the cells to run, each with
+its checked TrainConfig.
 
 A cell is one point of the factor grid (e.g. head=subtract-dense, loss=contrastive,
 margin=1); every cell runs once per seed. Exclusions must carry a reason, so no cell
@@ -8,37 +9,61 @@ that names it until the spec excludes it.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from siamese_bench.config import ConfigError, TrainConfig
-from siamese_bench.yamlfile import check_keys, load_yaml
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-PRUNERS = ("median", "hyperband", "none")
+from siamese_bench.core.config import TrainConfig
+from siamese_bench.core.errors import ConfigError
+from siamese_bench.core.schema import Schema
+from siamese_bench.training.build import check_config
+
+Pruner = Literal["median", "hyperband", "none"]
 
 
-@dataclass(frozen=True)
-class Exclusion:
-    when: dict[str, list[Any]]  # factor -> values; a cell matching all of them is excluded
-    reason: str
+class Exclusion(Schema):
+    """Cells matching every `when` factor value are not run, for the stated reason."""
+
+    when: dict[str, list[Any]] = Field(description="factor -> value or list of values")
+    reason: str = Field(min_length=1, description="why these cells cannot or need not run")
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _lists(cls, when: Any) -> Any:
+        return {k: v if isinstance(v, list) else [v] for k, v in when.items()} if isinstance(when, dict) else when
 
     def matches(self, values: dict[str, Any]) -> bool:
         return all(values.get(k) in v for k, v in self.when.items())
 
 
-@dataclass(frozen=True)
-class TuneSpec:
-    params: dict[str, dict[str, Any]]  # name -> {low, high, log}
-    trials_per_cell: int
-    seed: int = 0  # the seed tuning trials train with
-    pruner: str = "median"
-    metric: str = "val/auc"  # maximised; never a test metric
+class ParamRange(Schema):
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ParamRange:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class TuneSpec(Schema):
+    """Per-cell TPE tuning with equal budgets before the grid (sweep/tuning.py)."""
+
+    params: dict[str, ParamRange] = Field(min_length=1, description="TrainConfig field -> {low, high[, log]}")
+    trials_per_cell: int = Field(ge=1)
+    seed: int = Field(0, description="the seed tuning trials train with")
+    pruner: Pruner = "median"
+    metric: str = Field("val/auc", description="maximised; never a test metric")
 
 
 @dataclass(frozen=True)
@@ -50,22 +75,43 @@ class Cell:
         return ",".join(f"{k}={_fmt(v)}" for k, v in self.values.items())
 
 
-@dataclass(frozen=True)
-class StudySpec:
-    name: str
-    path: Path
-    base: TrainConfig
-    factors: dict[str, list[Any]]
-    seeds: list[int]
-    exclude: list[Exclusion] = field(default_factory=list)
-    include: list[dict[str, Any]] = field(default_factory=list)
-    tune: TuneSpec | None = None
+class StudySpec(Schema):
+    """A study: the base training options, the factors crossed into cells, the seeds."""
+
+    name: str = Field(min_length=1, description="the study's name: Optuna study, MLflow experiment, report")
     description: str = ""
+    base: TrainConfig = Field(default_factory=TrainConfig, description="training options every cell starts from")
+    factors: dict[str, list[Any]] = Field(min_length=1, description="option -> values; cells are their product")
+    seeds: list[int] = Field(min_length=1, description="every cell runs once per seed")
+    exclude: list[Exclusion] = []
+    include: list[dict[str, Any]] = Field([], description="extra cells beyond the product")
+    tune: TuneSpec | None = None
+    _path: Path = PrivateAttr(default=Path("<spec>"))
+    _configs: dict[str, TrainConfig] = PrivateAttr(default_factory=dict)
+
+    @field_validator("factors")
+    @classmethod
+    def _non_empty(cls, factors: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [k for k, v in factors.items() if not v]
+        if empty:
+            raise ValueError(f"{', '.join(empty)}: needs at least one value")
+        return factors
+
+    @model_validator(mode="after")
+    def _exclusions_name_factors(self) -> StudySpec:
+        for i, e in enumerate(self.exclude):
+            bad = sorted(set(e.when) - set(self.factors))
+            if bad:
+                raise ValueError(f"exclude[{i}].when: {', '.join(bad)} is not a factor")
+        return self
+
+    @property
+    def path(self) -> Path:
+        return self._path
 
     def cells(self) -> list[Cell]:
         names = list(self.factors)
-        crossed = [dict(zip(names, combo, strict=True))
-                   for combo in itertools.product(*self.factors.values())]
+        crossed = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*self.factors.values())]
         cells, seen = [], set()
         for values in crossed + [dict(v) for v in self.include]:
             if values in crossed and any(e.matches(values) for e in self.exclude):
@@ -95,7 +141,9 @@ class StudySpec:
         return out
 
     def config_for(self, cell: Cell, seed: int, tuned: dict[str, Any] | None = None) -> TrainConfig:
-        return apply_values(self.base, {**cell.values, **(tuned or {}), "seed": seed})
+        """The cell's configuration (checked once, when the spec was loaded) at `seed`."""
+        config = self._configs.get(cell.id) or check_config(self.base.with_values(cell.values))
+        return config.with_values({**(tuned or {}), "seed": seed})
 
     def chosen_seeds(self, wanted: Sequence[int] | None) -> list[int]:
         """The seeds one sweep runs: all of the spec's, or the subset `--seeds` names (a study
@@ -115,8 +163,8 @@ class StudySpec:
         return f" (--seeds {','.join(map(str, seeds))} of the spec's {len(self.seeds)})"
 
     def fingerprint(self) -> str:
-        text = json.dumps({"base": dataclasses.asdict(self.base), "cells": [c.id for c in self.cells()],
-                           "seeds": self.seeds, "tune": dataclasses.asdict(self.tune) if self.tune else None},
+        text = json.dumps({"base": self.base.model_dump(), "cells": [c.id for c in self.cells()],
+                           "seeds": self.seeds, "tune": self.tune.model_dump() if self.tune else None},
                           sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -125,76 +173,20 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def apply_values(base: TrainConfig, values: dict[str, Any]) -> TrainConfig:
-    """Set TrainConfig fields and `encoder.<option>` keys; unknown names are a ConfigError. A
-    cell that changes the encoder starts from no options: the base's belong to its encoder."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    same_encoder = values.get("encoder", base.encoder) == base.encoder
-    plain, options = {}, dict(base.encoder_options) if same_encoder else {}
-    for key, value in values.items():
-        if key.startswith("encoder."):
-            options[key.removeprefix("encoder.")] = value
-        elif key in fields:
-            plain[key] = value
-        else:
-            raise ConfigError(f"unknown factor {key!r}; valid: {', '.join(sorted(fields))} "
-                              "or encoder.<option>")
-    return dataclasses.replace(base, **plain, encoder_options=options)
-
-
-SPEC_KEYS = {"name", "description", "base", "factors", "seeds", "exclude", "include", "tune"}
-
-
 def load_spec(path: str | Path) -> StudySpec:
-    """Read and validate a spec; every error names the file and the key."""
+    """Read and validate a spec, and check every cell's configuration once; every error names
+    the file, the line and the key (or the cell)."""
     path = Path(path)
-    where = str(path)
-    raw = load_yaml(path, "study spec")
-    check_keys(raw, SPEC_KEYS, where)
-    for key in ("name", "factors", "seeds"):
-        if key not in raw:
-            raise ConfigError(f"{where}: missing required key {key!r}")
+    spec, lines = StudySpec.load(path, "study spec")
+    spec._path = path
     try:
-        base = TrainConfig.from_dict(raw.get("base") or {})
-    except (ConfigError, TypeError) as err:
-        raise ConfigError(f"{where}: base: {err}") from None
-    factors = raw["factors"]
-    if not isinstance(factors, dict) or not factors or not all(isinstance(v, list) and v for v in factors.values()):
-        raise ConfigError(f"{where}: factors: expected a mapping of factor -> non-empty list of values")
-    seeds = raw["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ConfigError(f"{where}: seeds: expected a non-empty list of integers")
-    exclude = []
-    for i, item in enumerate(raw.get("exclude") or []):
-        if not isinstance(item, dict) or set(item) != {"when", "reason"} or not str(item["reason"]).strip():
-            raise ConfigError(f"{where}: exclude[{i}]: expected {{when: {{factor: values}}, reason: text}}")
-        when = {k: (v if isinstance(v, list) else [v]) for k, v in item["when"].items()}
-        bad = sorted(set(when) - set(factors))
-        if bad:
-            raise ConfigError(f"{where}: exclude[{i}].when: {', '.join(bad)} is not a factor")
-        exclude.append(Exclusion(when, str(item["reason"])))
-    tune = _load_tune(raw.get("tune"), where)
-    spec = StudySpec(name=str(raw["name"]), path=path, base=base, factors=factors, seeds=seeds,
-                     exclude=exclude, include=list(raw.get("include") or []), tune=tune,
-                     description=str(raw.get("description", "")).strip())
+        check_config(spec.base)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: line {lines.get(('base',), 1)}: base: {err}") from None
     for cell in spec.cells():  # every remaining cell must make a valid configuration
         try:
-            spec.config_for(cell, seeds[0]).validate()
+            spec._configs[cell.id] = check_config(spec.base.with_values(cell.values))
         except ConfigError as err:
-            raise ConfigError(f"{where}: cell {cell.id}: {err} (exclude it with a reason)") from None
+            raise ConfigError(f"{path}: line {lines.get(('factors',), 1)}: cell {cell.id}: {err} "
+                              "(exclude it with a reason)") from None
     return spec
-
-
-def _load_tune(raw: Any, where: str) -> TuneSpec | None:
-    if raw is None:
-        return None
-    check_keys(raw, (f.name for f in dataclasses.fields(TuneSpec)), f"{where}: tune")
-    tune = TuneSpec(**raw)
-    if tune.pruner not in PRUNERS:
-        raise ConfigError(f"{where}: tune.pruner {tune.pruner!r}; valid: {', '.join(PRUNERS)}")
-    if not isinstance(tune.trials_per_cell, int) or tune.trials_per_cell < 1:
-        raise ConfigError(f"{where}: tune.trials_per_cell must be a positive integer")
-    for name, dist in tune.params.items():
-        if not isinstance(dist, dict) or not {"low", "high"} <= set(dist) or set(dist) - {"low", "high", "log"}:
-            raise ConfigError(f"{where}: tune.params.{name}: expected {{low, high[, log]}}")
-    return tune

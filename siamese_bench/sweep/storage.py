@@ -25,9 +25,9 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from siamese_bench.errors import ConfigError
-from siamese_bench.redact import mask_url, scrub
-from siamese_bench.sweep.retry import error_chain
+from siamese_bench.core.errors import ConfigError
+from siamese_bench.core.redact import mask_url, scrub
+from siamese_bench.infra.retry import error_chain
 
 DEFAULT_JOURNAL = "optuna.journal"
 RDB_PREFIXES = ("postgresql", "sqlite")

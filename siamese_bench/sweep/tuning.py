@@ -28,8 +28,7 @@ def tune_sampler(spec: StudySpec, cell: Cell) -> optuna.samplers.TPESampler:
 
 
 def suggest(trial: optuna.Trial, tune: TuneSpec) -> dict[str, float]:
-    return {name: trial.suggest_float(name, float(d["low"]), float(d["high"]), log=bool(d.get("log", False)))
-            for name, d in tune.params.items()}
+    return {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in tune.params.items()}
 
 
 def best_params(study: optuna.Study) -> dict[str, float] | None:

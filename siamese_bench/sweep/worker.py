@@ -21,9 +21,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from siamese_bench.allocator import keep_freed_memory
+from siamese_bench.core.config import TrainConfig
+from siamese_bench.infra.allocator import keep_freed_memory
+from siamese_bench.infra.run_tracker import RunTracker
 from siamese_bench.sweep import messages as msg
-from siamese_bench.tracking_api import RunTracker
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class PruneTarget:
 @dataclass(frozen=True)
 class Task:
     key: str  # unique within the sweep, e.g. "grid:17"
-    config: dict[str, Any]  # TrainConfig fields
+    config: TrainConfig  # checked where it entered (spec load): built from as it is
     experiment: str
     run_name: str
     parent_run_id: str | None
@@ -139,9 +140,8 @@ def worker_main(conn, threads: int, parent_pid: int) -> None:
     keep_freed_memory()
     import torch
 
-    from siamese_bench.config import TrainConfig
     from siamese_bench.data import load_dataset
-    from siamese_bench.training.train import DivergedError, run_training
+    from siamese_bench.training.run import DivergedError, run_training
 
     torch.set_num_threads(threads)
     warnings.filterwarnings("ignore")
@@ -153,7 +153,7 @@ def worker_main(conn, threads: int, parent_pid: int) -> None:
         results.put(msg.Begin(task.key, os.getpid()))
         counter = EpochCounter(parent_pid)
         try:
-            cfg = TrainConfig(**task.config).validate()
+            cfg = task.config
             if cfg.dataset not in datasets:
                 datasets[cfg.dataset] = load_dataset(cfg.dataset)
             callbacks = [counter] + ([OptunaPruning(task.prune)] if task.prune else [])

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from siamese_bench.registry import Registry
+from siamese_bench.core.registry import Registry
 
 Augmentation = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]  # (B, C, H, W) -> same
 AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")

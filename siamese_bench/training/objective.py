@@ -22,7 +22,7 @@ from siamese_bench.models.heads import Head, HeadOutput
 from siamese_bench.models.losses import Loss, PairLoss
 from siamese_bench.models.miners import Miner
 from siamese_bench.models.registry import LOSSES, MINERS
-from siamese_bench.training.samplers import PairIndex, TripletIndex, keras_pairs, triplets
+from siamese_bench.training.samplers import PairIndex, TripletIndex, pair_stream, triplets
 
 Batch = dict[str, torch.Tensor]
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -67,11 +67,6 @@ class Objective:
     def collapse_margin(self) -> float | None:
         """A margin whose value the training loss sticks to when embeddings collapse."""
         return None
-
-
-def pair_stream(y: torch.Tensor, seed: int, stream: int) -> Callable[[int], PairIndex]:
-    """Keras-recipe pairs of `y` for each epoch, from (seed, stream, epoch)."""
-    return lambda epoch: keras_pairs(y, torch.Generator().manual_seed(seed * 1000 + stream + epoch))
 
 
 class PairObjective(Objective):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from siamese_bench.registry import Registry
+from siamese_bench.core.registry import Registry
 
 Params = Iterable[nn.Parameter]
 OPTIMIZERS: Registry[Callable[[Params, float], torch.optim.Optimizer]] = Registry("optimizer")

@@ -13,7 +13,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
-NEGATIVE_POLICIES = ("other", "any")
+from siamese_bench.core.config import NEGATIVE_POLICIES
+
 PASS_THROUGH = ("y", "label")  # batch fields that are values, not image indices
 
 
@@ -75,6 +76,11 @@ def keras_pairs(y: torch.Tensor, generator: torch.Generator) -> PairIndex:
     right = torch.stack([positive, negative], dim=2).reshape(-1)
     labels = torch.tensor([1.0, 0.0]).repeat(num_classes * n)
     return PairIndex(left, right, labels)
+
+
+def pair_stream(y: torch.Tensor, seed: int, stream: int) -> Callable[[int], PairIndex]:
+    """Keras-recipe pairs of `y` for each epoch, from (seed, stream, epoch)."""
+    return lambda epoch: keras_pairs(y, torch.Generator().manual_seed(seed * 1000 + stream + epoch))
 
 
 def triplets(y: torch.Tensor, generator: torch.Generator, negatives: str = "other") -> TripletIndex:

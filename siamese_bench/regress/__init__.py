@@ -1,0 +1,12 @@
+"""Accuracy regression checks of the documented claims (CLAIMS.md ids), with thresholds that
+are prediction bounds calibrated from measured distributions over seeds.
+
+`benchmarks/regress.yaml` lists checks (regress/checks.py): a cell, a metric, and `at_least`, `at_most` or
+`within` (two-sided). `calibrate` trains each cell on n calibration seeds, disjoint from the
+check's k seeds, and sets the threshold to a one-sided 99 % prediction bound for the mean of
+k new seeds, mean - t(0.99, n-1) * sd * sqrt(1/k + 1/n) (at_least; + for at_most; both sides
+at t(0.995, n-1) for within): a healthy pipeline fails a check 1 % of the time. It also
+records each check's minimum detectable drop: the shift of the true mean that the check
+catches with 90 % power (a noncentral t computation), to compare with the check's `detect`
+target, and refuses a threshold that a trivial model (`baseline`: chance, pixels) would pass.
+"""

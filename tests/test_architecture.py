@@ -1,0 +1,91 @@
+"""The package's shape, read from its own imports: layers that never import upwards, a small
+package root, modules of at most about 400 lines, and a report and a schema that load no torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "siamese_bench"
+# Top to bottom; a module may import its own folder and any folder on a lower level, never one on
+# its own level or above. Infrastructure sits beside the layers on level 1: used by them, using core.
+LAYERS = {"cli": 6, "decide": 5, "sweep": 4, "report": 4, "regress": 4, "training": 3,
+          "models": 2, "evaluation": 2, "data": 2, "infra": 1, "core": 0}
+ROOT_MODULES = 6
+MAX_LINES = 400
+
+
+def modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def folder(module: str) -> str | None:
+    """'siamese_bench.sweep.runner' -> 'sweep'; the package root itself -> None."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import of the package in the file, lazy ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            found += [(node.lineno, n) for n in names if n.startswith("siamese_bench.")]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("siamese_bench.")]
+    return found
+
+
+def upward_imports() -> list[str]:
+    bad = []
+    for path in modules():
+        here = folder("siamese_bench." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+        if here is None:
+            continue  # the package root: its face re-exports names for plugins (lazily)
+        for line, name in imports(path):
+            there = folder(name)
+            if there is not None and there != here and LAYERS[there] >= LAYERS[here]:
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {here} imports {name} ({there})")
+    return bad
+
+
+def test_every_folder_of_the_package_is_a_layer():
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders <= set(LAYERS), f"folders without a layer: {sorted(folders - set(LAYERS))}"
+
+
+def test_no_import_points_up_or_sideways():
+    assert upward_imports() == []
+
+
+def test_the_check_sees_an_upward_import(tmp_path):
+    """The rule above can fail: a core module importing training is found."""
+    fake = tmp_path / "fake.py"
+    fake.write_text("from siamese_bench.training.run import run_training\n")
+    assert imports(fake) == [(1, "siamese_bench.training.run"), (1, "siamese_bench.training.run.run_training")]
+    assert LAYERS[folder("siamese_bench.training.run")] > LAYERS["core"]
+
+
+def test_the_package_root_holds_at_most_six_modules():
+    root = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(root) <= ROOT_MODULES, root
+
+
+def test_no_module_is_longer_than_about_400_lines():
+    long = {str(p.relative_to(PACKAGE)): n for p in modules() if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def _loads_torch(code: str) -> bool:
+    out = subprocess.run([sys.executable, "-c", f"import sys; {code}; print('torch' in sys.modules)"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_the_report_and_the_cli_parser_load_no_torch():
+    assert not _loads_torch("import siamese_bench.report.build, siamese_bench.report.claims")
+    assert not _loads_torch("from siamese_bench.cli import build_parser; build_parser('report')")
+    assert _loads_torch("import siamese_bench.training.run")  # the probe itself can fail
