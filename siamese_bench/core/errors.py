@@ -11,3 +11,9 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """Bad user input; the message names the option (or file, or column) at fault."""
+
+
+def missing_extra(err: ImportError, extra: str, what: str) -> ConfigError:
+    """The one line for an optional part whose package is not installed: name the extra."""
+    return ConfigError(f"{what} needs the package {err.name or 'it imports'}, which is not installed: "
+                       f"pip install 'siamese-bench[{extra}]'")

@@ -18,6 +18,10 @@ class UnknownNameError(UserError, KeyError):
         return str(self.args[0])
 
 
+class DuplicateNameError(UserError, ValueError):
+    """A name registered twice: by two plugins, or by a plugin and a built-in."""
+
+
 class Registry(Generic[T]):
     """A dict from name to factory with a `register` decorator."""
 
@@ -28,11 +32,18 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         def decorate(obj: T) -> T:
             if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
+                owner = getattr(self._items[name], "__module__", "?") or "?"
+                builtin = " (a built-in)" if owner.startswith("siamese_bench.") else ""
+                raise DuplicateNameError(f"{self.kind} {name!r} is already registered by {owner}{builtin}: "
+                                         "choose another name")
             self._items[name] = obj
             return obj
 
         return decorate
+
+    def is_builtin(self, name: str) -> bool:
+        """Registered by the package itself, not by a plugin."""
+        return str(getattr(self.get(name), "__module__", "")).startswith("siamese_bench.")
 
     def get(self, name: str) -> T:
         try:

@@ -70,9 +70,17 @@ def load_dataset(name: str) -> LabelledData:
 
 
 def data_home() -> Path:
-    """The project's `datasets/` folder (cache and manifests); SIAMESE_BENCH_DATA_DIR overrides."""
+    """Where downloads and decoded caches go: $SIAMESE_BENCH_DATA_DIR; else, in a checkout of the
+    repository, its `datasets/` folder; else (an installed package) $XDG_CACHE_HOME/siamese-bench,
+    by default ~/.cache/siamese-bench."""
     env = os.environ.get("SIAMESE_BENCH_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "datasets"
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").is_file() and (repo / "siamese_bench" / "data" / "base.py").is_file():
+        return repo / "datasets"
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "siamese-bench"
 
 
 def stratified_split(

@@ -23,17 +23,16 @@ MNIST_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
+# md5 of the UNCOMPRESSED official IDX files (a recompressed .gz has another .gz md5 but the
+# same content, so the uncompressed bytes are what is verified)
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
 SUBSET_TEST_FRACTION = 0.2  # mnist-5k and digits: a fixed stratified 80/20 train/test split
 SUBSET_SPLIT_SEED = 0  # fixed, so every run seed is scored on the same test images
-
-
-def _read_manifest() -> dict[str, str]:
-    path = data_home() / "mnist.md5"
-    if not path.exists():  # a user-chosen cache folder without the manifest: use the repo's
-        path = REPO_DATASETS / "mnist.md5"
-    lines = [ln.split() for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
-    return {name: md5 for md5, name in lines}
 
 
 def _read_idx(folder: Path, stem: str, expected_md5: str) -> np.ndarray:
@@ -55,8 +54,7 @@ def _read_idx(folder: Path, stem: str, expected_md5: str) -> np.ndarray:
 
 
 def _mnist_from(folder: Path) -> LabelledData:
-    md5 = _read_manifest()
-    arrays = {key: _read_idx(folder, stem, md5[stem]) for key, stem in MNIST_FILES.items()}
+    arrays = {key: _read_idx(folder, stem, MNIST_MD5[stem]) for key, stem in MNIST_FILES.items()}
     x = {k: torch.from_numpy(arrays[k].copy()).float().div_(255).unsqueeze(1) for k in ("x_train", "x_test")}
     y = {k: torch.from_numpy(arrays[k].astype(np.int64)) for k in ("y_train", "y_test")}
     return LabelledData("mnist", "mnist-full", x["x_train"], y["y_train"], x["x_test"], y["y_test"], str(folder))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from siamese_bench.core.errors import missing_extra
 from siamese_bench.data.base import DATASETS, LabelledData, load_dataset
 
 JV_MAX_LENGTH = 29  # JapaneseVowels' longest utterance (train and test: 7..29 steps)
@@ -50,8 +51,11 @@ def load_japanese_vowels() -> LabelledData:
     """JapaneseVowels as speaker verification: 9 speakers (labels 0..8), 12 LPC cepstrum
     channels, 7..29 steps; the official split, 270 train / 370 test. The files ship inside
     the aeon package, so this works offline."""
-    import aeon
-    from aeon.datasets import load_japanese_vowels as aeon_load
+    try:
+        import aeon
+        from aeon.datasets import load_japanese_vowels as aeon_load
+    except ImportError as err:
+        raise missing_extra(err, "sequences", "dataset japanese-vowels") from None
 
     parts = {}
     for split in ("TRAIN", "TEST"):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from scipy import optimize, stats
 
-FALSE_ALARM = 0.01  # a healthy pipeline fails a check this often
+FALSE_ALARM = 0.01  # a healthy pipeline fails one given check this often
 POWER = 0.90  # the minimum detectable drop is caught this often
 DIRECTIONS = ("at_least", "at_most", "within")
 
@@ -60,3 +60,9 @@ class Bound:
             return 0.0
         top = (self.t + 8) * self.sd * self.scale  # power is ~1 there; nct gives NaN far beyond
         return float(optimize.brentq(lambda s: self.power(s) - power, 0.0, top))
+
+
+def run_false_alarm(checks: int, per_check: float = FALSE_ALARM) -> float:
+    """How often a healthy pipeline fails at least one of `checks` independent checks: the
+    per-check rate compounds (8 checks at 1 % each: 7.7 % of healthy runs fail one)."""
+    return 1 - (1 - per_check) ** checks

@@ -9,7 +9,7 @@ from typing import Any
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.schema import dump_yaml
 from siamese_bench.core.yamlfile import load_yaml
-from siamese_bench.regress.bounds import POWER, Bound
+from siamese_bench.regress.bounds import FALSE_ALARM, POWER, Bound, run_false_alarm
 from siamese_bench.regress.checks import Check, RegressChecks, load_checks
 
 
@@ -79,6 +79,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
                      f"{r['result']:<13} {seeds} / {r['cell']} on {r['data']}")
     lines.append("detects: the drop (for 'in [..]': the shift either way) of the true mean that fails the check "
                  f"with {POWER:.0%} power")
+    lines.append(f"false alarms: a healthy pipeline fails a given check {FALSE_ALARM * 100:g} % of the time, and at "
+                 f"least one of these {len(rows)} checks {run_false_alarm(len(rows)) * 100:.1f} % of the time")
     return "\n".join(lines)
 
 

@@ -13,8 +13,12 @@ from pathlib import Path
 import matplotlib
 import seaborn as sns
 
-from siamese_bench.report import figures as figs
 from siamese_bench.report.comparisons import comparisons_table
+from siamese_bench.report.figures import Palettes, Plot
+from siamese_bench.report.figures_artifacts import distance_histograms, embeddings, roc_curves
+from siamese_bench.report.figures_curves import curves
+from siamese_bench.report.figures_grid import accuracy_by_head, accuracy_by_margin
+from siamese_bench.report.figures_oneshot import oneshot_by_run
 from siamese_bench.report.findings import findings, not_covered
 from siamese_bench.report.findings_table import findings_table
 from siamese_bench.report.load import ArtifactCache, Study, load_curves, load_studies
@@ -45,12 +49,12 @@ def by_variant(study: Study) -> list[Study]:
             for variant in study.variants]
 
 
-def _draw_figures(client, studies: list[Study], found, cache: ArtifactCache) -> list[figs.Plot]:
-    pal = figs.Palettes.of(studies)
-    plots: list[figs.Plot | None] = []
+def _draw_figures(client, studies: list[Study], found, cache: ArtifactCache) -> list[Plot]:
+    pal = Palettes.of(studies)
+    plots: list[Plot | None] = []
     k = 0
 
-    def add(plot: figs.Plot | None) -> None:
+    def add(plot: Plot | None) -> None:
         nonlocal k
         if plot is not None:
             plots.append(plot)
@@ -58,17 +62,17 @@ def _draw_figures(client, studies: list[Study], found, cache: ArtifactCache) -> 
 
     views = [view for study in studies for view in by_variant(study)]
     for study in views:
-        add(figs.accuracy_by_head(study, pal, k + 1))
-        add(figs.accuracy_by_margin(study, pal, k + 1))
+        add(accuracy_by_head(study, pal, k + 1))
+        add(accuracy_by_margin(study, pal, k + 1))
     for study in views:
         history = load_curves(client, study.complete) if not study.complete.empty else None
         if history is not None:
             for metric in ("val/auc", "train/loss"):
-                add(figs.curves(study, history, metric, pal, k + 1))
-    add(figs.oneshot_by_run(studies, pal, k + 1))
-    add(figs.roc_curves(found, cache, k + 1))
-    add(figs.distance_histograms(found, cache, k + 1))
-    add(figs.embeddings(studies, cache, k + 1))
+                add(curves(study, history, metric, pal, k + 1))
+    add(oneshot_by_run(studies, pal, k + 1))
+    add(roc_curves(found, cache, k + 1))
+    add(distance_histograms(found, cache, k + 1))
+    add(embeddings(studies, cache, k + 1))
     return [p for p in plots if p is not None]
 
 
@@ -186,7 +190,7 @@ def _assemble(name, studies, found, t_findings, t_results, t_compare, t_prov, t_
     return doc
 
 
-def _markdown(name: str, studies: list[Study], tables: list[Table], plots: list[figs.Plot]) -> str:
+def _markdown(name: str, studies: list[Study], tables: list[Table], plots: list[Plot]) -> str:
     parts = [f"# Siamese-network ablations: {name}", "", "Studies: " + "; ".join(_summary(s) for s in studies), ""]
     for table in tables:
         parts += [f"## {table.title}", "", table.markdown(), ""]

@@ -3,12 +3,17 @@
 A study is one MLflow experiment written by `siamese-bench sweep`: a parent run (tag
 role=study) and a child run per trial (tag phase=grid or tune). Only grid runs enter the
 tables; tuning runs are counted. Nothing here writes to the store.
+
+Whether a run's loss takes a margin is what the run says (its loss_uses_margin tag; for runs
+from before the tag, whether it recorded a margin), never the loss's name; where it takes none,
+the run's margin is NaN.
 """
 
 from __future__ import annotations
 
 import ast
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +25,7 @@ import pandas as pd
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.recipe import RECIPE as RECIPE_VALUES
 from siamese_bench.core.recipe import VARIANT_PREFERENCE
-from siamese_bench.core.store import STUDY_CELLS
+from siamese_bench.core.store import LOSS_USES_MARGIN, OBJECTIVE, STUDY_CELLS
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +150,18 @@ def _margin(text: str | None) -> float:
         return float("nan")
 
 
+def _uses_margin(tag: str | None, margin: float) -> bool:
+    """The run's loss_uses_margin tag; for runs from before it, whether a margin was recorded
+    (training records None as the margin of a loss that takes none)."""
+    if tag in ("true", "false"):
+        return tag == "true"
+    return math.isfinite(margin)
+
+
 def _run_row(run) -> dict[str, Any]:
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    margin = _margin(params.get("margin"))
+    uses_margin = _uses_margin(tags.get(LOSS_USES_MARGIN), margin)
     row: dict[str, Any] = {
         "run_id": run.info.run_id,
         "cell": tags.get("cell", run.info.run_name or run.info.run_id),
@@ -157,7 +172,9 @@ def _run_row(run) -> dict[str, Any]:
         "optuna_trial": int(tags.get("optuna_trial", -1)),
         "head": tags.get("head", params.get("head", "")),
         "loss": tags.get("loss", params.get("loss", "")),
-        "margin": _margin(params.get("margin")),
+        "margin": margin if uses_margin else float("nan"),  # NaN: the loss takes no margin
+        "loss_uses_margin": uses_margin,
+        "objective": tags.get(OBJECTIVE, ""),  # "pairs" or "triplets"; "" in runs from before the tag
         "dataset_variant": tags.get("dataset_variant", params.get("dataset", "")),
         "dataset_source": tags.get("dataset_source", ""),
         "epochs": int(params["epochs"]) if "epochs" in params else -1,
@@ -186,9 +203,9 @@ def _run_row(run) -> dict[str, Any]:
 
 
 RUN_COLUMNS = ["run_id", "cell", "seed", "status", "optuna_state", "fail_reason", "optuna_trial", "head", "loss",
-               "margin", "dataset_variant", "dataset_source", "epochs", "n_train_samples", "n_parameters",
-               "package_version", "git_commit", "start_time", "end_time", "artifact_uri",
-               *(f"param.{k}" for k in PARAM_COLUMNS), *FINAL_METRICS]
+               "margin", "loss_uses_margin", "objective", "dataset_variant", "dataset_source", "epochs",
+               "n_train_samples", "n_parameters", "package_version", "git_commit", "start_time", "end_time",
+               "artifact_uri", *(f"param.{k}" for k in PARAM_COLUMNS), *FINAL_METRICS]
 
 
 def _declared_cells(client, run_id: str) -> list[str] | None:

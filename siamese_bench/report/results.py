@@ -32,6 +32,8 @@ def cell_summary(study: Study) -> pd.DataFrame:
     variants = study.variants
     first = variants[0] if variants else ""
     finished = set(done["cell"]) if not done.empty else set()
+    # whether a cell's loss takes a margin, as its runs say (a cell with no run: as its id says)
+    uses_margin = study.runs.groupby("cell")["loss_uses_margin"].any() if not study.runs.empty else {}
     rows = []
     for variant in variants or [""]:
         here = done[done["dataset_variant"] == variant] if not done.empty else done
@@ -40,6 +42,7 @@ def cell_summary(study: Study) -> pd.DataFrame:
             if runs.empty and (variant != first or cell in finished):
                 continue  # finished on another variant only (its rows are there), or already listed
             row = {"study": study.name, "cell": cell, **parse_cell(cell), "dataset_variant": variant,
+                   "loss_uses_margin": bool(uses_margin.get(cell, True)),
                    "n": len(runs), "seeds": " ".join(str(s) for s in sorted(runs["seed"])) if len(runs) else ""}
             for metric, *_ in (*RESULT_METRICS, MIX, ONESHOT, *RETRIEVAL):
                 values = runs[metric].dropna() if len(runs) and metric in runs else []
@@ -77,8 +80,8 @@ def results_table(study: Study, index: int) -> Table:
     factors = study.factors
     # a factor a cell does not set (one-factor-at-a-time studies) shows "–": the base value
     view = summary[factors].astype(object).fillna("–") if not summary.empty else pd.DataFrame(columns=factors)
-    if "margin" in view and "loss" in view:  # bce has no margin: its margin=1 cell stands for it
-        view.loc[view["loss"] == "bce", "margin"] = "–"
+    if "margin" in view and not summary.empty:  # a loss without a margin (bce): its margin=1 cell stands for it
+        view.loc[~summary["loss_uses_margin"].astype(bool), "margin"] = "–"
     view["n"] = summary["n"].astype(int) if not summary.empty else []
     best: set[tuple[int, str]] = set()
     for metric, title, scale, digits in RESULT_METRICS:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -68,16 +67,24 @@ def test_mnist_5k(mnist_5k):
     assert no_overlap(data)
 
 
+def test_data_home_rule(tmp_path, monkeypatch):
+    from siamese_bench.data.base import data_home
+
+    monkeypatch.setenv("SIAMESE_BENCH_DATA_DIR", str(tmp_path / "mine"))
+    assert data_home() == tmp_path / "mine"
+    monkeypatch.delenv("SIAMESE_BENCH_DATA_DIR")
+    assert data_home() == REPO / "datasets"  # a checkout of the repository keeps its caches in datasets/
+
+
 def test_mnist_5k_split_is_fixed(mnist_5k):
     assert same_split(mnist_5k, load_dataset("mnist-5k"))
 
 
 @pytest.fixture
 def isolated_data_home(tmp_path, monkeypatch, mnist_5k):
-    """An empty data home holding only the checksum manifest, and no torchvision download."""
+    """An empty data home, and no torchvision download."""
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(REPO / "datasets" / "mnist.md5", home / "mnist.md5")
     monkeypatch.setenv("SIAMESE_BENCH_DATA_DIR", str(home))
 
     import torchvision.datasets

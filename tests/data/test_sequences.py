@@ -206,3 +206,20 @@ def test_sequences_spec_cells():
 def test_sequences_full_spec_is_valid():
     spec = load_spec(REPO / "benchmarks" / "sequences-full.yaml")
     assert spec.base.encoder == "lstm" and "mnist-rows" in {c.values.get("dataset") for c in spec.cells()}
+
+
+def test_a_missing_optional_package_names_the_extra(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_aeon(name, *args, **kwargs):
+        if name == "aeon" or name.startswith("aeon."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_aeon)
+    with pytest.raises(ConfigError) as err:
+        load_dataset("japanese-vowels")
+    assert str(err.value) == ("dataset japanese-vowels needs the package aeon, which is not installed: "
+                              "pip install 'siamese-bench[sequences]'")

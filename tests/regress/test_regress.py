@@ -90,6 +90,18 @@ def test_prediction_bound_false_alarm_and_power_by_simulation():
     assert low < 0.5 < high and within.power(0.0) == pytest.approx(0.01, abs=1e-3)
 
 
+def test_the_per_run_false_alarm_rate_is_stated():
+    from siamese_bench.regress.bounds import run_false_alarm
+    from siamese_bench.regress.run import format_rows
+
+    assert run_false_alarm(1) == pytest.approx(0.01) and run_false_alarm(8) == pytest.approx(0.0773, abs=1e-4)
+    rng = np.random.default_rng(0)  # eight healthy checks at 1 % each: the run fails ~7.7 % of the time
+    assert np.mean((rng.random((200_000, 8)) < 0.01).any(axis=1)) == pytest.approx(run_false_alarm(8), abs=0.002)
+    row = {"check": "C1", "metric": "test/acc", "mean": 0.9, "rule": ">= 0.8", "mdd": 0.02, "result": "ok",
+           "values": [0.9], "cell": "head=euclidean", "data": "digits"}
+    assert "at least one of these 8 checks 7.7 % of the time" in format_rows([row] * 8)
+
+
 def test_two_sided_check_fails_on_either_side():
     check = Check(id="C2", claim="at chance", cell={}, metric="test/auc", within=[0.49, 0.51])
     assert check.passes(0.5) and not check.passes(0.3) and not check.passes(0.7)

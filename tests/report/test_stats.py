@@ -1,0 +1,92 @@
+"""Intervals over seeds, one-sided tests, paired comparisons and Holm's adjustment, on hand-made numbers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from siamese_bench.report.evidence import Evidence
+from siamese_bench.report.findings import judge
+from siamese_bench.report.rules import INCONCLUSIVE
+from siamese_bench.report.stats import paired_comparison, t_interval
+
+
+def test_t_interval_matches_hand_computation():
+    iv = t_interval([0.90, 0.92, 0.94])
+    # mean 0.92, sd 0.02, t(0.975, 2) = 4.302653 -> half width 0.0496824
+    assert iv.mean == pytest.approx(0.92) and iv.sd == pytest.approx(0.02)
+    assert (iv.lo, iv.hi) == pytest.approx((0.92 - 0.0496824, 0.92 + 0.0496824), abs=1e-6)
+    one = t_interval([0.5])
+    assert one.n == 1 and not one.has_interval and "no interval" in one.text()
+    assert t_interval([0.2, 0.99], bounds=(0, 1)).hi == 1.0
+
+
+def test_paired_comparison_pairs_by_seed_and_refuses_to_read_two_seeds():
+    a = {2: 0.51, 0: 0.50, 1: 0.52}  # inserted in another order than b: pairing is by seed
+    b = {7: 0.1, 1: 0.93, 0: 0.90, 2: 0.91}  # seed 7 has no partner: ignored
+    p = paired_comparison(a, b)
+    assert p.n == 3 and p.diff.mean == pytest.approx(np.mean([0.40, 0.41, 0.40]))
+    assert p.diff.sd == pytest.approx(np.std([0.40, 0.41, 0.40], ddof=1))  # same pairs as sorted input
+    assert (p.mean_a, p.mean_b) == pytest.approx((0.51, np.mean([0.90, 0.93, 0.91])))
+    assert p.diff.lo > 0 and p.p < 0.05 and "higher" in p.reading("A", "B")
+    few = paired_comparison({0: 0.5, 1: 0.6}, {0: 0.9, 1: 0.8})
+    assert few.n == 2 and "too few seeds" in few.reading("A", "B")
+
+
+def test_interval_tests_agree_with_the_interval():
+    iv = t_interval([0.91, 0.93, 0.92, 0.95])
+    assert (iv.lo >= 0.9) == (iv.p_above(0.9) <= 0.025)
+    assert iv.p_above(iv.lo) == pytest.approx(0.025) and iv.p_below(iv.hi) == pytest.approx(0.025)
+    assert iv.p_within(iv.lo, iv.hi) == pytest.approx(0.025)
+
+
+def test_holm_adjustment_by_hand():
+    from siamese_bench.report.stats import holm
+
+    # sorted 0.01, 0.02, 0.04 over m=3: 0.03, max(0.03, 0.04)=0.04, max(0.04, 0.04)=0.04
+    assert holm([0.04, 0.01, math.nan, 0.02]) == pytest.approx([0.04, 0.03, math.nan, 0.04], nan_ok=True)
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_one_shot_interval_adds_the_binomial_error_of_400_fixed_trials(rule_of):
+    from siamese_bench.report.stats import oneshot_interval
+
+    seeds = [0.70, 0.71, 0.705]
+    plain, with_trials = t_interval(seeds), oneshot_interval(seeds, 400)
+    var = 0.705 * 0.295 / 400
+    assert with_trials.se == pytest.approx(math.sqrt(plain.sd ** 2 / 3 + var))
+    assert with_trials.hi - with_trials.lo > 3 * (plain.hi - plain.lo)  # the trials dominate here
+    # a K1 row reads it: identical seeds at 72 % no longer clear the 70 % bar
+    runs = pd.DataFrame({"seed": [0, 1, 2]})
+    ev = Evidence("s", "omniglot-full-35", "c", 6, runs, t_interval([0.9] * 3), t_interval([0.95] * 3),
+                  t_interval([0.9] * 3), oneshot=oneshot_interval([0.72, 0.72, 0.721], 400))
+    assert judge(rule_of["K1"], [ev])[1] == INCONCLUSIVE
+
+
+def test_one_shot_interval_covers_95_percent_with_welch_satterthwaite_degrees_of_freedom():
+    """The binomial variance of the shared trials is known, not estimated from the seeds: only
+    the seeds' spread has n - 1 degrees of freedom. Simulated: 3 seeds scored on one shared
+    sample of 400 trials, true accuracy 0.75, seed sd 0.01. The interval must cover the truth
+    about 95 % of the time; reading all of it at t(2) covers nearly always (too wide)."""
+    from scipy import stats as sps
+
+    from siamese_bench.report.stats import oneshot_interval
+
+    rng = np.random.default_rng(0)
+    covered, covered_t2 = 0, 0
+    reps = 3000
+    for _ in range(reps):
+        shared = rng.binomial(400, 0.75) / 400 - 0.75  # the fixed trials' own sampling error
+        seeds = 0.75 + shared + rng.normal(0, 0.01, 3)
+        iv = oneshot_interval(seeds, 400)
+        covered += iv.lo <= 0.75 <= iv.hi
+        half_t2 = sps.t.ppf(0.975, 2) * iv.se
+        covered_t2 += abs(iv.mean - 0.75) <= half_t2
+    assert 0.93 <= covered / reps <= 0.975
+    assert covered_t2 / reps > 0.99  # the old reading: far wider than 95 %
+    iv = oneshot_interval([0.70, 0.71, 0.705], 400)
+    assert 2 < iv.df < 1e6 and iv.p_above(iv.lo) == pytest.approx(0.025, abs=1e-6)
+    assert oneshot_interval([0.7, 0.7, 0.7], 400).df > 1e6  # no spread: the known variance alone (normal)
