@@ -305,6 +305,7 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
     from mlflow.tracking import MlflowClient
     from optuna.trial import TrialState
 
+    from siamese_bench.sweep.recovery import fail_reason
     from siamese_bench.sweep.spec import load_spec
     from siamese_bench.sweep.storage import make_storage
 
@@ -328,11 +329,11 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
         for t in trials:
             a = t.user_attrs
             if a.get("host") == d["host"] and a.get("pid") == d["pid"] and t.state == TrialState.FAIL \
-                    and t.datetime_complete is not None and "worker process died" not in str(a.get("fail_reason")):
+                    and t.datetime_complete is not None and "worker process died" not in fail_reason(t):
                 seconds = t.datetime_complete.timestamp() - d["at"]  # naive datetimes are local time
                 if seconds < 0:  # failed before the machine died (not by its death)
                     continue
-                path = "heartbeat" if "heartbeat" in str(a.get("fail_reason")) else "pid"
+                path = "heartbeat" if "heartbeat" in fail_reason(t) else "pid"
                 recoveries.append(round(seconds, 1))
                 paths[path] += 1
                 detail.append({"machine": d["host"], "seconds": round(seconds, 1), "found_by": path,
@@ -352,8 +353,7 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
         "optuna_running_left": sum(t.state == TrialState.RUNNING for t in trials),
         "optuna_waiting_left": sum(t.state == TrialState.WAITING for t in trials),
         "optuna_trials": dict(Counter(t.state.name for t in trials)),
-        "failed_trials_by_reason": dict(Counter(str(t.user_attrs.get("fail_reason", ""))[:60] for t in trials
-                                                if t.state == TrialState.FAIL)),
+        "failed_trials_by_reason": dict(Counter(fail_reason(t)[:60] for t in trials if t.state == TrialState.FAIL)),
         "machine_deaths": len(deaths),
         "recovery_seconds": recoveries,
         "recovered_by": dict(paths),

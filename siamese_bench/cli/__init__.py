@@ -1,5 +1,5 @@
-"""Command line: `siamese-bench train|sweep|report|regress|oneshot|make-pairs-csv`, one module a
-subcommand. Bad input gets one line on stderr and exit status 2; -v shows tracebacks' libraries."""
+"""Command line: `siamese-bench train|sweep|report|claims|regress|oneshot|services|docs|make-pairs-csv`,
+one module a subcommand. Bad input gets one line on stderr and exit status 2; -v shows library logs."""
 
 from __future__ import annotations
 
@@ -10,21 +10,14 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from siamese_bench.cli import data, oneshot, regress, report, sweep, train
+from siamese_bench import __version__
+from siamese_bench.cli import claims, data, docs, oneshot, regress, report, services, sweep, train
 from siamese_bench.core.errors import UserError
 
 log = logging.getLogger("siamese_bench")
-SUBCOMMANDS = (train, sweep, report, regress, oneshot, data)  # each has register(subparsers, full)
+# each has register(subparsers, full)
+SUBCOMMANDS = (train, sweep, report, claims, regress, oneshot, services, docs, data)
 TORCH_COMMANDS = ("train", "sweep", "regress", "oneshot", "make-pairs-csv")  # the others never load torch
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("siamese-bench")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -35,7 +28,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="siamese-bench",
         description="Ablation benchmarks of Siamese-network design choices (heads x losses x margins).",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show library log messages")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:

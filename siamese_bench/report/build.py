@@ -5,30 +5,53 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib
 import seaborn as sns
 
+from siamese_bench.report.claims import CLAIMS, ClaimRow
 from siamese_bench.report.comparisons import comparisons_table
 from siamese_bench.report.figures import Palettes, Plot
 from siamese_bench.report.figures_artifacts import distance_histograms, embeddings, roc_curves
 from siamese_bench.report.figures_curves import curves
+from siamese_bench.report.figures_forest import forest, levers
 from siamese_bench.report.figures_grid import accuracy_by_head, accuracy_by_margin
 from siamese_bench.report.figures_oneshot import oneshot_by_run
-from siamese_bench.report.findings import findings, not_covered
+from siamese_bench.report.findings import Finding, findings, not_covered
 from siamese_bench.report.findings_table import findings_table
 from siamese_bench.report.load import ArtifactCache, Study, load_curves, load_studies
 from siamese_bench.report.pdf import RC, ReportPdf
 from siamese_bench.report.provenance import hardware_table, missing_table, provenance_table
 from siamese_bench.report.results import results_table
 from siamese_bench.report.rules import CONTRADICTED, INCONCLUSIVE, REPRODUCED
+from siamese_bench.report.stats import LEVEL
 from siamese_bench.report.tables import Table, slug
 
 log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Report:
+    """What build_report wrote, and the findings it judged (for --json and decide)."""
+
+    pdf: Path
+    markdown: Path
+    findings: list[Finding]
+
+    def summary(self) -> dict[str, object]:
+        return {"report": str(self.pdf), "markdown": str(self.markdown),
+                "findings": [{"id": f.row.id, "verdict": f.verdict,
+                              "study": f.decided_on.study if f.decided_on else None,
+                              "data": f.decided_on.variant if f.decided_on else None,
+                              "p": None if not math.isfinite(f.p) else f.p,
+                              "p_holm": None if not math.isfinite(f.p_holm) else f.p_holm}
+                             for f in self.findings]}
+
 
 VERDICT_FILLS = {REPRODUCED: "#d5eedb", CONTRADICTED: "#f6d5d0", INCONCLUSIVE: "#f9ecc4"}
 PNG_DPI = 150
@@ -49,7 +72,7 @@ def by_variant(study: Study) -> list[Study]:
             for variant in study.variants]
 
 
-def _draw_figures(client, studies: list[Study], found, cache: ArtifactCache) -> list[Plot]:
+def _draw_figures(client, studies: list[Study], found, cache: ArtifactCache, level: float) -> list[Plot]:
     pal = Palettes.of(studies)
     plots: list[Plot | None] = []
     k = 0
@@ -60,10 +83,13 @@ def _draw_figures(client, studies: list[Study], found, cache: ArtifactCache) -> 
             plots.append(plot)
             k += 1
 
+    add(forest(found, k + 1, level))
+    add(levers(found, studies, k + 1))
     views = [view for study in studies for view in by_variant(study)]
     for study in views:
-        add(accuracy_by_head(study, pal, k + 1))
-        add(accuracy_by_margin(study, pal, k + 1))
+        if study.is_grid:  # grid figures only for factorial designs
+            add(accuracy_by_head(study, pal, k + 1))
+            add(accuracy_by_margin(study, pal, k + 1))
     for study in views:
         history = load_curves(client, study.complete) if not study.complete.empty else None
         if history is not None:
@@ -76,8 +102,10 @@ def _draw_figures(client, studies: list[Study], found, cache: ArtifactCache) -> 
     return [p for p in plots if p is not None]
 
 
-def build_report(studies: list[str], tracking_uri: str, out_dir: Path, name: str | None = None) -> Path:
-    """Write the report of `studies` into out_dir/<name>/ and return the PDF's path.
+def build_report(studies: list[str], tracking_uri: str, out_dir: Path, name: str | None = None,
+                 claims: list[ClaimRow] | None = None, builtin: bool = True, level: float = LEVEL) -> Report:
+    """Write the report of `studies` into out_dir/<name>/: the built-in claim rows (unless not
+    `builtin`) and a user's `claims`, each judged with intervals at `level`.
 
     Reads the tracking store only. Raises ConfigError (naming the study or the URI) when a
     study is unknown or the store cannot be read.
@@ -93,9 +121,13 @@ def build_report(studies: list[str], tracking_uri: str, out_dir: Path, name: str
             old.unlink()  # a rebuild must not leave tables or figures of an earlier one behind
     log.info("report %s: %s", name, "; ".join(_summary(s) for s in loaded))
 
-    found = findings(loaded)
-    uncovered = not_covered(loaded, found)
-    t_findings = findings_table(found, uncovered)
+    found = findings(loaded, CLAIMS, level) if builtin else []
+    uncovered = not_covered(loaded, found) if builtin else []
+    if claims:
+        own = findings(loaded, claims, level)
+        found += own
+        uncovered += not_covered(loaded, own, claims)
+    t_findings = findings_table(found, uncovered, level)
     t_findings.fills = {(i, "Verdict"): VERDICT_FILLS[f.verdict] for i, f in enumerate(found)}
     t_results = [results_table(s, i + 1) for i, s in enumerate(loaded)]
     t_compare = [comparisons_table(s, i + 1) for i, s in enumerate(loaded)]
@@ -106,10 +138,10 @@ def build_report(studies: list[str], tracking_uri: str, out_dir: Path, name: str
     with tempfile.TemporaryDirectory(prefix="siamese-bench-report-") as tmp, \
             matplotlib.rc_context(RC), sns.axes_style("whitegrid"), sns.plotting_context("paper"):
         cache = ArtifactCache(client, Path(tmp))
-        plots = _draw_figures(client, loaded, found, cache)
+        plots = _draw_figures(client, loaded, found, cache, level)
         for plot in plots:
             plot.figure.savefig(figures_dir / f"{plot.key}.png", dpi=PNG_DPI, bbox_inches="tight")
-        doc = _assemble(name, loaded, found, t_findings, t_results, t_compare, t_prov, t_missing, t_hw, plots)
+        doc = _assemble(name, loaded, found, t_findings, t_results, t_compare, t_prov, t_missing, t_hw, plots, level)
         doc.save(pdf_path, _title_lines(loaded, found, tracking_uri), name)
 
     runs = [s.runs.assign(study=s.name) for s in loaded if not s.runs.empty]
@@ -121,7 +153,7 @@ def build_report(studies: list[str], tracking_uri: str, out_dir: Path, name: str
         table.write(tables_dir)
     (folder / "report.md").write_text(_markdown(name, loaded, all_tables, plots))
     log.info("report written to %s", folder)
-    return pdf_path
+    return Report(pdf_path, folder / "report.md", found)
 
 
 def _title_lines(studies: list[Study], found, uri: str) -> list[tuple[str, str]]:
@@ -139,13 +171,14 @@ def _title_lines(studies: list[Study], found, uri: str) -> list[tuple[str, str]]
     ]
 
 
-def _assemble(name, studies, found, t_findings, t_results, t_compare, t_prov, t_missing, t_hw, plots) -> ReportPdf:
+def _assemble(name, studies, found, t_findings, t_results, t_compare, t_prov, t_missing, t_hw, plots,
+              level: float) -> ReportPdf:
     doc = ReportPdf(f"Siamese-network ablations: {name}",
                     "Heads, losses and margins, measured against the documented claims (CLAIMS.md)")
     doc.heading("1", "Findings", landscape=True)
     doc.paragraph("One row per documented claim these studies test. Each verdict follows the rule written in its "
-                  "row, applied to 95 % t-intervals over seeds (a single seed gives no interval). The source's "
-                  "number is on its data; ours on the data variant named beside it.")
+                  f"row, applied to {level * 100:.4g} % t-intervals over seeds (a single seed gives no interval). The "
+                  "source's number is on its data; ours on the data variant named beside it.")
     doc.table(t_findings, size=7.2)
 
     doc.heading("2", "Results by cell")

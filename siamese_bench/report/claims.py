@@ -45,6 +45,8 @@ class ClaimRow(Schema):
     reduced_note: str = Field("", description="what the reduced setup lacks, for the reason")
     pick: Pick = Field("recipe", description="which matching cell is the evidence: closest to the recipe, or the "
                        "best one-shot cell of a study (K1's bar)")
+    family: str | None = Field(None, description="the rows corrected together (Holm); default: the id's first "
+                               "word, so 'C3 subtract-mlp' and 'C3 abs-diff-dense' are one family")
 
     @model_validator(mode="after")
     def _better_needs_versus(self) -> ClaimRow:
@@ -53,13 +55,22 @@ class ClaimRow(Schema):
         return self
 
     @property
+    def holm_family(self) -> str:
+        return self.family or self.id.split()[0]
+
+    @property
     def delta(self) -> float:
         """The smallest effect that matters for this row's metric."""
         return self.smallest_effect or SMALLEST_EFFECT.get(self.metric, DEFAULT_EFFECT)
 
 
 class ClaimsFile(Schema):
+    """A claims file: its rows, and, for `decide`, what to train them with."""
+
+    name: str | None = Field(None, description="decide's study name (default: the file's stem)")
     notes: str = ""
+    base: dict[str, Any] = Field({}, description="decide: the training options every row's cell starts from")
+    plugins: list[str] = Field([], description="decide: plugin files (relative to this file) or modules to load")
     rows: list[ClaimRow] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -5,13 +5,13 @@ intervals over seeds of every metric a rule reads."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from siamese_bench.report.load import Study, diverged, match, parse_cell, rank_cells, variant_rank
-from siamese_bench.report.stats import UNIT, Interval, oneshot_interval, t_interval
+from siamese_bench.report.stats import LEVEL, UNIT, Interval, oneshot_interval, t_interval
 
 ONESHOT_TRIALS = 400  # Lake's 20 runs x 20 test images, when a run did not log oneshot/trials
 RETRIEVAL_NAMES = {"retrieval/precision_at_1": "P@1", "retrieval/r_precision": "R-prec",
@@ -44,6 +44,18 @@ class Evidence:
     oneshot_pixels: float = math.nan  # the pixel nearest-neighbour baseline on the same runs
     diverged: int = 0  # seeds whose training diverged (NaN loss): outcomes of the method, not missing data
     retrieval: dict[str, Interval] | None = None  # retrieval/* metrics (precision@1, R-precision, MAP@R)
+    level: float = LEVEL  # the two-sided level of every interval here (decide reads them at its looks' level)
+    selected_from: int = 1  # cells this one was picked from as the best (K1's bar): the test accounts for it
+
+    def trials(self) -> int:
+        """The fixed one-shot trials every seed was scored on."""
+        logged = self.runs["oneshot/trials"].dropna() if "oneshot/trials" in self.runs else []
+        return int(logged.iloc[0]) if len(logged) else ONESHOT_TRIALS
+
+    def logged(self, metric: str) -> tuple[int, int]:
+        """(finite values, runs) of `metric`: a NaN is dropped from the interval, and said."""
+        values = self.runs[metric] if metric in self.runs else pd.Series(dtype=float)
+        return int(values.apply(lambda v: isinstance(v, float | int) and math.isfinite(v)).sum()), len(self.runs)
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -143,12 +155,12 @@ def _unfinished_seeds(study: Study, cell: str, variant: str) -> tuple[set[int], 
     return bad, open_seeds - bad
 
 
-def _oneshot_interval(runs: pd.DataFrame) -> Interval | None:
+def _oneshot_interval(runs: pd.DataFrame, level: float) -> Interval | None:
     values = runs["oneshot/acc"].dropna() if "oneshot/acc" in runs else pd.Series(dtype=float)
     if values.empty:
         return None
     trials = runs["oneshot/trials"].dropna() if "oneshot/trials" in runs else pd.Series(dtype=float)
-    return oneshot_interval(values, int(trials.iloc[0]) if len(trials) else ONESHOT_TRIALS)
+    return oneshot_interval(values, int(trials.iloc[0]) if len(trials) else ONESHOT_TRIALS, level=level)
 
 
 def _best_oneshot_cell(rows: pd.DataFrame) -> str | None:
@@ -158,13 +170,15 @@ def _best_oneshot_cell(rows: pd.DataFrame) -> str | None:
     return str(means.sort_index().idxmax())  # sorted first: a tie goes to the first cell id
 
 
-def gather(studies: list[Study], select: dict[str, Any],
-           variants: tuple[str, ...] | None = None, pick: str = "recipe") -> list[Evidence]:
+def gather(studies: list[Study], select: dict[str, Any], variants: tuple[str, ...] | None = None,
+           pick: str = "recipe", level: float = LEVEL) -> list[Evidence]:
     """Per dataset variant (only `variants`, when given: a cell of the same head and loss on
     other data, e.g. C4's vector pairs, is no evidence for an MNIST claim), the study and cell
     closest to the recipe, then with the most seeds; with pick="best-oneshot", the cell of
-    highest mean one-shot accuracy."""
+    highest mean one-shot accuracy, which records how many cells it was picked from. Intervals
+    are at `level`."""
     best: dict[str, Evidence] = {}
+    considered: dict[str, int] = {}  # variant -> cells with one-shot scores, over every study
     for study in studies:
         done = match(study.complete, select)
         if variants is not None:
@@ -176,20 +190,24 @@ def gather(studies: list[Study], select: dict[str, Any],
                 cell = _best_oneshot_cell(rows)
                 if cell is None:
                     continue
+                considered[str(variant)] = considered.get(str(variant), 0) + int(
+                    rows.loc[rows["oneshot/acc"].notna(), "cell"].nunique())
                 top = rank_cells(rows[rows["cell"] == cell]).iloc[0]
             runs = rows[rows["cell"] == cell].sort_values("seed")
-            retrieval = {k: t_interval(runs[k], bounds=UNIT) for k in RETRIEVAL_NAMES if k in runs}
+            retrieval = {k: t_interval(runs[k], level=level, bounds=UNIT) for k in RETRIEVAL_NAMES if k in runs}
             ev = Evidence(study.name, str(variant), cell, int(runs["epochs"].iloc[0]), runs,
-                          t_interval(runs["test/acc"], bounds=UNIT), t_interval(runs["test/auc"], bounds=UNIT),
-                          t_interval(runs["train_eval/acc"], bounds=UNIT), score=int(top["score"]),
+                          t_interval(runs["test/acc"], level=level, bounds=UNIT),
+                          t_interval(runs["test/auc"], level=level, bounds=UNIT),
+                          t_interval(runs["train_eval/acc"], level=level, bounds=UNIT), score=int(top["score"]),
                           collapsed=int((runs["collapsed"] > 0).sum()) if "collapsed" in runs else 0,
-                          oneshot=_oneshot_interval(runs),
+                          oneshot=_oneshot_interval(runs, level),
                           oneshot_pixels=float(runs["oneshot_pixels/acc"].mean())
                           if "oneshot_pixels/acc" in runs else math.nan,
                           diverged=len(_unfinished_seeds(study, cell, str(variant))[0]),
-                          retrieval={k: iv for k, iv in retrieval.items() if iv.n} or None)
+                          retrieval={k: iv for k, iv in retrieval.items() if iv.n} or None, level=level)
             if _better(ev, best.get(str(variant)), pick):
                 best[str(variant)] = ev
+    best = {v: replace(ev, selected_from=max(1, considered.get(v, 1))) for v, ev in best.items()}
     return sorted(best.values(), key=lambda e: (variant_rank(e.variant), e.variant))
 
 

@@ -45,11 +45,11 @@ def curves(study: Study, history: pd.DataFrame, metric: str, pal: Palettes, inde
     margin_pal = dict(zip(margins, sns.color_palette("viridis", len(margins) + 1)[:len(margins)], strict=True))
     if NO_MARGIN in margin_pal:
         margin_pal[NO_MARGIN] = (0.55, 0.55, 0.55)
-    if len(losses) > 1:
-        panels = [(hd, lo) for hd in heads for lo in losses]
-        nrows, ncols = len(heads), len(losses)
+    present = set(zip(h["label"], h["loss"], strict=True))
+    panels = [(hd, lo) for hd in heads for lo in losses if (hd, lo) in present]  # no panel for what did not run
+    if len(losses) > 1 and len(panels) == len(heads) * len(losses):
+        nrows, ncols = len(heads), len(losses)  # a full head x loss grid: a row per head
     else:
-        panels = [(hd, losses[0]) for hd in heads]
         ncols = min(4, len(panels))
         nrows = math.ceil(len(panels) / ncols)
     height = min(MAX_PLOT, nrows * 1.15 + 0.2)

@@ -31,7 +31,7 @@ from siamese_bench.report.rules import (
     pct,
     pval,
 )
-from siamese_bench.report.stats import ALPHA, Paired, holm, paired_comparison
+from siamese_bench.report.stats import LEVEL, Interval, Paired, holm, paired_comparison
 
 ALL_CLAIM_IDS = ("C1", "C2", "C3", "C4", "C5", "C6", "K1", "H1")
 
@@ -69,15 +69,19 @@ def _reference(row: ClaimRow, evidence: list[Evidence], j: Judgement) -> Judgeme
         why = f"; {ref * 100:.2f} % is a full-MNIST number and no full-MNIST run exists"
         return Judgement(INCONCLUSIVE if demote else j.verdict, j.why + why, j.p)
     a = full.acc
+    if a.no_spread:
+        return Judgement(INCONCLUSIVE if demote else j.verdict, j.why + "; the full-MNIST seeds have zero spread: "
+                         "no interval to hold against the number", j.p)
     if not a.has_interval:
         inside = low <= a.mean <= high
         why = (f"; one full-MNIST seed ({pct(a.mean)}) is {'consistent with' if inside else 'outside'} {band}, "
                "but one seed cannot decide")
         return Judgement(INCONCLUSIVE if demote else j.verdict, j.why + why, j.p)
     if a.hi < low or a.lo > high:
+        side = "lower" if a.hi < low else "higher"
         p = a.p_below(low) if a.hi < low else a.p_above(high)
-        return Judgement(CONTRADICTED, j.why + f"; but the full-MNIST acc CI [{pct(a.lo)}, {pct(a.hi)}] lies "
-                         f"wholly {'below' if a.hi < low else 'above'} {band}", p)
+        return Judgement(CONTRADICTED, j.why + f"; but the number is not reproduced ({side}): the full-MNIST acc CI "
+                         f"[{pct(a.lo)}, {pct(a.hi)}] lies wholly {'below' if a.hi < low else 'above'} {band}", p)
     p_eq = a.p_within(low, high)
     if a.lo >= low and a.hi <= high:
         return Judgement(j.verdict, j.why + f"; full-MNIST acc CI [{pct(a.lo)}, {pct(a.hi)}] inside {band}",
@@ -92,19 +96,33 @@ def judge(row: ClaimRow, evidence: list[Evidence]) -> tuple[Evidence | None, str
     return decided, j.verdict, j.why
 
 
+RULE_METRIC = {"works": "test/acc", "chance": "test/auc", "learns": "test/auc", "above-chance": "test/auc",
+               "oneshot": "oneshot/acc"}  # what each single-cell rule reads
+
+
+def _interval(ev: Evidence, metric: str) -> Interval:
+    if metric == "oneshot/acc":
+        return ev.oneshot or Interval(math.nan, math.nan, 0, math.nan, math.nan)
+    return ev.auc if metric == "test/auc" else ev.acc
+
+
 def judge_row(row: ClaimRow, evidence: list[Evidence]) -> tuple[Evidence | None, Judgement]:
-    """An absolute row: its rule on the preferred variant with two seeds or more."""
+    """An absolute row: its rule on the preferred variant with two seeds or more of the metric
+    the rule reads; runs whose metric is not finite (NaN) are left out, and the reason says so."""
     if not evidence:
         return None, Judgement(INCONCLUSIVE, "no finished run")
-    decisive = next((e for e in evidence if e.acc.n >= MIN_SEEDS), evidence[0])
+    metric = RULE_METRIC[row.rule]
+    decisive = next((e for e in evidence if _interval(e, metric).n >= MIN_SEEDS), evidence[0])
     j = RULES[row.rule].judge(decisive)
-    j = replace(j, why=f"on {decisive.variant} (n={decisive.acc.n}): {j.why}")
+    finite, runs = decisive.logged(metric)
+    dropped = f"; {runs - finite} of {runs} runs logged no finite {metric}, left out" if finite < runs else ""
+    j = replace(j, why=f"on {decisive.variant} (n={_interval(decisive, metric).n}{dropped}): {j.why}")
     if row.reference is not None:
         j = _reference(row, evidence, j)
     return decisive, j
 
 
-def _paired_on(row: ClaimRow, ev: Evidence, study: Study) -> tuple[Paired, str] | None:
+def _paired_on(row: ClaimRow, ev: Evidence, study: Study, level: float) -> tuple[Paired, str] | None:
     """The seed-paired comparison of ev's cell against row.versus on ev's data, in ev's study."""
     done = study.complete
     rows = match(done[done["dataset_variant"] == ev.variant], row.versus)
@@ -118,10 +136,10 @@ def _paired_on(row: ClaimRow, ev: Evidence, study: Study) -> tuple[Paired, str] 
         values = runs[row.metric] if row.metric in runs else pd.Series(math.nan, index=runs.index)
         return {int(k): float(v) for k, v in zip(runs["seed"], values, strict=True) if math.isfinite(v)}
 
-    return paired_comparison(by_seed(rows), by_seed(ev.runs)), versus_cell
+    return paired_comparison(by_seed(rows), by_seed(ev.runs), level=level), versus_cell
 
 
-def judge_comparison(row: ClaimRow, evidence: list[Evidence], studies: list[Study]
+def judge_comparison(row: ClaimRow, evidence: list[Evidence], studies: list[Study], level: float = LEVEL
                      ) -> tuple[Evidence | None, Judgement, Paired | None, str]:
     """A comparison row: on every data variant where both cells ran, the seed-paired difference
     of row.metric between the claimed-better cell and row.versus, within one study. The
@@ -132,7 +150,7 @@ def judge_comparison(row: ClaimRow, evidence: list[Evidence], studies: list[Stud
     scale, digits = (1, 3) if row.metric.endswith("auc") else (100, 2)
     judged = []
     for ev in evidence:
-        found = _paired_on(row, ev, by_name[ev.study])
+        found = _paired_on(row, ev, by_name[ev.study], level)
         if found is None:
             continue
         p, versus_cell = found
@@ -167,32 +185,45 @@ def covered(studies: list[Study], row: ClaimRow) -> bool:
     return False
 
 
-def _holm_gate(found: list[Finding]) -> list[Finding]:
-    """One family per report: Holm-adjust the rows' p-values; a verdict whose adjusted p is
-    above ALPHA falls back to inconclusive. Raw and adjusted p go into every row's reason."""
-    adjusted = holm([f.p for f in found])
-    m = sum(math.isfinite(p) for p in adjusted)
+def _holm_gate(found: list[Finding], claims: list[ClaimRow], alpha: float) -> list[Finding]:
+    """Families fixed by the claims file, never by what a report happens to cover: the rows of one
+    family (a row's `family`, by default its id's first word: C3's five heads are one family) are
+    Holm-adjusted together over all of that family's rows in the file, a row without a test
+    counting as p = 1; a verdict whose adjusted p is above `alpha` falls back to inconclusive. Raw
+    and adjusted p go into every row's reason."""
+    size: dict[str, int] = {}
+    for row in claims:
+        size[row.holm_family] = size.get(row.holm_family, 0) + 1
+    adjusted: dict[int, float] = {}
+    for family, m in size.items():
+        members = [i for i, f in enumerate(found) if f.row.holm_family == family]
+        tested = [found[i].p if math.isfinite(found[i].p) else 1.0 for i in members]
+        adjusted.update(zip(members, holm(tested + [1.0] * max(0, m - len(members))), strict=False))
     out = []
-    for f, adj in zip(found, adjusted, strict=True):
+    for i, f in enumerate(found):
+        adj, m = adjusted[i], size.get(f.row.holm_family, 1)
         verdict, reason = f.verdict, f.reason
         if math.isfinite(f.p):
-            reason += f"; p {pval(f.p)}, Holm-adjusted over {m} rows p {pval(adj)}"
-            if verdict != INCONCLUSIVE and adj > ALPHA:
-                reason += f" > {ALPHA:g}: not {verdict} once the report's rows are corrected together"
+            family = "no other row" if m == 1 else f"the {m} rows of family {f.row.holm_family}"
+            reason += f"; p {pval(f.p)}, Holm-adjusted over {family} p {pval(adj)}"
+            if verdict != INCONCLUSIVE and adj > alpha:
+                reason += f" > {alpha:.2g}: not {verdict} once the family's rows are corrected together"
                 verdict = INCONCLUSIVE
-        out.append(replace(f, verdict=verdict, reason=reason, p_holm=adj))
+        out.append(replace(f, verdict=verdict, reason=reason, p_holm=adj if math.isfinite(f.p) else math.nan))
     return out
 
 
-def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS) -> list[Finding]:
+def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS, level: float = LEVEL) -> list[Finding]:
+    """Every covered row judged with intervals at `level` (each one-sided test at (1 - level) / 2),
+    then Holm-corrected within its family over the rows of `claims` (see _holm_gate)."""
     out = []
     for row in claims:
         if not covered(studies, row):
             continue
-        evidence = gather(studies, row.select, row.variants, row.pick)
+        evidence = gather(studies, row.select, row.variants, row.pick, level=level)
         paired, versus_cell = None, ""
         if row.versus is not None:
-            decided, j, paired, versus_cell = judge_comparison(row, evidence, studies)
+            decided, j, paired, versus_cell = judge_comparison(row, evidence, studies, level)
         else:
             decided, j = judge_row(row, evidence)
         verdict, reason = j.verdict, j.why
@@ -214,10 +245,12 @@ def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS) -> list[Find
             reason += f" ({failed} cell x seed run{'s' if failed > 1 else ''} of the compared cells failed or " \
                       "unfinished (killed, lost): not counted, the sweep re-runs them)"
         out.append(Finding(row, evidence, decided, verdict, reason, failed, paired, versus_cell, j.p, diverged=bad))
-    return _holm_gate(out)
+    return _holm_gate(out, claims, (1 - level) / 2)
 
 
-def not_covered(studies: list[Study], found: list[Finding]) -> list[str]:
+def not_covered(studies: list[Study], found: list[Finding], claims: list[ClaimRow] = CLAIMS) -> list[str]:
     ids = {f.row.id.split()[0] for f in found}
-    rows = [r.id for r in CLAIMS if not covered(studies, r) and r.id.split()[0] in ids]
+    rows = [r.id for r in claims if not covered(studies, r) and r.id.split()[0] in ids]
+    if claims is not CLAIMS:
+        return rows
     return rows + [c for c in ALL_CLAIM_IDS if c not in ids]

@@ -10,6 +10,7 @@ import pandas as pd
 from siamese_bench.report.evidence import RETRIEVAL_NAMES
 from siamese_bench.report.findings import Finding
 from siamese_bench.report.rules import rule_text
+from siamese_bench.report.stats import LEVEL
 from siamese_bench.report.tables import Table
 
 
@@ -26,7 +27,7 @@ FINDINGS_COLUMNS = ["claim_id", "claim", "source", "cell", "study", "dataset_var
                     "n_paired", "p_value", "p_holm", "all_evidence", "verdict", "rule", "reason"]
 
 
-def findings_table(found: list[Finding], missing: list[str]) -> Table:
+def findings_table(found: list[Finding], missing: list[str], level: float = LEVEL) -> Table:
     data, view = [], []
     for f in found:
         d = f.decided_on
@@ -53,20 +54,22 @@ def findings_table(found: list[Finding], missing: list[str]) -> Table:
             "diff_ci_high": _num(f.paired.diff.hi) if f.paired else None,
             "n_paired": f.paired.n if f.paired else None,
             "all_evidence": " | ".join(e.text() for e in f.evidence),
-            "verdict": f.verdict, "rule": rule_text(f.row), "reason": f.reason,
+            "verdict": f.verdict, "rule": rule_text(f.row, level), "reason": f.reason,
         })
         ours = "\n".join(("▸ " if e is d and len(f.evidence) > 1 else "") + e.text() for e in f.evidence) \
             or "no finished run"
         view.append({"Claim": f"{f.row.id}: {f.row.claim}", "Source reports": f.row.source, "We measure": ours,
-                     "Verdict": f.verdict, "Rule, and why": f"Rule: {rule_text(f.row)}.\nWhy: {f.reason}."})
-    note = ("Test accuracy at the fixed rule d < 0.5 with a 95 % t-interval over seeds (clipped to [0, 100]), and "
-            "ROC AUC. ▸ marks the evidence that decided the verdict: the preferred data variant with two seeds or "
-            "more (full MNIST, else mnist-5k, else digits; Omniglot at the largest image size). Comparison rows "
+                     "Verdict": f.verdict, "Rule, and why": f"Rule: {rule_text(f.row, level)}.\nWhy: {f.reason}."})
+    ci, alpha = f"{level * 100:.4g} %", (1 - level) / 2
+    note = (f"Test accuracy at the fixed rule d < 0.5 with a {ci} t-interval over seeds (clipped to [0, 100]), "
+            "and ROC AUC. ▸ marks the evidence that decided the verdict: the preferred data variant with two seeds "
+            "or more (full MNIST, else mnist-5k, else digits; Omniglot at the largest image size). Comparison rows "
             "are decided on the seed-paired difference against the compared cell, named in the reason, with the "
-            "smallest effect that matters (δ) per metric. Every row's verdict rests on one-sided tests at 2.5 % "
-            "(equivalently, 95 % intervals); the rows of this report are one family: each reason gives the raw "
-            "p-value and the Holm-adjusted one, and a verdict whose adjusted p exceeds 0.025 is shown as "
-            "inconclusive.")
+            "smallest effect that matters (δ) per metric. Every row's verdict rests on one-sided tests at "
+            f"{alpha * 100:.3g} % (equivalently, {ci} intervals). Rows are corrected in families fixed by the "
+            "claims file (a family: the rows whose id starts with the same word, e.g. C3's five heads): each "
+            "reason gives the raw p-value and the Holm-adjusted one over its family, and a verdict whose adjusted "
+            f"p exceeds {alpha:.3g} is shown as inconclusive.")
     if missing:
         note += f" Not covered: {', '.join(missing)}."
     view_cols = ["Claim", "Source reports", "We measure", "Verdict", "Rule, and why"]

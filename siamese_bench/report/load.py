@@ -88,6 +88,14 @@ class Study:
         return names
 
     @property
+    def is_grid(self) -> bool:
+        """A factorial design over head (and loss): every cell sets the same factors, head among
+        them. A one-lever-at-a-time study (K1's) or a claims file's cells are not: they get forest
+        plots of what their rows compare, not grids with empty places."""
+        keys = {tuple(parse_cell(c)) for c in self.cells}
+        return len(self.cells) >= 2 and len(keys) == 1 and "head" in next(iter(keys))
+
+    @property
     def variants(self) -> list[str]:
         done = self.complete
         return sorted(done["dataset_variant"].unique(), key=variant_rank) if not done.empty else []

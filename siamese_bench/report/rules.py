@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from siamese_bench.report.claims import ClaimRow
 from siamese_bench.report.evidence import Evidence, pct
-from siamese_bench.report.stats import MIN_SEEDS_TO_TELL, Interval, Paired
+from siamese_bench.report.stats import LEVEL, MIN_SEEDS_TO_TELL, Interval, Paired, oneshot_interval
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
 VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE)
@@ -82,12 +82,28 @@ def _at_least(iv: Interval, bar: float, name: str) -> Judgement:
             return Judgement(INCONCLUSIVE, f"n=1 ({name} {pct(iv.mean)}, {side} {_bar(bar)}): one seed "
                              "cannot reproduce or contradict")
         return Judgement(INCONCLUSIVE, "no run: no interval")
+    if iv.no_spread:
+        return Judgement(INCONCLUSIVE, zero_spread(f"{name} {pct(iv.mean)}", iv.n))
     up, down = iv.p_above(bar), iv.p_below(bar)
     if iv.lo >= bar:
         return Judgement(REPRODUCED, f"{name} CI lower bound {pct(iv.lo)} ≥ {_bar(bar)}", up)
     if iv.hi < bar:
         return Judgement(CONTRADICTED, f"{name} CI upper bound {pct(iv.hi)} < {_bar(bar)}", down)
     return Judgement(INCONCLUSIVE, f"{name} CI [{pct(iv.lo)}, {pct(iv.hi)}] straddles {_bar(bar)}", min_p(up, down))
+
+
+def zero_spread(value: str, n: int) -> str:
+    return f"zero spread: all {n} seeds gave {value}, an interval of width 0 that says nothing of the next seed"
+
+
+def _auc_interval(ev: Evidence) -> Judgement | None:
+    """Why the AUC interval decides nothing, or None when it can be read."""
+    u = ev.auc
+    if not u.has_interval:
+        return Judgement(INCONCLUSIVE, _no_interval(ev) if u.n else "no AUC logged")
+    if u.no_spread:
+        return Judgement(INCONCLUSIVE, zero_spread(f"AUC {u.mean:.3f}", u.n))
+    return None
 
 
 def _band(u: Interval) -> str:
@@ -125,8 +141,8 @@ def _by_side(ev: Evidence, learned: str, inside: str) -> Judgement:
     `inside` are the verdicts for "wholly above" and "inside"; wholly below (an inverted
     signal) contradicts both kinds of claim, and overlapping an edge decides nothing."""
     u = ev.auc
-    if not u.has_interval:
-        return Judgement(INCONCLUSIVE, _no_interval(ev) if u.n else "no AUC logged")
+    if (unread := _auc_interval(ev)) is not None:
+        return unread
     side, p = _side_of_chance(u), _chance_tests(u)
     verdict, why = {
         "inside": (inside, f"at chance: {_band(u)} inside the chance band {_BAND}"),
@@ -143,8 +159,8 @@ def _chance(ev: Evidence) -> Judgement:
 
 def _learns(ev: Evidence) -> Judgement:
     u = ev.auc
-    if not u.has_interval:
-        return Judgement(INCONCLUSIVE, _no_interval(ev) if u.n else "no AUC logged")
+    if (unread := _auc_interval(ev)) is not None:
+        return unread
     if u.lo >= LEARNS_AUC:
         return Judgement(REPRODUCED, f"AUC CI lower bound {u.lo:.3f} ≥ {LEARNS_AUC}", u.p_above(LEARNS_AUC))
     p = _chance_tests(u)
@@ -159,34 +175,47 @@ def _above_chance(ev: Evidence) -> Judgement:
 
 
 def _oneshot(ev: Evidence) -> Judgement:
+    """The bar against an interval whose binomial term (the fixed trials' sampling error) is taken
+    at the bar itself; a cell picked as the best of m is tested at level alpha / m (Bonferroni),
+    so picking the luckiest of several cells at the bar does not pass it more often than alpha."""
     if ev.oneshot is None or ev.oneshot.n == 0:
         return Judgement(INCONCLUSIVE, "no one-shot accuracy logged")
-    return _at_least(ev.oneshot, ONESHOT_BAR, "one-shot")
+    m = ev.selected_from
+    level = 1 - (1 - ev.level) / m
+    iv = oneshot_interval(ev.runs["oneshot/acc"], ev.trials(), p0=ONESHOT_BAR, level=level)
+    j = _at_least(iv, ONESHOT_BAR, "one-shot")
+    if m > 1:
+        j = replace(j, why=f"{j.why} (the best of {m} cells, so a {level * 100:.2f} % interval: Bonferroni for the "
+                    "pick)", p=min(1.0, j.p * m) if math.isfinite(j.p) else j.p)
+    return j
 
 
 RULES: dict[str, Rule] = {
     # C1: "works" at the sources' own rule and bar.
-    "works": Rule(f"reproduced if test acc (d < 0.5) 95 % CI low ≥ {_bar(WORKS_ACC)}; contradicted if CI high "
-                  f"< {_bar(WORKS_ACC)}; else (or n < {MIN_SEEDS}) inconclusive", _works),
+    "works": Rule(f"reproduced if test acc (d < 0.5) {{ci}} CI low ≥ {_bar(WORKS_ACC)}; contradicted if CI high "
+                  f"< {_bar(WORKS_ACC)}; else (or n < {MIN_SEEDS}, or zero spread) inconclusive", _works),
     # C2 and the transforms the odd-function account says fail: equivalent to chance, both sides.
-    "chance": Rule(f"reproduced if the test AUC 95 % CI lies inside the chance band {_BAND} (equivalence, two "
+    "chance": Rule(f"reproduced if the test AUC {{ci}} CI lies inside the chance band {_BAND} (equivalence, two "
                    f"one-sided tests); contradicted if it lies wholly above it (it learns) or wholly below it (an "
-                   f"inverted signal: learned backwards); else (or n < {MIN_SEEDS}) inconclusive", _chance),
+                   f"inverted signal: learned backwards); else (or n < {MIN_SEEDS}, or zero spread) inconclusive",
+                   _chance),
     # C3's fixes: the claim is that the head leaves chance and learns, not that it matches C1's
     # number on every data size, so it is judged on threshold-free AUC.
-    "learns": Rule(f"reproduced if AUC 95 % CI low ≥ {LEARNS_AUC}; contradicted if still at chance (AUC CI inside "
-                   f"{_BAND}); else (or n < {MIN_SEEDS}) inconclusive", _learns),
-    "above-chance": Rule(f"reproduced if AUC 95 % CI low > {CHANCE_HIGH}; contradicted if the CI lies inside the "
-                         f"chance band {_BAND} or wholly below it; else (or n < {MIN_SEEDS}) inconclusive",
+    "learns": Rule(f"reproduced if AUC {{ci}} CI low ≥ {LEARNS_AUC}; contradicted if still at chance (AUC CI inside "
+                   f"{_BAND}); else (or n < {MIN_SEEDS}, or zero spread) inconclusive", _learns),
+    "above-chance": Rule(f"reproduced if AUC {{ci}} CI low > {CHANCE_HIGH}; contradicted if the CI lies inside the "
+                         f"chance band {_BAND} or wholly below it; else (or n < {MIN_SEEDS}, or zero spread) "
+                         "inconclusive",
                          _above_chance),
-    "oneshot": Rule(f"reproduced if the 20-way one-shot accuracy 95 % CI low ≥ {_bar(ONESHOT_BAR)} (the low end "
-                    f"of re-implementations; the interval adds the binomial error of the 400 fixed trials to the "
-                    f"spread over seeds); contradicted if CI high < {_bar(ONESHOT_BAR)} with Koch's encoder (a "
-                    f"smaller one falling short is inconclusive); else (or n < {MIN_SEEDS}) inconclusive", _oneshot),
+    "oneshot": Rule(f"reproduced if the 20-way one-shot accuracy {{ci}} CI low ≥ {_bar(ONESHOT_BAR)} (the low end "
+                    f"of re-implementations; the interval adds the binomial error of the 400 fixed trials, taken at "
+                    f"the bar, to the spread over seeds; the best of m cells is tested at level α / m); "
+                    f"contradicted if CI high < {_bar(ONESHOT_BAR)} with Koch's encoder (a smaller one falling short "
+                    f"is inconclusive); else (or n < {MIN_SEEDS}, or zero spread) inconclusive", _oneshot),
     # Comparison rows (ClaimRow.versus): judged on seed-paired differences, see judge_comparison.
-    "better": Rule("reproduced if the paired difference (claimed better − compared cell) has a 95 % CI above 0 "
-                   "and a mean of at least the smallest effect that matters (δ); contradicted if the CI lies "
-                   "below 0, or inside (−δ, δ) (no difference that matters); else (or fewer than "
+    "better": Rule("reproduced if the paired difference (claimed better − compared cell) has a {ci} CI whose low "
+                   "end is at least the smallest effect that matters (δ): better by δ or more; contradicted if the "
+                   "CI lies below 0, or inside (−δ, δ) (no difference that matters); else (or fewer than "
                    f"{MIN_SEEDS_TO_TELL} paired seeds, or zero spread) inconclusive; decided on the preferred data "
                    "variant, inconclusive when another variant gives the opposite verdict",
                    lambda ev: Judgement(INCONCLUSIVE, "judged on the paired difference")),
@@ -198,9 +227,10 @@ METRIC_NAMES = {"test/auc": "test ROC AUC", "test/acc_tuned": "test acc at the v
 
 def paired_judgement(p: Paired, delta: float, scale: float = 1.0, digits: int = 3) -> Judgement:
     """A comparison's verdict from the paired difference d = claimed − compared and the
-    smallest effect that matters, delta: reproduced when d's CI is above 0 and its mean at least
-    delta; contradicted when the CI is below 0, or inside (−delta, delta) (equivalence: no
-    difference that matters, however significant); else inconclusive."""
+    smallest effect that matters, delta: reproduced when d's CI lies at or above delta (the
+    claimed cell is better by delta or more: p against delta); contradicted when the CI is below
+    0, or inside (−delta, delta) (equivalence: no difference that matters, however significant);
+    else inconclusive."""
     d = p.diff
     if not p.enough or not d.has_interval:
         return Judgement(INCONCLUSIVE, "too few paired seeds")
@@ -213,25 +243,33 @@ def paired_judgement(p: Paired, delta: float, scale: float = 1.0, digits: int = 
     if d.lo > -delta and d.hi < delta:
         return Judgement(CONTRADICTED, f"CI inside the no-difference band {band}: no difference that matters",
                          equivalent)
-    if d.lo > 0 and d.mean >= delta:
-        return Judgement(REPRODUCED, "CI above 0, mean ≥ the smallest effect that matters", d.p_above(0))
+    if d.lo >= delta:
+        return Judgement(REPRODUCED, f"CI low ≥ the smallest effect that matters ({delta * scale:g}): better by at "
+                         "least that", d.p_above(delta))
     if d.hi < 0:
         return Judgement(CONTRADICTED, "CI below 0: the compared cell is better", d.p_below(0))
     if d.lo > 0:
-        return Judgement(INCONCLUSIVE, f"CI above 0, but the mean {d.mean * scale:+.{digits}f} is below the "
-                         f"smallest effect that matters ({delta * scale:g})", min_p(d.p_above(0), equivalent))
-    return Judgement(INCONCLUSIVE, "CI contains 0", min_p(d.p_above(0), d.p_below(0), equivalent))
+        return Judgement(INCONCLUSIVE, f"CI above 0 but its low end {d.lo * scale:+.{digits}f} is below the smallest "
+                         f"effect that matters ({delta * scale:g}): better, maybe by less than matters",
+                         min_p(d.p_above(delta), equivalent))
+    return Judgement(INCONCLUSIVE, "CI contains 0", min_p(d.p_above(delta), d.p_below(0), equivalent))
 
 
-def rule_text(row: ClaimRow) -> str:
-    """The rule of a claim row in words, with the row's own parameters."""
-    text = RULES[row.rule].text
+def ci_name(level: float = LEVEL) -> str:
+    """'95 %', or '98.78 %' at decide's looks."""
+    return f"{level * 100:.4g} %"
+
+
+def rule_text(row: ClaimRow, level: float = LEVEL) -> str:
+    """The rule of a claim row in words, with the row's own parameters and the intervals' level."""
+    text = RULES[row.rule].text.replace("{ci}", ci_name(level))
     if row.versus is not None:
         text += (f", on {METRIC_NAMES.get(row.metric, row.metric)} (δ = {row.delta:g}), seeds "
                  "paired within one study and data")
     if row.reference is not None:
         ref, tol = row.reference * 100, row.tolerance * 100
-        text += (f"; reproduced also needs the full-MNIST 95 % CI inside {ref:.2f} ± {tol:.1f} % "
+        text += (f"; reproduced also needs the full-MNIST {ci_name(level)} CI inside {ref:.2f} ± {tol:.1f} % "
                  f"(equivalence to the source's number; else inconclusive, also with fewer than {MIN_SEEDS} "
-                 "full-MNIST seeds); contradicted whenever the full-MNIST CI lies wholly outside that band")
+                 "full-MNIST seeds); contradicted (the number is not reproduced: higher or lower) whenever the "
+                 "full-MNIST CI lies wholly outside that band")
     return text

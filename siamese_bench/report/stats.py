@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
@@ -36,6 +37,12 @@ class Interval:
     @property
     def has_interval(self) -> bool:
         return self.n >= 2 and math.isfinite(self.lo)
+
+    @property
+    def no_spread(self) -> bool:
+        """Every seed gave the same value: a zero-width interval that says nothing about the
+        next seed, so no verdict is read from it."""
+        return self.n >= 2 and math.isfinite(self.sd) and self.sd <= 1e-12 * max(1.0, abs(self.mean))
 
     def p_above(self, bar: float) -> float:
         """One-sided p of "the mean exceeds bar" (H0: mean <= bar); NaN without an interval.
@@ -76,6 +83,12 @@ class Interval:
         return f"{self.mean * scale:.{digits}f} ± {self.sd * scale:.{digits}f}"
 
 
+@lru_cache(maxsize=4096)
+def _t_quantile(q: float, df: float) -> float:
+    """t's quantile, cached: decide's simulations ask for the same few thousands of times."""
+    return float(stats.t.ppf(q, df))
+
+
 def t_interval(values: Iterable[float], level: float = LEVEL,
                bounds: tuple[float, float] | None = None, extra_variance: float = 0.0) -> Interval:
     """Mean, sd and t-interval over seeds; `bounds` clips the interval to a metric's range
@@ -94,22 +107,25 @@ def t_interval(values: Iterable[float], level: float = LEVEL,
     # Welch-Satterthwaite: the extra variance is known (not estimated from the seeds), so only
     # the spread term carries the seeds' n - 1 degrees of freedom; with no extra, df = n - 1.
     df = float(n - 1) if extra_variance <= 0 else (se ** 4 / (spread ** 2 / (n - 1)) if spread > 0 else math.inf)
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    half = _t_quantile(0.5 + level / 2, df) * se
     lo, hi = mean - half, mean + half
     if bounds is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     return Interval(mean, sd, n, lo, hi, se, df)
 
 
-def oneshot_interval(values: Iterable[float], trials: int) -> Interval:
+def oneshot_interval(values: Iterable[float], trials: int, p0: float | None = None,
+                     level: float = LEVEL) -> Interval:
     """One-shot accuracy over seeds, each scored on the same `trials` fixed trials (K1: Lake's
     20 runs x 20 = 400). The spread over seeds misses that those trials are themselves a
     sample: add the binomial variance of a proportion over `trials`, p(1 - p) / trials, which
-    the seeds share and so does not shrink with more of them."""
+    the seeds share and so does not shrink with more of them. `p0` is the proportion that
+    variance is taken at: the bar under test (a test of "p >= bar" needs the variance at the
+    bar; the observed p, the default, understates it when p is high), else the observed mean."""
     x = [v for v in values if v is not None and math.isfinite(v)]
-    p = float(np.mean(x)) if x else math.nan
+    p = p0 if p0 is not None else (float(np.mean(x)) if x else math.nan)
     extra = p * (1 - p) / trials if x and trials > 0 else 0.0
-    return t_interval(x, bounds=UNIT, extra_variance=extra)
+    return t_interval(x, level=level, bounds=UNIT, extra_variance=extra)
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -165,12 +181,12 @@ class Paired:
         return "no clear difference (95 % CI includes 0)"
 
 
-def paired_comparison(a: Mapping[int, float], b: Mapping[int, float]) -> Paired:
+def paired_comparison(a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL) -> Paired:
     """Compare two cells' per-seed values; only seeds present (and finite) in both count."""
     seeds = sorted(s for s in set(a) & set(b) if math.isfinite(a[s]) and math.isfinite(b[s]))
     xa = np.array([a[s] for s in seeds], dtype=float)
     xb = np.array([b[s] for s in seeds], dtype=float)
-    diff = t_interval(xb - xa)
+    diff = t_interval(xb - xa, level=level)
     d_z = p = math.nan
     if diff.n >= 2 and diff.sd > 0:
         d_z = diff.mean / diff.sd

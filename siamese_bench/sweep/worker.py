@@ -100,12 +100,13 @@ class OptunaPruning(pl.Callback):
     def __init__(self, target: PruneTarget) -> None:
         import optuna
 
+        from siamese_bench.sweep.optuna_api import trial_handle
         from siamese_bench.sweep.storage import make_storage
         from siamese_bench.sweep.tuning import make_pruner
 
         study = optuna.load_study(study_name=target.study_name, storage=make_storage(target.storage_url),
                                   pruner=make_pruner(target.pruner))
-        self.trial = optuna.trial.Trial(study, target.trial_id)
+        self.trial = trial_handle(study, target.trial_id)
         self.metric = target.metric
 
     def on_validation_end(self, trainer, module) -> None:

@@ -147,4 +147,4 @@ def report(store, tmp_path_factory) -> Path:
     """The report of the store's study, named "tiny"."""
     from siamese_bench.report import build_report
 
-    return build_report([store.study], store.uri, tmp_path_factory.mktemp("reports"), "tiny")
+    return build_report([store.study], store.uri, tmp_path_factory.mktemp("reports"), "tiny").pdf

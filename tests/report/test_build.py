@@ -111,7 +111,7 @@ def test_studies_with_a_deleted_run_a_failed_run_or_no_run_still_report_and_name
     client.set_tag(broken["run_id"], "fail_reason", "DivergedError: loss is nan (injected by the test)")
     client.create_experiment("never-ran")  # a study with no run at all
 
-    pdf = build_report(["never-ran", store.study], uri, tmp_path / "out", "holes")
+    pdf = build_report(["never-ran", store.study], uri, tmp_path / "out", "holes").pdf
     missing = pd.read_csv(pdf.parent / "tables" / "missing.csv")
     assert len(missing) == 3
     by_cell = {(r.study, r.cell, str(r.seed)): r for r in missing.itertuples()}

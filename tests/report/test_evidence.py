@@ -71,7 +71,12 @@ def test_k1_bar_takes_the_best_cell_of_a_lever_study_and_names_the_lever_that_ma
     assert "against the base cell loss=triplet (72.0 %, n = 3)" in bar.reason
     assert "epochs=10 76.0 % (+4.0, n = 3)" in bar.reason and "augment=affine 73.0 % (+1.0, n = 3)" in bar.reason
     assert "the lever that mattered most: loss=bce, head=abs-diff-dense (-32.0 points)" in bar.reason
-    assert bar.verdict == REPRODUCED  # 75-77 % over 3 seeds, 400 trials each: CI low above 70 %
+    # 75-77 % over 3 seeds, 400 trials each, but the best of 5 cells: tested at 2.5 % / 5, its interval
+    # reaches below 70 %; the same numbers from a study of that one cell clear the bar
+    assert bar.decided_on.selected_from == 5 and "the best of 5 cells" in bar.reason
+    assert bar.verdict == INCONCLUSIVE
+    alone = [r for r in runs if r.data.tags["cell"] == "loss=triplet,epochs=10"]
+    assert {f.row.id: f for f in findings(fake_studies({"k1": alone}, ["k1"]))}["K1 bar"].verdict == REPRODUCED
     near = [fake_run("head=euclidean,loss=triplet", s, 0.9, start=s, loss="triplet", variant="omniglot-full-28",
                      metrics={"oneshot/acc": 0.71 + s / 100}) for s in (0, 1, 2)]
     assert {f.row.id: f for f in findings(fake_studies({"k": near}, ["k"]))}["K1 bar"].verdict == INCONCLUSIVE

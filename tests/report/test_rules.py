@@ -56,7 +56,7 @@ def test_c1_full_mnist_gap_contradicts_whatever_the_first_verdict(fake_evidence,
     ev = [fake_evidence("mnist-full", [0.87, 0.871], [0.95] * 2), fake_evidence("mnist-5k", [0.85, 0.95], [0.95, 0.96])]
     decided, verdict, reason = judge(rule_of["C1"], ev)
     assert decided is ev[0] and verdict == CONTRADICTED and "wholly below 97.42 ± 1.5 %" in reason
-    assert "contradicted whenever the full-MNIST CI lies wholly outside" in rule_text(rule_of["C1"])
+    assert "whenever the full-MNIST CI lies wholly outside that band" in rule_text(rule_of["C1"])
     # inside the band, an inconclusive first verdict stays inconclusive
     ev = [fake_evidence("mnist-full", [0.85, 0.99], [0.99] * 2), fake_evidence("mnist-5k", [0.85, 0.95], [0.95, 0.96])]
     assert judge(rule_of["C1"], ev)[1] == INCONCLUSIVE
@@ -74,9 +74,9 @@ def test_missing_values_show_a_dash_and_a_missing_auc_is_named(fake_evidence, ru
 
 def test_k1_rule_on_oneshot_accuracy_and_collapse_is_named(rule_of):
     k1 = rule_of["K1"]
-    runs = pd.DataFrame({"seed": [0, 1]})
 
     def ev(oneshot):
+        runs = pd.DataFrame({"seed": range(len(oneshot)), "oneshot/acc": oneshot})
         return Evidence("s", "omniglot-full-35", "c", 6, runs, t_interval([0.9] * 2), t_interval([0.95] * 2),
                         t_interval([0.9] * 2), oneshot=t_interval(oneshot), oneshot_pixels=0.2075)
 
@@ -85,8 +85,8 @@ def test_k1_rule_on_oneshot_accuracy_and_collapse_is_named(rule_of):
     assert judge(k1, [ev([0.60, 0.80])])[1] == INCONCLUSIVE
     assert judge(k1, [ev([0.86])])[1] == INCONCLUSIVE
     assert "pixel nearest neighbour 20.75 %; trained on the 30 background alphabets" in ev([0.4, 0.42]).text()
-    collapsed = Evidence("s", "mnist-5k", "c", 6, runs, t_interval([0.5] * 2), t_interval([0.5] * 2),
-                         t_interval([0.5] * 2), collapsed=2)
+    collapsed = Evidence("s", "mnist-5k", "c", 6, pd.DataFrame({"seed": [0, 1]}), t_interval([0.5] * 2),
+                         t_interval([0.5] * 2), t_interval([0.5] * 2), collapsed=2)
     assert "COLLAPSED in 2 of 2 runs" in collapsed.text()
 
 

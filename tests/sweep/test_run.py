@@ -282,9 +282,9 @@ def test_a_claim_whose_answer_an_outage_lost_is_adopted_by_its_retry(tmp_path, m
     """The server commits a new trial but the connection drops before the answer arrives: the
     claim's retry must take that trial over, not leave it RUNNING or fail it as lost. The first
     grid claim and the first tuning claim are cut this way, after their real write."""
-    import siamese_bench.sweep.runner as runner
+    import siamese_bench.sweep.claims as claims
 
-    real, cut = runner.new_claimed_trial, []
+    real, cut = claims.new_claimed_trial, []
 
     def commit_then_drop(study, token, attrs):
         trial = real(study, token, attrs)
@@ -294,7 +294,7 @@ def test_a_claim_whose_answer_an_outage_lost_is_adopted_by_its_retry(tmp_path, m
             raise ConnectionResetError("connection reset by peer (after the commit)")
         return trial
 
-    monkeypatch.setattr(runner, "new_claimed_trial", commit_then_drop)
+    monkeypatch.setattr(claims, "new_claimed_trial", commit_then_drop)
     text = """
         name: {name}
         base: {{dataset: digits, epochs: {epochs}}}

@@ -149,3 +149,24 @@ def test_a_cell_that_changes_the_encoder_drops_the_base_encoder_options(tmp_path
     configs = [check_config(spec.config_for(c, 0)) for c in spec.cells()]
     assert [c.encoder_options for c in configs] == [{"channels": 32}, {"channels": 32}, {"embedding": 64}]
     assert configs[1].augment == "affine" and configs[2].encoder == "cnn-small"
+
+
+# -- safe YAML: the spec loader, and the claims file read the same way ---------------------------
+
+def test_spec_with_a_python_tag_is_refused_in_one_line(tmp_path):
+    spec = tmp_path / "evil.yaml"
+    spec.write_text('name: x\nfactors: !!python/object/apply:os.system ["touch pwned"]\nseeds: [0]\n')
+    with pytest.raises(ConfigError) as err:
+        load_spec(spec)
+    message = str(err.value)
+    assert str(spec) in message and "line 2" in message and "not allowed" in message and "\n" not in message
+    assert not Path("pwned").exists() and not (tmp_path / "pwned").exists()
+
+
+def test_claims_with_a_python_tag_are_refused(tmp_path):
+    from siamese_bench.regress.checks import load_checks
+
+    claims = tmp_path / "claims.yaml"
+    claims.write_text("checks: !!python/object/new:os.getcwd []\n")
+    with pytest.raises(ConfigError, match="not allowed"):
+        load_checks(claims)

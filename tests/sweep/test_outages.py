@@ -1,0 +1,109 @@
+"""Talking to the database and the tracking server: passwords masked everywhere, outages ridden
+out, unreachable servers reported in one line; and the tracker's system metrics. Fast: no
+training, no servers."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import pytest
+
+from siamese_bench.core.redact import mask_url, scrub, url_password
+from siamese_bench.infra.retry import Retrier, StorageUnavailable, is_transient
+from siamese_bench.infra.tracking import Tracker, TrackingError
+
+
+@pytest.mark.parametrize("url,masked", [
+    ("postgresql+psycopg2://siamese:s3cr%40t@db:5432/optuna", "postgresql+psycopg2://siamese:***@db:5432/optuna"),
+    ("http://user:pw@mlflow:5000", "http://user:***@mlflow:5000"),
+    ("postgresql://u@h/db?password=zz&sslmode=require", "postgresql://u@h/db?password=***&sslmode=require"),
+    ("sqlite:////tmp/optuna.db", "sqlite:////tmp/optuna.db"),
+    ("/work/optuna.journal", "/work/optuna.journal"),
+])
+def test_mask_url_hides_only_the_password(url, masked):
+    assert mask_url(url) == masked
+
+
+def test_scrub_removes_the_password_in_every_form():
+    url = "postgresql://siamese:p%40ss@h/db"
+    assert url_password(url) == "p%40ss"
+    text = scrub(f"could not log in to {url} with p@ss or p%40ss", url)
+    assert "p@ss" not in text and "p%40ss" not in text and "siamese:***@h/db" in text
+
+
+class Flaky:
+    def __init__(self, errors: list[Exception]) -> None:
+        self.errors, self.calls = errors, 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "done"
+
+
+def test_retrier_rides_out_a_transient_outage():
+    retry = Retrier(outage=5, first_pause=0.01)
+    flaky = Flaky([ConnectionRefusedError("refused"), RuntimeError("server closed the connection unexpectedly")])
+    assert retry(flaky, "test") == "done" and flaky.calls == 3 and retry.retries == 2
+
+
+def test_retrier_raises_a_permanent_error_at_once():
+    retry = Retrier(outage=5, first_pause=0.01)
+    flaky = Flaky([RuntimeError('FATAL: password authentication failed for user "siamese"')])
+    with pytest.raises(RuntimeError, match="password authentication"):
+        retry(flaky, "test")
+    assert flaky.calls == 1
+
+
+def test_retrier_gives_up_after_the_outage_allowance_with_one_line():
+    retry = Retrier(outage=0.2, first_pause=0.05, max_pause=0.05)
+    with pytest.raises(StorageUnavailable) as err:
+        retry(lambda: (_ for _ in ()).throw(ConnectionRefusedError("refused")), "claim a point (postgresql://u:***@h)")
+    assert "still unreachable" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_transient_errors_are_found_through_the_cause_chain():
+    try:
+        try:
+            raise OSError("could not connect to server: Connection refused")
+        except OSError as inner:
+            raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from inner
+    except Exception as outer:  # noqa: BLE001
+        assert is_transient(outer)
+    assert not is_transient(ValueError("bad value"))
+    assert not is_transient(RuntimeError('database "x" does not exist'))
+
+
+def test_unreachable_tracking_server_is_one_line_with_the_password_masked():
+    started = time.monotonic()
+    with pytest.raises(TrackingError) as err:
+        Tracker("http://user:hunter2@127.0.0.1:1")
+    assert time.monotonic() - started < 15  # not MLflow's minutes of retries
+    assert "hunter2" not in str(err.value) and "user:***@" in str(err.value) and "not reachable" in str(err.value)
+
+
+def test_system_metrics_are_recorded_with_a_run(tmp_path):
+    tracker = Tracker(f"sqlite:///{tmp_path}/m.db", system_metrics=True)
+    tracker.system_metrics_interval = 0.5
+    run_id = tracker.start_run("system", "r", {}, {})
+    time.sleep(2)
+    tracker.end_run(run_id)
+    metrics = tracker.client.get_run(run_id).data.metrics
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(metrics)
+    plain = Tracker(f"sqlite:///{tmp_path}/m.db")
+    other = plain.start_run("system", "r2", {}, {})
+    plain.end_run(other)
+    assert not plain.client.get_run(other).data.metrics  # off unless asked for
+
+
+def test_tracking_errors_never_quote_the_password(tmp_path):
+    from mlflow.exceptions import MlflowException
+
+    tracker = Tracker(f"sqlite:///{tmp_path}/m.db")
+    tracker.uri = "http://user:hunter2@127.0.0.1:5055"  # as if talking to a server with basic auth
+    with pytest.raises(TrackingError) as err:
+        tracker._call("log metrics", lambda: (_ for _ in ()).throw(
+            MlflowException("API request to http://user:hunter2@127.0.0.1:5055/api/2.0 failed")))
+    assert "hunter2" not in str(err.value) and "user:***@" in str(err.value)
