@@ -12,3 +12,17 @@ def add_tracking_arguments(p: argparse.ArgumentParser, system_metrics: bool = Tr
     if system_metrics:
         g.add_argument("--system-metrics", action="store_true",
                        help="record MLflow's CPU, memory and GPU samples (every 5 s) with each run")
+
+
+def add_plugin_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE",
+                   help="load your own heads, losses, encoders, miners or datasets from a Python file or an "
+                   "importable module before anything is checked (repeatable; docs/extending.md)")
+
+
+def load_plugins(args: argparse.Namespace) -> list:
+    """The --plugin files and modules, and the installed packages' (entry point group
+    siamese_bench.plugins), loaded before a configuration is checked."""
+    from siamese_bench.core import plugins
+
+    return plugins.load_all(plugins.resolve(getattr(args, "plugin", [])))

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from siamese_bench.cli.common import add_tracking_arguments
+from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins
 from siamese_bench.core.errors import ConfigError
 
 DESCRIPTION = ("Score trained verification models (MLflow run ids; the run's outputs/model.pt) on the 20 "
@@ -24,6 +24,7 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
     from siamese_bench.training.artifacts import MODEL_ARTIFACT, load_model
     from siamese_bench.training.evaluations import trained_pair
 
+    load_plugins(args)  # a run's model may be built from a plugin's parts
     if not args.run_ids and not args.pixels:
         raise ConfigError("give one or more MLflow run ids, or --pixels for the baseline alone")
     if not 8 <= args.size <= 105:
@@ -72,4 +73,5 @@ def register(sub: Any, full: bool) -> None:
     oneshot.add_argument("--per-run", action="store_true", help="print the accuracy of every run")
     oneshot.add_argument("--no-log", action="store_true", help="print only; do not log metrics to the runs")
     add_tracking_arguments(oneshot, system_metrics=False)
+    add_plugin_argument(oneshot)
     oneshot.set_defaults(func=cmd_oneshot)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from siamese_bench.cli.common import add_tracking_arguments
+from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins
 from siamese_bench.core.errors import ConfigError
 
 DESCRIPTION = ("Run every cell x seed of a study spec once, in parallel worker processes, tracked in MLflow "
@@ -47,6 +47,7 @@ def print_dry_run(spec: Any, seeds: list[int]) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from siamese_bench.core import plugins
     from siamese_bench.core.redact import mask_url
     from siamese_bench.infra.tracking import Tracker
     from siamese_bench.sweep.runner import Sweep, available_cores
@@ -54,6 +55,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from siamese_bench.sweep.storage import Heartbeats, resolve_storage_url
     from siamese_bench.sweep.table import cell_table, format_cell_table, trials_frame
 
+    load_plugins(args)  # before the spec: its cells may name a plugin's parts
     spec = load_spec(args.spec)
     seeds = spec.chosen_seeds(args.seeds)
     if args.dry_run:
@@ -68,7 +70,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     heartbeats = Heartbeats(args.heartbeat, args.grace)
     tracker = Tracker(args.tracking_uri, system_metrics=args.system_metrics, outage=args.outage)
     sweep = Sweep(spec, storage, tracker, workers, progress=not args.no_progress, heartbeats=heartbeats,
-                  outage=args.outage, threads=args.threads, seeds=seeds)
+                  outage=args.outage, threads=args.threads, seeds=seeds, plugin_names=plugins.resolve(args.plugin))
     summary = sweep.run()
     study = sweep.grid_study()
     factors = spec.cell_keys()
@@ -102,6 +104,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    "stopping (default %(default)s); finished trials are kept either way")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_tracking_arguments(p)
+    add_plugin_argument(p)
 
 
 def register(sub: Any, full: bool) -> None:

@@ -7,7 +7,7 @@ import argparse
 import typing
 from typing import Any
 
-from siamese_bench.cli.common import add_tracking_arguments
+from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
 
@@ -101,13 +101,15 @@ def format_result(result: Any) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from siamese_bench.core import plugins
     from siamese_bench.infra.tracking import Tracker
     from siamese_bench.training.run import DEFAULT_EXPERIMENT, run_training
 
+    loaded = load_plugins(args)
     cfg = config_from_args(args)
     tracker = None if args.no_track else Tracker(args.tracking_uri, system_metrics=args.system_metrics)
     result = run_training(cfg, tracker=tracker, experiment=args.experiment or DEFAULT_EXPERIMENT,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, extra_tags=plugins.tags(loaded))
     print(format_result(result))
     return 0
 
@@ -118,6 +120,7 @@ def register(sub: Any, full: bool) -> None:
     if full:
         add_train_arguments(train)
     add_tracking_arguments(train)
+    add_plugin_argument(train)
     train.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     train.add_argument("--experiment", help="MLflow experiment name (default siamese-bench-train)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -117,6 +117,7 @@ def open_store(uri: str):
     """An MlflowClient on `uri`, checked to be readable; never creates a store."""
     from mlflow.tracking import MlflowClient
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the report downloads small files
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
         if not path.is_file():
@@ -200,7 +201,7 @@ def _run_row(run) -> dict[str, Any]:
         if key.startswith("encoder."):
             row[f"param.{key}"] = value
     for key, value in tags.items():
-        if key.startswith(("factor.", "hardware.")):
+        if key.startswith(("factor.", "hardware.", "plugin.")):
             row[key] = value
     for name in FINAL_METRICS:
         row[name] = metrics.get(name, np.nan)

@@ -37,6 +37,13 @@ def _samples(runs: pd.DataFrame) -> str:
     return "; ".join(parts) or "unknown"
 
 
+def _plugins(runs: pd.DataFrame) -> str:
+    """Plugins the runs loaded, from their plugin.<module> = sha256 tags (the report imports none)."""
+    cols = sorted(c for c in runs.columns if c.startswith("plugin."))
+    shas = {c: ", ".join(sorted({str(v)[:12] for v in runs[c].dropna()})) for c in cols}
+    return "; ".join(f"{c.removeprefix('plugin.')} (sha256 {sha})" for c, sha in shas.items()) or "none"
+
+
 def study_rows(studies: list[Study]) -> list[dict[str, str]]:
     rows = []
     for s in studies:
@@ -61,6 +68,7 @@ def study_rows(studies: list[Study]) -> list[dict[str, str]]:
             "sweep workers": s.parent_params.get("workers", "–"),
             "package version": _counts(runs["package_version"]) if not runs.empty else "–",
             "git commit": _counts(_short_commits(runs["git_commit"])) if not runs.empty else "–",
+            "plugins": _plugins(runs) if not runs.empty else "–",
             "spec": (f"{s.parent_params.get('spec_path', '–')} "
                      f"(fingerprint {s.parent_tags.get('spec_fingerprint', '–')})"),
             "runs started – ended": (f"{_when(runs['start_time'].min())} – {_when(runs['end_time'].max())}"

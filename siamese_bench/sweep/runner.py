@@ -30,6 +30,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from tqdm import tqdm
 
+from siamese_bench.core import plugins
 from siamese_bench.core.redact import mask_url
 from siamese_bench.infra.retry import Retrier, StorageUnavailable
 from siamese_bench.infra.tracking import Tracker
@@ -65,7 +66,8 @@ def available_cores() -> int:
 class Sweep:
     def __init__(self, spec: StudySpec, storage_url: str, tracker: Tracker, workers: int,
                  progress: bool = True, heartbeats: Heartbeats | None = None, outage: float = 300.0,
-                 poll: float = 2.0, threads: int | None = None, seeds: Sequence[int] | None = None) -> None:
+                 poll: float = 2.0, threads: int | None = None, seeds: Sequence[int] | None = None,
+                 points: Sequence[Point] | None = None, plugin_names: Sequence[str] = ()) -> None:
         self.spec, self.storage_url, self.tracker = spec, storage_url, tracker
         self.workers, self.progress, self.poll, self.threads = workers, progress, poll, threads
         self.heartbeats = heartbeats or Heartbeats()
@@ -75,6 +77,12 @@ class Sweep:
         self.all_points: list[Point] = [(c, s) for c in self.cells for s in spec.seeds]
         self.seeds = spec.chosen_seeds(seeds)  # what this sweep claims; `all_points` decide the study
         self.points: list[Point] = [(c, s) for c, s in self.all_points if s in self.seeds]
+        if points is not None:  # decide's rounds: only these cells x seeds of the study
+            wanted = set(points)
+            self.points = [p for p in self.points if p in wanted]
+        # the spec's plugins and the command line's, loaded here (their parts are checked) and by every worker
+        self.plugins = tuple(dict.fromkeys([*spec.plugin_names, *plugin_names]))
+        self.plugin_tags = plugins.tags(plugins.load_all(self.plugins))
         self.summary = SweepSummary(spec.name)
         self.holdings = Holdings()
         self.parent = ParentRun(spec, storage_url, tracker)
@@ -218,8 +226,9 @@ class Sweep:
                 return Task(key=f"grid:{trial.number}", config=cfg, experiment=self.spec.name,
                             run_name=f"{cell_id} seed={seed}", parent_run_id=self.parent.run_id,
                             tags={"optuna_study": self.spec.name, "optuna_trial": str(trial.number),
-                                  "cell": cell_id, "phase": "grid", "host": socket.gethostname(),
-                                  **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()}})
+                                  "cell": cell_id, "phase": "grid", "host": socket.gethostname(), **self.plugin_tags,
+                                  **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()}},
+                            plugins=self.plugins)
             bar.set_description("grid (waiting for other sweeps)" if not settled["flag"] else "grid")
             return None
 
@@ -266,7 +275,8 @@ class Sweep:
                         experiment=self.spec.name, run_name=f"tune {cell_id} #{trial.number}",
                         parent_run_id=self.parent.run_id, prune=target,
                         tags={"optuna_study": study.study_name, "optuna_trial": str(trial.number),
-                              "cell": cell_id, "phase": "tune", "host": socket.gethostname()})
+                              "cell": cell_id, "phase": "tune", "host": socket.gethostname(), **self.plugin_tags},
+                        plugins=self.plugins)
 
         self._run_phase(pool, bar, lambda: self.claim_locked("claim a tuning trial", claim), lambda: settled["flag"],
                         lambda task: studies[task.key.split(":")[1]], list(studies.values()))

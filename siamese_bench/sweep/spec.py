@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from siamese_bench.core import plugins
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.schema import Schema
@@ -81,11 +82,13 @@ class StudySpec(Schema):
     name: str = Field(min_length=1, description="the study's name: Optuna study, MLflow experiment, report")
     description: str = ""
     base: TrainConfig = Field(default_factory=TrainConfig, description="training options every cell starts from")
-    factors: dict[str, list[Any]] = Field(min_length=1, description="option -> values; cells are their product")
+    factors: dict[str, list[Any]] = Field({}, description="option -> values; cells are their product")
     seeds: list[int] = Field(min_length=1, description="every cell runs once per seed")
     exclude: list[Exclusion] = []
     include: list[dict[str, Any]] = Field([], description="extra cells beyond the product")
     tune: TuneSpec | None = None
+    plugins: list[str] = Field([], description="plugin files (relative to this spec) or modules: your own heads, "
+                               "losses, encoders, miners or datasets (docs/extending.md)")
     _path: Path = PrivateAttr(default=Path("<spec>"))
     _configs: dict[str, TrainConfig] = PrivateAttr(default_factory=dict)
 
@@ -99,6 +102,8 @@ class StudySpec(Schema):
 
     @model_validator(mode="after")
     def _exclusions_name_factors(self) -> StudySpec:
+        if not self.factors and not self.include:
+            raise ValueError("needs factors (crossed into cells) or include (cells listed one by one)")
         for i, e in enumerate(self.exclude):
             bad = sorted(set(e.when) - set(self.factors))
             if bad:
@@ -109,9 +114,15 @@ class StudySpec(Schema):
     def path(self) -> Path:
         return self._path
 
+    @property
+    def plugin_names(self) -> list[str]:
+        """The spec's plugins, paths made absolute (what workers and other machines load)."""
+        return plugins.resolve(self.plugins, self._path.parent)
+
     def cells(self) -> list[Cell]:
         names = list(self.factors)
-        crossed = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*self.factors.values())]
+        crossed = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*self.factors.values())
+                   ] if names else []
         cells, seen = [], set()
         for values in crossed + [dict(v) for v in self.include]:
             if values in crossed and any(e.matches(values) for e in self.exclude):
@@ -131,7 +142,9 @@ class StudySpec(Schema):
 
     def excluded(self) -> list[tuple[Cell, str]]:
         names = list(self.factors)
-        out = []
+        out: list[tuple[Cell, str]] = []
+        if not names:
+            return out
         for combo in itertools.product(*self.factors.values()):
             values = dict(zip(names, combo, strict=True))
             for e in self.exclude:
@@ -179,6 +192,7 @@ def load_spec(path: str | Path) -> StudySpec:
     path = Path(path)
     spec, lines = StudySpec.load(path, "study spec")
     spec._path = path
+    plugins.load_all(spec.plugin_names)  # before the cells are checked: they may name a plugin's parts
     try:
         check_config(spec.base)
     except ConfigError as err:

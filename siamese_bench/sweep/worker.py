@@ -21,6 +21,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from siamese_bench.core import plugins
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.infra.allocator import keep_freed_memory
 from siamese_bench.infra.run_tracker import RunTracker
@@ -47,6 +48,7 @@ class Task:
     parent_run_id: str | None
     tags: dict[str, str] = field(default_factory=dict)
     prune: PruneTarget | None = None
+    plugins: tuple[str, ...] = ()  # loaded by the worker before it builds the task (docs/extending.md)
 
 
 class PrunedError(RuntimeError):
@@ -154,6 +156,8 @@ def worker_main(conn, threads: int, parent_pid: int) -> None:
         results.put(msg.Begin(task.key, os.getpid()))
         counter = EpochCounter(parent_pid)
         try:
+            for name in task.plugins:  # once per worker process: loading is idempotent
+                plugins.load(name)
             cfg = task.config
             if cfg.dataset not in datasets:
                 datasets[cfg.dataset] = load_dataset(cfg.dataset)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pytest
 
 EUC = "head=euclidean,loss=contrastive,margin=1"
 
@@ -123,3 +124,27 @@ def test_runs_without_the_loss_tags_still_draw_and_a_missing_margin_still_means_
     for metric in ("val/auc", "train/loss"):
         plot = curves(study, _history(study), metric, pal, 1)
         assert [t.get_text() for t in plot.figure.legends[0].get_texts()] == ["0.5", "1", "2", "–"]
+
+
+def test_forest_plots_fit_any_design_and_grids_only_factorial_ones(fake_run, fake_studies):
+    """Issue 21: the K1 lever study drew 2 of its 8 cells in a head x loss grid and 16 panels said
+    'not in the study'. A lever study is not a grid: it gets a forest plot of what its rows compare
+    and each lever's effect against the base cell."""
+    from siamese_bench.report.figures_forest import forest, lever_lines, levers
+    from siamese_bench.report.findings import findings
+
+    cells = {"loss=triplet": 0.72, "loss=triplet,epochs=10": 0.76, "loss=bce,head=abs-diff-dense": 0.40}
+    runs = [fake_run(cell, s, 0.9, start=10 * i + s, loss=cell.split("loss=")[1].split(",")[0],
+                     variant="omniglot-full-28", params={"encoder": "conv4"},
+                     metrics={"oneshot/acc": acc + (s - 1) / 100 + s * i / 1000, "oneshot/trials": 400})
+            for i, (cell, acc) in enumerate(cells.items()) for s in (0, 1, 2)]
+    (lever_study,) = fake_studies({"k1": runs}, ["k1"])
+    assert not lever_study.is_grid
+    lines = lever_lines(lever_study, "omniglot-full-28")
+    assert [ln.label for ln in lines] == ["epochs=10", "loss=bce, head=abs-diff-dense"]
+    assert lines[0].estimate.mean == pytest.approx(4.0 + 0.1, abs=0.2) and lines[1].estimate.mean < -30
+    found = findings([lever_study])
+    assert forest(found, 1, 0.95) is not None and levers(found, [lever_study], 2) is not None
+    grid = [fake_run(f"head={h},loss=contrastive,margin=1", s, 0.9, start=s) for h in ("euclidean", "l1")
+            for s in (0, 1)]
+    assert fake_studies({"g": grid}, ["g"])[0].is_grid

@@ -57,7 +57,7 @@ def test_cells_exclusions_and_includes(tmp_path):
     ("text", "message"),
     [
         ("name: t\nfactors: {head: [euclidean]}\nseeds: [0]\ncolour: red\n", "unknown key(s) colour"),
-        ("name: t\nseeds: [0]\n", "missing required key 'factors'"),
+        ("name: t\nseeds: [0]\n", "needs factors (crossed into cells) or include (cells listed one by one)"),
         ("name: t\nfactors: {head: [euclidean]}\nseeds: []\n", "seeds"),
         ("name: t\nfactors: {head: [euclidean], loss: [bce]}\nseeds: [0]\n",
          "cell head=euclidean,loss=bce"),
@@ -170,3 +170,16 @@ def test_claims_with_a_python_tag_are_refused(tmp_path):
     claims.write_text("checks: !!python/object/new:os.getcwd []\n")
     with pytest.raises(ConfigError, match="not allowed"):
         load_checks(claims)
+
+
+def test_a_spec_of_listed_cells_alone(tmp_path):
+    spec = load_spec(write(tmp_path, """
+        name: listed
+        base: {dataset: digits, epochs: 1}
+        include:
+          - {head: euclidean, loss: contrastive}
+          - {head: abs-diff-dense, loss: bce}
+        seeds: [0, 1]
+    """))
+    assert [c.id for c in spec.cells()] == ["head=euclidean,loss=contrastive", "head=abs-diff-dense,loss=bce"]
+    assert spec.excluded() == [] and spec.config_for(spec.cells()[1], 1).loss == "bce"
