@@ -18,20 +18,32 @@ MARGIN ?= 1
 EPOCHS ?= 20
 SEED ?= 0
 
-PHONY_SERVICES := services-up services-down services-status dashboard soak
-
-.PHONY: $(PHONY_SERVICES) help venv test test-fast lint train mlflow-ui bench-mnist bench-mnist-full bench-mnist-tune bench-vectors bench-mining bench-sequences bench-sequences-full bench-oneshot bench-omniglot bench-omniglot-105 bench-omniglot-full bench-all report report-all regress bench-throughput clean
+PHONY_SERVICES := services-up services-down services-status services-bundle services-backup services-restore dashboard soak
+BENCHES := bench-mnist bench-mnist-full bench-mnist-grid-full bench-mnist-tune bench-vectors bench-mining bench-sequences \
+	bench-sequences-full bench-oneshot bench-oneshot-full bench-omniglot bench-omniglot-full bench-all
+.PHONY: $(PHONY_SERVICES) $(BENCHES) help venv lock test test-fast lint format train decide docs mlflow-ui report \
+	report-all regress bench-throughput gpu-check clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-19s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-21s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The venv installs the locked versions (requirements.lock), then the project itself without its dependencies.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
-venv: $(STAMP) ## create the virtual environment (once; again when pyproject.toml changes)
+venv: $(STAMP) ## create the virtual environment from requirements.lock (once; again when it or pyproject.toml changes)
+
+lock: ## refresh requirements.lock: resolve pyproject.toml's dependencies and extras in a fresh venv (~5 min)
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q '.[dev,postgres,sequences]'
+	{ echo "# pip freeze of pyproject.toml's dependencies and extras dev, postgres, sequences (make lock)"; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^siamese-bench' ; } > requirements.lock
+	rm -rf .lock-venv
 
 # C4's stand-in data (made offline from mnist-5k), needed by the C4 study and regression check
 C4_DATA := datasets/c4/pairs-train.csv
@@ -41,37 +53,65 @@ $(C4_DATA): $(STAMP)
 # pytest processes for make test: most end-to-end tests wait on process start-up and servers,
 # so two share 2 cores well (each test file stays in one process: its fixtures are shared)
 TEST_WORKERS ?= 2
-test: $(STAMP) $(C4_DATA) ## the accuracy regression checks (make regress), then the test suite (~11 min from a fresh clone)
-	$(BIN)/siamese-bench regress benchmarks/regress.yaml
+test: $(STAMP) $(C4_DATA) ## the accuracy regression checks (make regress), then the test suite (~10 min from a fresh clone)
+	$(BIN)/siamese-bench regress regress
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-test-fast: $(STAMP) ## the quick tests only (no end-to-end runs, no regression checks), for the edit loop
+test-fast: $(STAMP) ## the quick tests only (no end-to-end runs, no regression checks), for the edit loop (< 1 min)
 	$(PY) -m pytest -q -m "not slow"
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff check, ruff format --check and mypy, as CI runs them
 	$(BIN)/ruff check siamese_bench tests benchmarks
+	$(BIN)/ruff format --check siamese_bench tests benchmarks
+	$(BIN)/mypy siamese_bench
+
+format: $(STAMP) ## ruff format and ruff check --fix
+	$(BIN)/ruff format siamese_bench tests benchmarks
+	$(BIN)/ruff check --fix siamese_bench tests benchmarks
 
 train: $(STAMP) ## train one variant: make train HEAD=abs-diff-dense LOSS=bce EPOCHS=5
 	$(BIN)/siamese-bench train --dataset $(DATASET) --head $(HEAD) --loss $(LOSS) \
 		--margin $(MARGIN) --epochs $(EPOCHS) --seed $(SEED)
 
-mlflow-ui: $(STAMP) ## browse the local tracking store on http://127.0.0.1:5000
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000
+CLAIMS ?= examples/own-head/claims.yaml
+decide: $(STAMP) ## decide a claims file's rows, adding seeds until each is decided: make decide CLAIMS=mnist-claims
+	$(BIN)/siamese-bench decide $(CLAIMS)
 
-# Services for sweeps on several machines (PostgreSQL for Optuna, an MLflow server), owned by the project
-PG_PORT ?= 55432
-MLFLOW_PORT ?= 5055
-SERVICES_HOST ?= 127.0.0.1
-SERVICES_OPTS = --pg-port $(PG_PORT) --mlflow-port $(MLFLOW_PORT) --host $(SERVICES_HOST)
+docs: $(STAMP) ## docs/results.md, the README's claims table and docs/specs.md from the tracking store and the code
+	$(BIN)/siamese-bench docs $(if $(wildcard mlruns.db),--results,)
 
-services-up: $(STAMP) ## start PostgreSQL (port 55432) and an MLflow server (port 5055) under .services/, then `source .services/env` (~10 s)
-	$(PY) -m siamese_bench.infra.services up $(SERVICES_OPTS)
+mlflow-ui: $(STAMP) ## the MLflow UI ($$MLFLOW_TRACKING_URI, else ./mlruns.db) at http://127.0.0.1:5000, with each study's runs URL
+	$(BIN)/siamese-bench ui
+
+# Services for sweeps on several machines (PostgreSQL for Optuna, an MLflow server), owned by the project.
+# Unset variables mean "as at the last services-up" (.services/services.json), else 127.0.0.1, 55432, 5055.
+# SERVICES_HOST=0.0.0.0 (or an address of this machine) serves other machines: TLS and MLflow accounts then.
+PG_PORT ?=
+MLFLOW_PORT ?=
+SERVICES_HOST ?=
+SERVICES_ADDRESS ?=
+SERVICES_OPTS = $(if $(PG_PORT),--pg-port $(PG_PORT)) $(if $(MLFLOW_PORT),--mlflow-port $(MLFLOW_PORT)) \
+	$(if $(SERVICES_HOST),--host $(SERVICES_HOST)) $(foreach a,$(SERVICES_ADDRESS),--address $(a))
+ARCHIVE ?=
+
+services-up: $(STAMP) ## start PostgreSQL (port 55432) and an MLflow server (port 5055) under .services/, then `source .services/env` (~10 s; SERVICES_HOST=0.0.0.0 for other machines: TLS + accounts)
+	$(BIN)/siamese-bench services up $(SERVICES_OPTS)
 
 services-down: $(STAMP) ## stop the MLflow server, then PostgreSQL (the data stays in .services/)
-	$(PY) -m siamese_bench.infra.services down $(SERVICES_OPTS)
+	$(BIN)/siamese-bench services down $(SERVICES_OPTS)
 
-services-status: $(STAMP) ## one line per service: running/stopped, pid, URL (password masked)
-	$(PY) -m siamese_bench.infra.services status $(SERVICES_OPTS)
+services-status: $(STAMP) ## one line per service: running/stopped, pid, URL (password masked), and the security in force
+	$(BIN)/siamese-bench services status $(SERVICES_OPTS)
+
+services-bundle: $(STAMP) ## write the one file a worker machine needs (.services/bundle-ADDRESS.json; there: siamese-bench services join FILE)
+	$(BIN)/siamese-bench services bundle $(SERVICES_OPTS)
+
+services-backup: $(STAMP) ## archive both databases (pg_dump), the MLflow artifacts and the credentials: .services/backups/siamese-bench-services-UTC.tar.gz
+	$(BIN)/siamese-bench services backup $(SERVICES_OPTS)
+
+services-restore: $(STAMP) ## rebuild the services from ARCHIVE=... (refuses to overwrite data; FORCE=1 does)
+	@test -n "$(ARCHIVE)" || { echo "usage: make services-restore ARCHIVE=.services/backups/siamese-bench-services-....tar.gz" >&2; exit 2; }
+	$(BIN)/siamese-bench services restore $(SERVICES_OPTS) $(if $(FORCE),--force) "$(ARCHIVE)"
 
 DASHBOARD_PORT ?= 8080
 dashboard: $(STAMP) ## optuna-dashboard on the study storage (SIAMESE_BENCH_STORAGE, else ./optuna.journal) at http://127.0.0.1:8080
@@ -84,73 +124,81 @@ soak: $(STAMP) ## fault soak: 2 sweeps on one study, >= 20 injected kills/restar
 
 WORKERS ?=
 SWEEP := $(BIN)/siamese-bench sweep $(if $(WORKERS),--workers $(WORKERS),)
+REPORT := $(BIN)/siamese-bench report
+# One name per study: the spec siamese_bench/specs/NAME.yaml, the study NAME, reports/NAME/, make bench-NAME.
 
-bench-mnist: $(STAMP) ## the MNIST ablation (C1-C3): grid on mnist-5k + C1 on full MNIST (3 seeds) + report (~14 min on 2 cores)
-	$(SWEEP) benchmarks/mnist.yaml
-	$(SWEEP) benchmarks/mnist-full.yaml
-	$(MAKE) --no-print-directory report
+bench-mnist: $(STAMP) ## C1-C3: the grid on mnist-5k, C1 on full MNIST (3 seeds), report reports/mnist (~12 min on 2 cores)
+	$(SWEEP) mnist
+	$(SWEEP) mnist-full
+	$(REPORT) mnist mnist-full
 
-report: $(STAMP) ## rebuild reports/mnist/report.pdf from the MLflow store (no retraining)
-	$(BIN)/siamese-bench report mnist-ablation mnist-headline-full --name mnist
+bench-mnist-full: $(STAMP) ## C1 on full MNIST alone (3 seeds, ~5 min), report reports/mnist-full
+	$(SWEEP) mnist-full
+	$(REPORT) mnist-full
 
-bench-mnist-full: $(STAMP) ## the whole MNIST grid on full MNIST (~2.5 h on 2 cores, estimated; for a GPU or more time)
-	$(SWEEP) benchmarks/mnist-grid-full.yaml
-	$(SWEEP) benchmarks/mnist-full.yaml
+bench-mnist-grid-full: $(STAMP) ## the whole MNIST grid on full MNIST (~2.5 h on 2 cores, estimated; for a GPU or more time)
+	$(SWEEP) mnist-grid-full
+	$(SWEEP) mnist-full
+	$(REPORT) mnist-grid-full mnist-full
 
 bench-mnist-tune: $(STAMP) ## learning rate tuned per cell with equal TPE budgets and median pruning (~2 min)
-	$(SWEEP) benchmarks/mnist-tune.yaml
+	$(SWEEP) mnist-tune
+	$(REPORT) mnist-tune
 
-bench-vectors: $(STAMP) $(C4_DATA) ## C4 on a C4-shaped pairs CSV (made from mnist-5k by PCA): baseline + every advice, 10 seeds, report (~1.5 min)
-	$(SWEEP) benchmarks/vectors.yaml
-	$(BIN)/siamese-bench report c4-vectors --name vectors
+bench-vectors: $(STAMP) $(C4_DATA) ## C4 on a C4-shaped pairs CSV (made from mnist-5k by PCA): baseline + every advice, 10 seeds (~1.5 min)
+	$(SWEEP) vectors
+	$(REPORT) vectors
 
 bench-mining: $(STAMP) ## C5: random vs batch-hard vs semi-hard triplets on mnist-5k (~2 min)
-	$(SWEEP) benchmarks/mining.yaml
+	$(SWEEP) mining
+	$(REPORT) mining
 
-bench-sequences: $(STAMP) ## C5 on sequences: LSTM on JapaneseVowels and MNIST rows, concat/abs-diff + BCE vs triplet mining, report (~2.5 min)
-	$(SWEEP) benchmarks/sequences.yaml
-	$(BIN)/siamese-bench report c5-sequences --name sequences
+bench-sequences: $(STAMP) ## C5 on sequences: LSTM on JapaneseVowels and MNIST rows, concat/abs-diff + BCE vs triplet mining (~2.5 min)
+	$(SWEEP) sequences
+	$(REPORT) sequences
 
 bench-sequences-full: $(STAMP) ## the sequence study with 10 seeds, 60 epochs and full MNIST rows (~2 h, estimated)
-	$(SWEEP) benchmarks/sequences-full.yaml
+	$(SWEEP) sequences-full
+	$(REPORT) sequences-full
 
-bench-oneshot: $(STAMP) ## K1: 20-way one-shot on Lake's 20 runs, the best CPU design and one lever off in each other cell, 3 seeds, report (~30 min)
-	$(SWEEP) benchmarks/oneshot.yaml
-	$(BIN)/siamese-bench report omniglot-k1 --name oneshot
+bench-oneshot: $(STAMP) ## K1: 20-way one-shot on Lake's 20 runs, the best CPU design and one lever off per cell, 3 seeds (~30 min)
+	$(SWEEP) oneshot
+	$(REPORT) oneshot
 
-bench-omniglot: $(STAMP) ## C6 (same alphabet: contrastive vs triplet, negative policies, mix split) at 28 x 28 and K1 (bench-oneshot), report (~40 min)
-	$(SWEEP) benchmarks/omniglot.yaml
-	$(SWEEP) benchmarks/oneshot.yaml
-	$(BIN)/siamese-bench report omniglot-c6 omniglot-k1 --name omniglot
+bench-oneshot-full: $(STAMP) ## K1 with Koch's net at full width on 105 x 105 (days on CPU: for a GPU)
+	$(SWEEP) oneshot-full
+	$(REPORT) oneshot-full
 
-C6_SEEDS ?= 0
-bench-omniglot-105: $(STAMP) ## C6 at 105 x 105: seeds C6_SEEDS of the full-size spec (default 0, ~1 h on 2 cores; C6_SEEDS=1,2 adds the rest, ~2 h more), reported beside the 28 px study
-	$(SWEEP) benchmarks/omniglot.yaml
-	$(SWEEP) benchmarks/omniglot-full.yaml --seeds $(C6_SEEDS)
-	$(BIN)/siamese-bench report omniglot-c6 omniglot-c6-full --name omniglot-105
+bench-omniglot: $(STAMP) ## C6 (same alphabet: contrastive vs triplet, negative policies, mix split) at 28 x 28 (~8 min)
+	$(SWEEP) omniglot
+	$(REPORT) omniglot
 
-bench-omniglot-full: $(STAMP) ## C6 at 105 x 105 (~3 h) and K1 with Koch's net at full width (days on CPU: for a GPU)
-	$(SWEEP) benchmarks/omniglot-full.yaml
-	$(SWEEP) benchmarks/oneshot-full.yaml
-	$(BIN)/siamese-bench report omniglot-c6-full omniglot-k1-full --name omniglot-full
+C6_SEEDS ?= 0,1,2
+bench-omniglot-full: $(STAMP) ## C6 at 105 x 105: seeds C6_SEEDS (~1 h a seed on 2 cores), reported beside the 28 px study
+	$(SWEEP) omniglot-full --seeds $(C6_SEEDS)
+	$(REPORT) omniglot-full omniglot
 
-ALL_STUDIES := mnist-ablation mnist-headline-full c4-vectors mnist-mining c5-sequences omniglot-c6 omniglot-k1
-bench-all: $(STAMP) ## every default benchmark (MNIST, vectors, mining, sequences, Omniglot with the K1 lever study) and one report of all claims (~65 min)
-	$(MAKE) --no-print-directory bench-mnist
-	$(MAKE) --no-print-directory bench-vectors
-	$(MAKE) --no-print-directory bench-mining
-	$(MAKE) --no-print-directory bench-sequences
-	$(MAKE) --no-print-directory bench-omniglot
-	$(MAKE) --no-print-directory report-all
+ALL_STUDIES := mnist mnist-full vectors mining sequences omniglot oneshot
+bench-all: $(STAMP) ## every default benchmark, one report of all claims (reports/all) and the docs' results (~65 min)
+	$(MAKE) --no-print-directory bench-mnist bench-vectors bench-mining bench-sequences bench-omniglot bench-oneshot
+	$(MAKE) --no-print-directory report-all docs
 
-report-all: $(STAMP) ## rebuild reports/all/report.pdf (every claim) from the MLflow store; EXTRA_STUDIES=omniglot-c6-full adds C6 at 105 px
-	$(BIN)/siamese-bench report $(ALL_STUDIES) $(EXTRA_STUDIES) --name all
+STUDY ?= mnist
+STUDIES_mnist := mnist mnist-full
+report: $(STAMP) ## rebuild reports/STUDY/ from the MLflow store, no retraining: make report STUDY=vectors
+	$(REPORT) $(or $(STUDIES_$(STUDY)),$(STUDY)) --name $(STUDY)
+
+report-all: $(STAMP) ## rebuild reports/all/report.pdf (every claim) from the MLflow store; EXTRA_STUDIES=omniglot-full adds C6 at 105 px
+	$(REPORT) $(ALL_STUDIES) $(EXTRA_STUDIES) --name all
 
 regress: $(STAMP) $(C4_DATA) ## accuracy checks of C1-C6 and K1 against calibrated prediction bounds (~4 min)
-	$(BIN)/siamese-bench regress benchmarks/regress.yaml
+	$(BIN)/siamese-bench regress regress
 
 bench-throughput: $(STAMP) ## pairs/s of siamese-bench vs a bare PyTorch loop (C1 config)
 	$(PY) benchmarks/throughput.py
+
+gpu-check: $(STAMP) ## on a CUDA machine: C1 on full MNIST (1 seed, 20 epochs) and the throughput benchmark; else says so
+	bash benchmarks/gpu_check.sh
 
 clean: ## remove tracking stores, reports and caches (not the venv, not downloaded data, not .services/)
 	rm -rf mlruns.db mlruns.db.lock mlartifacts mlruns optuna.journal* .pytest_cache reports/*/

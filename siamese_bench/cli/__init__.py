@@ -1,4 +1,4 @@
-"""Command line: `siamese-bench train|sweep|report|claims|regress|oneshot|services|docs|make-pairs-csv`,
+"""Command line: `siamese-bench train|sweep|decide|report|claims|regress|oneshot|services|ui|docs|make-pairs-csv`,
 one module a subcommand. Bad input gets one line on stderr and exit status 2; -v shows library logs."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import warnings
 from collections.abc import Sequence
 
 from siamese_bench import __version__
-from siamese_bench.cli import claims, data, docs, oneshot, regress, report, services, sweep, train
+from siamese_bench.cli import claims, data, decide, docs, oneshot, regress, report, services, sweep, train, ui
 from siamese_bench.core.errors import UserError
 
 log = logging.getLogger("siamese_bench")
 # each has register(subparsers, full)
-SUBCOMMANDS = (train, sweep, report, claims, regress, oneshot, services, docs, data)
-TORCH_COMMANDS = ("train", "sweep", "regress", "oneshot", "make-pairs-csv")  # the others never load torch
+SUBCOMMANDS = (train, sweep, decide, report, claims, regress, oneshot, services, ui, docs, data)
+TORCH_COMMANDS = ("train", "sweep", "decide", "regress", "oneshot", "make-pairs-csv")  # the others never load torch
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

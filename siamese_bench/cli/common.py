@@ -26,3 +26,10 @@ def load_plugins(args: argparse.Namespace) -> list:
     from siamese_bench.core import plugins
 
     return plugins.load_all(plugins.resolve(getattr(args, "plugin", [])))
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only for a person at a terminal: not with --no-progress, not into a file or pipe."""
+    import sys
+
+    return not getattr(args, "no_progress", False) and sys.stderr.isatty()

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from siamese_bench.cli.common import show_progress
 from siamese_bench.cli.sweep import add_engine_arguments
 from siamese_bench.core.errors import ConfigError
 
@@ -55,7 +56,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     workers = args.workers or available_cores()
     tracker = Tracker(args.tracking_uri, outage=args.outage)
     engine = Engine(resolve_storage_url(args.storage), tracker, workers, threads=args.threads,
-                    progress=not args.no_progress, outage=args.outage,
+                    progress=show_progress(args), outage=args.outage,
                     sweep_options={"heartbeats": Heartbeats(args.heartbeat, args.grace)})
     say = (lambda text: None) if args.json else print
     outcome = run(plan, engine, args.max_seeds, args.budget, say=say)

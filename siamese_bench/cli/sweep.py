@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins
+from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins, show_progress
 from siamese_bench.core.errors import ConfigError
 
 DESCRIPTION = ("Run every cell x seed of a study spec once, in parallel worker processes, tracked in MLflow "
@@ -69,7 +69,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     storage = resolve_storage_url(args.storage)
     heartbeats = Heartbeats(args.heartbeat, args.grace)
     tracker = Tracker(args.tracking_uri, system_metrics=args.system_metrics, outage=args.outage)
-    sweep = Sweep(spec, storage, tracker, workers, progress=not args.no_progress, heartbeats=heartbeats,
+    sweep = Sweep(spec, storage, tracker, workers, progress=show_progress(args), heartbeats=heartbeats,
                   outage=args.outage, threads=args.threads, seeds=seeds, plugin_names=plugins.resolve(args.plugin))
     summary = sweep.run()
     study = sweep.grid_study()
@@ -102,7 +102,8 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outage", type=float, default=300, metavar="SECONDS",
                    help="how long to wait for an unreachable database or tracking server before "
                    "stopping (default %(default)s); finished trials are kept either way")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (none either when stderr is not a terminal)")
     add_tracking_arguments(p)
     add_plugin_argument(p)
 

@@ -7,7 +7,7 @@ import argparse
 import typing
 from typing import Any
 
-from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins
+from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins, show_progress
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
 
@@ -109,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     tracker = None if args.no_track else Tracker(args.tracking_uri, system_metrics=args.system_metrics)
     result = run_training(cfg, tracker=tracker, experiment=args.experiment or DEFAULT_EXPERIMENT,
-                          progress=not args.no_progress, extra_tags=plugins.tags(loaded))
+                          progress=show_progress(args), extra_tags=plugins.tags(loaded))
     print(format_result(result))
     return 0
 
@@ -123,5 +123,6 @@ def register(sub: Any, full: bool) -> None:
     add_plugin_argument(train)
     train.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     train.add_argument("--experiment", help="MLflow experiment name (default siamese-bench-train)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-progress", action="store_true",
+                       help="no progress bar (none either when stderr is not a terminal)")
     train.set_defaults(func=cmd_train)

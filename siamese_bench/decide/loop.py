@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from siamese_bench.decide.plan import Plan
-from siamese_bench.decide.projection import row_interval, seeds_to_decide
+from siamese_bench.decide.projection import BEYOND, row_interval, seeds_to_decide
 from siamese_bench.decide.sequential import FIRST_LOOK, nominal_alpha
 from siamese_bench.infra.tracking import Tracker
 from siamese_bench.report.findings import Finding, findings
@@ -73,7 +73,9 @@ def _judge(plan: Plan, tracking_uri: str, level: float) -> list[Finding]:
 
 def _next_targets(plan: Plan, found: dict[str, Finding], states: dict[str, RowState], seeds: dict[str, int],
                   max_seeds: int, per_look: float) -> dict[str, int]:
-    """Seeds each cell should have after the next round: the projection of the open rows it serves."""
+    """Seeds each cell should have after the next round. An open row's cells grow towards its
+    projection, but at most doubling per round: three seeds estimate a spread poorly, so each
+    round refines the projection before more seeds are spent on it."""
     target = dict(seeds)
     for row in plan.rows:
         state, f = states[row.id], found.get(row.id)
@@ -81,19 +83,35 @@ def _next_targets(plan: Plan, found: dict[str, Finding], states: dict[str, RowSt
             continue
         have = max(seeds[c] for c in plan.cells_of[row.id])
         projected = seeds_to_decide(f, per_look)
-        state.projected = projected
+        state.projected = None if projected is None or projected == BEYOND else int(projected)
         if have >= max_seeds:
             state.why = f"--max-seeds {max_seeds} reached"
             continue
-        if projected is None or projected > max_seeds:
-            state.why = (f"not decidable within --max-seeds {max_seeds}" +
-                         (f" (needs about {projected} seeds at the spread seen)" if projected else
-                          " (its mean sits on a boundary)"))
+        if projected is None:
+            state.why = f"not decidable within --max-seeds {max_seeds} (its mean sits on a boundary)"
+            continue
+        if projected > max_seeds:
+            state.why = (f"not decidable within --max-seeds {max_seeds} (needs "
+                         + ("more than 1,000" if projected == BEYOND else f"about {int(projected)}")
+                         + " seeds at the spread seen)")
             continue
         state.why = "open"
         for cell in plan.cells_of[row.id]:
-            target[cell] = max(target[cell], min(max_seeds, max(have + 1, projected)))
+            target[cell] = max(target[cell], min(max_seeds, max(have + 1, min(int(projected), 2 * have))))
     return target
+
+
+def _fit(grow: dict[str, int], seeds: dict[str, int], per_trial: float, workers: int, left: float) -> dict[str, int]:
+    """The round shrunk to what `left` seconds hold (at least one seed more per cell), or {}."""
+    def cost(g: dict[str, int]) -> float:
+        return per_trial * sum(n - seeds[c] for c, n in g.items()) / max(1, workers)
+
+    while grow and cost(grow) > left:
+        shrunk = {c: max(seeds[c] + 1, seeds[c] + (n - seeds[c]) // 2) for c, n in grow.items()}
+        if shrunk == grow:
+            return {}
+        grow = shrunk
+    return grow
 
 
 def run(plan: Plan, engine: Engine, max_seeds: int, budget: float | None = None,
@@ -135,12 +153,12 @@ def run(plan: Plan, engine: Engine, max_seeds: int, budget: float | None = None,
         if budget is not None:
             elapsed = time.monotonic() - started
             per_trial = sum(trial_seconds) / len(trial_seconds) if trial_seconds else 0.0
-            need = per_trial * sum(n - seeds[c] for c, n in grow.items()) / max(1, engine.workers)
-            if elapsed + need > budget:
+            grow = _fit(grow, seeds, per_trial, engine.workers, budget - elapsed)
+            if not grow:
                 for state in states.values():
                     if state.why == "open":
-                        state.why = (f"--budget {budget / 60:.0f} min: the next round would take about "
-                                     f"{need / 60:.1f} min more, after {elapsed / 60:.1f} min")
+                        state.why = (f"--budget {budget / 60:g} min reached ({elapsed / 60:.1f} min spent; one more "
+                                     f"seed per open cell would take about {per_trial / 60:.1f} min per trial)")
                 break
         seeds.update(grow)
     trials = sum(seeds.values())

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from siamese_bench.core import plugins
+from siamese_bench.core import plugins, specs
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.report.claims import ClaimRow, ClaimsFile
@@ -42,7 +42,7 @@ def _values(select: dict[str, Any], where: str) -> dict[str, Any]:
 
 def make_plan(path: str | Path, max_seeds: int, extra_plugins: list[str] | None = None) -> Plan:
     """Read the claims file, load its plugins, check every cell's configuration once."""
-    path = Path(path)
+    path = specs.find(path, "claims file")
     claims, lines = ClaimsFile.load(path, "claims file")
     names = plugins.resolve(claims.plugins, path.parent) + plugins.resolve(extra_plugins or [])
     plugins.load_all(names)

@@ -40,11 +40,17 @@ def gaps(f: Finding, iv: Interval) -> list[float]:
     return [abs(m - bar) for bar in BARS.get(f.row.rule, [])]
 
 
-def seeds_to_decide(f: Finding, per_look: float, limit: int = 1000) -> int | None:
-    """The projected seeds for row `f` to be decided; None when no number of seeds would (a mean
-    on a boundary) or it is beyond `limit`."""
+BEYOND = math.inf  # a projection past the search limit
+
+
+def seeds_to_decide(f: Finding, per_look: float, limit: int = 1000) -> float | None:
+    """The projected seeds for row `f` to be decided: a number, BEYOND (more than `limit`), or
+    None when no number of seeds would (the mean sits on a boundary) or there is no spread to read."""
     iv = row_interval(f)
     if iv is None or iv.n < 2 or not math.isfinite(iv.sd):
         return None
-    needs = [n for g in gaps(f, iv) if g > 0 and (n := seeds_needed(g, iv.sd, per_look, limit)) is not None]
-    return min(needs) if needs else None
+    positive = [g for g in gaps(f, iv) if g > 0]
+    if not positive:
+        return None
+    needs = [n for g in positive if (n := seeds_needed(g, iv.sd, per_look, limit)) is not None]
+    return min(needs) if needs else BEYOND

@@ -28,6 +28,13 @@ _TRANSIENT_TEXT = (
 )
 
 
+# errors that waiting will not mend, even when their text also matches a transient one ("connection to server ...")
+_LASTING_TEXT = (
+    "password authentication failed", "does not exist", "no pg_hba.conf entry", "permission denied for database",
+    "certificate verify failed", "does not match host name", "root certificate file", "not authenticated",
+)
+
+
 class StorageUnavailable(UserError, RuntimeError):
     """A server stayed unreachable for longer than the outage allowance; the message says which."""
 
@@ -53,7 +60,7 @@ def is_transient(err: BaseException) -> bool:
         sa = None
     for e in error_chain(err):
         text = str(e).lower()
-        if "password authentication failed" in text or "does not exist" in text:
+        if any(s in text for s in _LASTING_TEXT):
             return False
         if sa is not None and isinstance(e, sa.DBAPIError) and e.connection_invalidated:
             return True

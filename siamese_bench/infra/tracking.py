@@ -15,7 +15,6 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -79,22 +78,49 @@ def _creation_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _tls_verify() -> str | bool:
+    """What MLflow's own client trusts: the CA in MLFLOW_TRACKING_SERVER_CERT_PATH, else the system's."""
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        return False
+    return os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+
+
+def _credentials() -> tuple[str, str] | None:
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    return (user, password) if user and password else None
+
+
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
-    """A tracking server that does not answer is one line now, not minutes of MLflow retries."""
+    """A tracking server that does not answer, or refuses this client's certificate trust or credentials, is one
+    line now (URL and password masked), not minutes of MLflow retries."""
     import requests
 
-    try:
-        requests.get(uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
+    where, base = mask_url(uri), uri.rstrip("/")
+    verify, auth = _tls_verify(), _credentials()
+    try:  # verify on each request: a Session's would lose to $REQUESTS_CA_BUNDLE
+        requests.get(base + "/health", timeout=timeout, verify=verify).raise_for_status()
+        resp = requests.get(base + "/api/2.0/mlflow/experiments/search", params={"max_results": 1}, auth=auth,
+                            timeout=timeout, verify=verify)
+    except requests.exceptions.SSLError:
+        raise TrackingError(f"tracking server {where}: its TLS certificate is not trusted here: set "
+                            "MLFLOW_TRACKING_SERVER_CERT_PATH to the services' CA file (source .services/env; other "
+                            "machines: siamese-bench services join BUNDLE)") from None
     except requests.RequestException as err:
-        raise TrackingError(f"tracking server {mask_url(uri)} is not reachable ({type(err).__name__}): is it "
+        hint = " (a server with TLS wants https://)" if uri.startswith("http://") else ""
+        raise TrackingError(f"tracking server {where} is not reachable ({type(err).__name__}){hint}: is it "
                             "running (make services-status) and reachable from this machine?") from None
+    if resp.status_code == 401:
+        who = f"the credentials of MLFLOW_TRACKING_USERNAME={auth[0]}" if auth else "requests without an account"
+        raise TrackingError(f"tracking server {where} refused {who}: set MLFLOW_TRACKING_USERNAME and "
+                            "MLFLOW_TRACKING_PASSWORD to the app account (source .services/env)")
+    if resp.status_code == 403:
+        raise TrackingError(f"tracking server {where}: account {auth[0] if auth else '-'} may not read experiments")
 
 
 def package_version() -> str:
-    try:
-        return version("siamese-bench")
-    except PackageNotFoundError:
-        return "unknown"
+    from siamese_bench import __version__
+
+    return __version__
 
 
 def git_commit() -> str:

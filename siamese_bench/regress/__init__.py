@@ -1,7 +1,8 @@
 """Accuracy regression checks of the documented claims (CLAIMS.md ids), with thresholds that
 are prediction bounds calibrated from measured distributions over seeds.
 
-`benchmarks/regress.yaml` lists checks (regress/checks.py): a cell, a metric, and `at_least`, `at_most` or
+The shipped checks (siamese_bench/specs/regress.yaml, `siamese-bench regress regress`) list checks: a
+cell, a metric, and `at_least`, `at_most` or
 `within` (two-sided). `calibrate` trains each cell on n calibration seeds, disjoint from the
 check's k seeds, and sets the threshold to a one-sided 99 % prediction bound for the mean of
 k new seeds, mean - t(0.99, n-1) * sd * sqrt(1/k + 1/n) (at_least; + for at_most; both sides

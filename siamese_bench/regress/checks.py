@@ -1,4 +1,4 @@
-"""The regression-checks file (benchmarks/regress.yaml): its schema and loader.
+"""The regression-checks file (the shipped one: siamese_bench/specs/regress.yaml): its schema and loader.
 
 A check is a cell, a metric and one threshold, `at_least`, `at_most` or `within` (two-sided),
 calibrated as a prediction bound for the mean of the check's k seeds (regress/bounds.py). The
@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from siamese_bench.core import specs
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.schema import Schema
@@ -108,7 +109,7 @@ class RegressChecks(Schema):
 
 def load_checks(path: str | Path) -> RegressChecks:
     """Read and validate the file and every check's configuration; errors name file, line and check."""
-    path = Path(path)
+    path = specs.find(path, "regression-checks file")
     spec, lines = RegressChecks.load(path, "regression-checks file")
     spec._path = path
     for i, check in enumerate(spec.checks):

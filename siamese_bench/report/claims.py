@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from siamese_bench.core import specs
 from siamese_bench.core.schema import Schema
 
 RuleName = Literal["works", "chance", "learns", "above-chance", "oneshot", "better"]
@@ -88,7 +89,7 @@ CLAIM_ROWS = Path(__file__).with_name("claim_rows.yaml")
 def load_claim_rows(path: str | Path = CLAIM_ROWS) -> list[ClaimRow]:
     """The rows of a claims file; every error names the file, the line and the key. Rows whose
     cell no study ran are left out of the report's table and listed as not covered."""
-    claims, _ = ClaimsFile.load(path, "claims file")
+    claims, _ = ClaimsFile.load(specs.find(path, "claims file"), "claims file")
     return list(claims.rows)
 
 

@@ -25,7 +25,9 @@ import pandas as pd
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.recipe import RECIPE as RECIPE_VALUES
 from siamese_bench.core.recipe import VARIANT_PREFERENCE
+from siamese_bench.core.redact import mask_url, scrub
 from siamese_bench.core.store import LOSS_USES_MARGIN, OBJECTIVE, STUDY_CELLS
+from siamese_bench.infra.tracking import check_reachable
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +132,16 @@ def open_store(uri: str):
         # MLflow retries an unreachable server for minutes by default; a report should not.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        check_reachable(uri)  # one line for an unreachable server, refused credentials or an unknown certificate
     try:
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as err:  # noqa: BLE001  (MLflow raises many kinds here)
         text = str(err).strip()
         if "Connection refused" in text or "Max retries exceeded" in text or "timed out" in text:
-            raise ConfigError(f"cannot reach tracking store {uri} (is the server running?)") from None
+            raise ConfigError(f"cannot reach tracking store {mask_url(uri)} (is the server running?)") from None
         first = text.splitlines()[0] if text else type(err).__name__
-        raise ConfigError(f"cannot read tracking store {uri}: {first[:200]}") from None
+        raise ConfigError(f"cannot read tracking store {mask_url(uri)}: {scrub(first, uri)[:200]}") from None
     return client
 
 
@@ -322,12 +325,14 @@ RECIPE = {f"param.{k}": str(v) for k, v in RECIPE_VALUES.items() if k != "epochs
 
 
 def match(frame: pd.DataFrame, select: dict[str, Any]) -> pd.DataFrame:
-    """Rows whose head, loss, margin ... equal `select` (margin compared as a number); a key the
-    frame has no column for matches nothing."""
+    """Rows whose head, loss, margin ... equal `select` (margin compared as a number); any other
+    training option is read from the cell's factor tags; a key no run has matches nothing."""
     if frame.empty:
         return frame
     keep = pd.Series(True, index=frame.index)
     for key, value in select.items():
+        if key not in frame and f"factor.{key}" in frame:  # a study factor that is not a column (decide's cells)
+            key = f"factor.{key}"
         if key not in frame:
             return frame.iloc[0:0]
         if key == "margin":

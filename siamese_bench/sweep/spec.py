@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from siamese_bench.core import plugins
+from siamese_bench.core import plugins, specs
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.schema import Schema
@@ -189,7 +189,7 @@ def _fmt(value: Any) -> str:
 def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a spec, and check every cell's configuration once; every error names
     the file, the line and the key (or the cell)."""
-    path = Path(path)
+    path = specs.find(path, "study spec")
     spec, lines = StudySpec.load(path, "study spec")
     spec._path = path
     plugins.load_all(spec.plugin_names)  # before the cells are checked: they may name a plugin's parts

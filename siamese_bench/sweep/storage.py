@@ -90,6 +90,15 @@ def describe_storage_error(url: str, err: BaseException) -> str:
         hint = "the database does not exist: create it (make services-up creates optuna and mlflow)"
     elif "does not exist" in low and "role" in low:
         hint = "the user does not exist on that server"
+    elif "no pg_hba.conf entry" in low:
+        hint = ("the server refuses this connection: without TLS, or from a role or address it does not allow; use "
+                "the URL of .services/env, or `siamese-bench services join BUNDLE` on this machine")
+    elif "permission denied for database" in low:
+        hint = "this role may use the database optuna only: check the URL's database"
+    elif any(s in low for s in ("root certificate file", "certificate verify failed", "does not match host name",
+                                "server certificate")):
+        hint = ("the server's certificate cannot be checked: the CA file is missing, or this address is not in the "
+                "certificate (`siamese-bench services up --address HOST` on the server)")
     elif any(s in low for s in ("connection refused", "could not connect", "timeout expired", "could not translate",
                                 "name or service not known", "no route to host", "server closed")):
         hint = "the server is not reachable: is it running (make services-status) and reachable from here?"

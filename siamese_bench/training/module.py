@@ -122,6 +122,6 @@ class SiameseModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         for stage in self.eval_stages:
             d, rank, y = self._collect(stage)
-            self.final_outputs[stage] = (d.cpu(), y.cpu())
+            self.final_outputs[stage] = (d.float().cpu(), y.cpu())  # bf16-mixed gives bfloat16, which numpy lacks
             metrics = pair_metrics(d, y, tuned_threshold=self.val_threshold, ranking=rank)
             self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, add_dataloader_idx=False)

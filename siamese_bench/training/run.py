@@ -20,6 +20,7 @@ from siamese_bench.infra.run_tracker import RunTracker
 from siamese_bench.training.artifacts import log_model, log_outputs, test_embeddings
 from siamese_bench.training.batches import build_batches, dataset_input
 from siamese_bench.training.build import build_module, run_params, run_traits
+from siamese_bench.training.device import dataset_bytes, matmul_precision, place
 from siamese_bench.training.evaluations import ALWAYS, EVALUATIONS, trained_pair
 from siamese_bench.training.module import SiameseModule
 from siamese_bench.training.objective import Objective
@@ -44,6 +45,7 @@ class RunResult:
     outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
     collapsed: bool = False  # embeddings shrank to (nearly) one point: see is_collapsed
     n_parameters: int = 0  # trainable parameters of encoder + head
+    data_location: str = "host"  # where the dataset's tensors lived during training: "host" or "device"
 
 
 COLLAPSE_RATIO = 0.01  # final embedding spread below 1 % of the largest seen = collapsed
@@ -73,7 +75,7 @@ def embedding_spread(module: SiameseModule, batches: TensorBatches) -> float:
     was_training = module.training
     module.eval()
     batch = batches.peek()
-    emb = module.encoder(torch.cat([batch["x1"], batch["x2"]]))
+    emb = module.encoder(torch.cat([batch["x1"], batch["x2"]]).to(module.device))
     module.train(was_training)
     return float(emb.std(dim=0).mean())
 
@@ -97,7 +99,7 @@ class EpochRecorder(pl.Callback):
 
 
 def make_trainer(cfg: TrainConfig, callbacks: Sequence[pl.Callback], progress: bool,
-                 steps_per_epoch: int) -> pl.Trainer:
+                 steps_per_epoch: int, accelerator: str = "auto") -> pl.Trainer:
     bars: list[pl.Callback] = []
     if progress:
         from pytorch_lightning.callbacks import TQDMProgressBar
@@ -105,7 +107,7 @@ def make_trainer(cfg: TrainConfig, callbacks: Sequence[pl.Callback], progress: b
         bars = [TQDMProgressBar(refresh_rate=max(1, steps_per_epoch // 20))]  # ~20 redraws/epoch
     return pl.Trainer(
         max_epochs=cfg.epochs, max_steps=cfg.max_steps or -1, gradient_clip_val=cfg.gradient_clip,
-        precision=cfg.precision, accelerator="auto", devices=1, logger=False,
+        precision=cfg.precision, accelerator=accelerator, devices=1, logger=False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
         enable_progress_bar=progress, callbacks=[*callbacks, *bars],
     )
@@ -149,12 +151,17 @@ def run_training(
     except (RuntimeError, ValueError) as err:
         raise ConfigError(f"--encoder {cfg.encoder} cannot take --dataset {cfg.dataset} (inputs of shape "
                           f"{tuple(data.input_shape)}): {str(err).splitlines()[0][:200]}") from None
+    placement = place(cfg.data_placement, batches)  # once, before fitting: batches are then gathered there
+    if placement == "device":
+        log.info("dataset tensors moved to %s once (%s MiB)", batches["train"].images.device,
+                 f"{dataset_bytes(batches) / 2**20:,.0f}")
     n_parameters = sum(p.numel() for p in module.parameters())
     log.info("model: %s encoder + %s head, %s parameters", cfg.encoder, cfg.head, f"{n_parameters:,}")
     run_id = None
     if tracker is not None:
         tags = {"dataset_variant": data.variant, "dataset_source": data.source,
-                "seed": str(cfg.seed), "head": cfg.head, "loss": cfg.loss, **(extra_tags or {})}
+                "seed": str(cfg.seed), "head": cfg.head, "loss": cfg.loss, "data_location": placement,
+                **(extra_tags or {})}
         tags.update(run_traits(cfg))
         params = {**run_params(cfg), "n_parameters": n_parameters,
                   "n_train_samples": len(batches["train"].index)}
@@ -166,9 +173,10 @@ def run_training(
                            len(batches["train"]))
     status = "FAILED"
     try:
-        trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])
-        trainer.test(module, dataloaders=[batches[stage] for stage in module.eval_stages], verbose=False)
-        extra = _extra_evaluations(module, data)
+        with matmul_precision(cfg.matmul_precision):
+            trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])
+            trainer.test(module, dataloaders=[batches[stage] for stage in module.eval_stages], verbose=False)
+            extra = _extra_evaluations(module, data)
         status = "FINISHED"
     except BaseException as err:
         # Lightning turns Ctrl-C into SystemExit(1); pruning sets its own status.
@@ -201,7 +209,7 @@ def run_training(
                                   "initial_embedding_spread": f"{initial_spread:.6g}"})
         tracker.end_run(run_id)
     return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs, collapsed,
-                     n_parameters)
+                     n_parameters, placement)
 
 
 def _extra_evaluations(module: SiameseModule, data: LabelledData | PairedData) -> dict[str, float]:

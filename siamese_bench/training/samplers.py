@@ -114,6 +114,12 @@ def remap(index: Index, order: torch.Tensor) -> Index:
                           for f in fields(index) for v in [getattr(index, f.name)]})
 
 
+def index_to(index: Index, device: torch.device) -> Index:
+    """The same index set with its tensors on `device`."""
+    return type(index)(**{f.name: (None if v is None else v.to(device))
+                          for f in fields(index) for v in [getattr(index, f.name)]})
+
+
 def concat(parts: list[Index]) -> Index:
     first = parts[0]
     return type(first)(**{f.name: (None if getattr(first, f.name) is None
@@ -141,6 +147,8 @@ class TensorBatches:
     `sample(epoch)` returns the index set for an epoch (called once when the set is fixed);
     each iteration is one epoch, shuffled with a generator seeded from (seed, epoch), so a
     seed fixes the order. Image fields are gathered from `images`; "y" and "label" pass through.
+    After `to(device)` the tensors live on the device and batches are gathered there; sampling
+    and shuffling still draw on the CPU's seeded generators, so the batches stay the same.
     """
 
     def __init__(self, images: torch.Tensor, sample, batch_size: int, seed: int,
@@ -151,29 +159,47 @@ class TensorBatches:
         self.seed = seed
         self.shuffle = shuffle
         self.resample = resample
+        self.device: torch.device | None = None  # None: where the tensors were given (the host)
         self.epoch = 0
         self.index = sample(0)
 
     def __len__(self) -> int:
         return -(-len(self.index) // self.batch_size)  # the last mini-batch may be short
 
+    def to(self, device: torch.device, moved: dict[int, torch.Tensor] | None = None) -> TensorBatches:
+        """Images and index set moved to `device` once; index sets drawn later follow them.
+        `moved` maps id(tensor) -> its copy, so images shared by several batches move once."""
+        moved = {} if moved is None else moved
+        if id(self.images) not in moved:
+            moved[id(self.images)] = self.images.to(device)
+        self.images = moved[id(self.images)]
+        self.index = index_to(self.index, device)
+        self.device = device
+        return self
+
     def __iter__(self):
         if self.resample and self.epoch > 0:
             self.index = self.sample(self.epoch)
+            if self.device is not None:
+                self.index = index_to(self.index, self.device)
         fields = self.index.fields()
         n = len(self.index)
         if self.shuffle:
             gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(n, generator=gen)
+            order = torch.randperm(n, generator=gen)  # (n,) on the CPU, whatever the device
         else:
             order = torch.arange(n)
+        if self.device is not None:
+            order = order.to(self.device)
         self.epoch += 1
         for start in range(0, n, self.batch_size):
             yield self._gather(fields, order[start : start + self.batch_size])
 
     def peek(self) -> dict[str, torch.Tensor]:
         """The first mini-batch in index order, leaving the epoch count and order untouched."""
-        return self._gather(self.index.fields(), torch.arange(min(self.batch_size, len(self.index))))
+        sel = torch.arange(min(self.batch_size, len(self.index)), device=self.device)
+        return self._gather(self.index.fields(), sel)
 
     def _gather(self, fields: dict[str, torch.Tensor], sel: torch.Tensor) -> dict[str, torch.Tensor]:
+        # sel: (B,) positions in the index set; v[sel]: (B,) image indices -> images[...]: (B, ...)
         return {k: (v[sel] if k in PASS_THROUGH else self.images[v[sel]]) for k, v in fields.items()}

@@ -191,7 +191,7 @@ def test_train_on_japanese_vowels(vowels, changes):
 
 
 def test_sequences_spec_cells():
-    spec = load_spec(REPO / "benchmarks" / "sequences.yaml")
+    spec = load_spec("sequences")
     cells = [c.values for c in spec.cells()]
     assert len(cells) == 12 and {c["dataset"] for c in cells} == {"japanese-vowels", "mnist-5k-rows"}
     # C5's concat-dense model and SBERT's head (issue 13), both with BCE, on both data sets
@@ -204,7 +204,7 @@ def test_sequences_spec_cells():
 
 
 def test_sequences_full_spec_is_valid():
-    spec = load_spec(REPO / "benchmarks" / "sequences-full.yaml")
+    spec = load_spec("sequences-full")
     assert spec.base.encoder == "lstm" and "mnist-rows" in {c.values.get("dataset") for c in spec.cells()}
 
 

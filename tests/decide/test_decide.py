@@ -63,3 +63,24 @@ def test_a_row_beyond_max_seeds_gets_none_and_says_so():
     assert states["near"].why.startswith("not decidable within --max-seeds 10 (needs about")
     assert target["a"] == 3  # no seeds spent on it
     assert states["clear"].why == "open" and target["c"] > 3 and target["b"] == target["c"]
+
+
+@pytest.mark.parametrize(("name", "cells", "rows"), [("mnist-claims", 9, 8), ("omniglot-claims", 3, 3)])
+def test_the_shipped_claims_files_plan_their_cells(name, cells, rows):
+    from siamese_bench.decide.plan import make_plan
+
+    plan = make_plan(name, 10)
+    assert plan.spec.name == name and len(plan.spec.cells()) == cells and len(plan.rows) == rows
+    assert all(r.variants == ("*",) for r in plan.rows)  # decide's study holds only these cells
+
+
+def test_a_bad_row_cell_names_the_file_line_and_row(tmp_path):
+    from siamese_bench.core.errors import ConfigError
+    from siamese_bench.decide.plan import make_plan
+
+    path = tmp_path / "claims.yaml"
+    path.write_text("base: {dataset: digits}\nrows:\n  - id: x\n    claim: c\n    source: s\n"
+                    "    select: {head: nope}\n    rule: works\n")
+    with pytest.raises(ConfigError) as err:
+        make_plan(path, 10)
+    assert str(err.value).startswith(f"{path}: line 3: row 'x': cell head=nope: --head: unknown head 'nope'")

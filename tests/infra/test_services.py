@@ -1,10 +1,13 @@
-"""services.py against real servers: a throwaway PostgreSQL cluster on a free port and an MLflow server on it."""
+"""infra.services and `siamese-bench services` against real servers: a throwaway PostgreSQL cluster on a free port
+and an MLflow server on it."""
 
 from __future__ import annotations
 
 import os
 import socket
 import stat
+import subprocess
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -13,9 +16,15 @@ import psutil
 import pytest
 from servers import NO_PG, free_port, pg_installed
 
+from siamese_bench.cli import main as cli_main
+from siamese_bench.core.errors import UserError
 from siamese_bench.core.redact import mask_url
-from siamese_bench.infra import services
-from siamese_bench.infra.services import MlflowServer, PostgresCluster, ServiceError, main
+from siamese_bench.infra.services import MlflowServer, PostgresCluster, ServiceError, postgres
+
+
+def main(argv: list[str]) -> int:
+    """`siamese-bench services ARGV...` in this process."""
+    return cli_main(["services", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +45,32 @@ def query(url: str, sql: str) -> tuple:
 
 
 @pytest.mark.slow
-def test_app_role_owns_both_databases_and_is_not_superuser(pg: PostgresCluster) -> None:
-    for db in pg.databases:
+def test_each_database_is_owned_by_its_own_role_with_no_other_privilege(pg: PostgresCluster) -> None:
+    """optuna belongs to the app role (the one every sweep machine holds), mlflow to the MLflow server's role;
+    neither may create roles or databases, and neither may log in to the other's database."""
+    for db, owner in (("optuna", "siamese"), ("mlflow", "mlflow")):
         url = pg.url(db, driver=None)
-        user, current_db, owner, superuser, createdb = query(
-            url, "SELECT current_user, current_database(), pg_get_userbyid(d.datdba), r.rolsuper, r.rolcreatedb "
+        user, current_db, db_owner, flags = query(
+            url, "SELECT current_user, current_database(), pg_get_userbyid(d.datdba), "
+                 "ARRAY[r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls] "
                  "FROM pg_database d, pg_roles r WHERE d.datname = current_database() AND r.rolname = current_user")
-        assert (user, current_db, owner) == ("siamese", db, "siamese")
-        assert not superuser and not createdb
+        assert (user, current_db, db_owner) == (owner, db, owner)
+        assert flags == [False] * 5
         with connect(url) as conn, conn.cursor() as cur:  # Optuna and MLflow create their own tables
             cur.execute("CREATE TABLE IF NOT EXISTS probe (x int)")
             conn.commit()
+    import psycopg2
+
+    app, server = pg.url("optuna", driver=None), pg.url("mlflow", driver=None)
+    for db in ("mlflow", "postgres", "template1"):  # PUBLIC may connect to none of them
+        with pytest.raises(psycopg2.OperationalError, match=f'permission denied for database "{db}"'):
+            query(app.rsplit("/", 1)[0] + f"/{db}", "SELECT 1")
+    with pytest.raises(psycopg2.OperationalError, match="no pg_hba.conf entry"):  # mlflow: its own database only
+        query(server.rsplit("/", 1)[0] + "/optuna", "SELECT 1")
+    for statement in ("CREATE DATABASE probe_db", "CREATE ROLE probe_role"):
+        with connect(app) as conn, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            conn.autocommit = True
+            conn.cursor().execute(statement)
 
 
 @pytest.mark.slow
@@ -86,7 +110,7 @@ def test_data_falls_back_to_temp_dir_when_postgres_cannot_enter(tmp_path: Path) 
     tmp_path.chmod(0o700)
     notes: list[str] = []
     cluster = PostgresCluster(tmp_path / "svc", say=notes.append)
-    assert cluster.data == services._fallback_dir(tmp_path / "svc")
+    assert cluster.data == postgres._fallback_dir(tmp_path / "svc")
     assert len(notes) == 1 and str(cluster.data) in notes[0]
 
 
@@ -129,6 +153,7 @@ def test_cli_up_status_down_with_mlflow(pg: PostgresCluster, tmp_path: Path, cap
         env_file = pg.services_dir / "env"
         assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
         assert password in env_file.read_text() and f"MLFLOW_TRACKING_URI={mlflow.url}" in env_file.read_text()
+        assert env_file.read_text().startswith("# written by `siamese-bench services up`;")
 
         pid = mlflow.status().pid
         assert pid and not any(password in cmd for cmd in mlflow_group_cmdlines(pid))
@@ -180,7 +205,8 @@ def test_missing_binaries_is_one_line_naming_the_package(tmp_path: Path, monkeyp
     out, err = capsys.readouterr()
     assert out == "" and "Traceback" not in err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Debian package postgresql" in lines[0] and "apt-get install postgresql" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("siamese-bench: error: ")
+    assert "Debian package postgresql" in lines[0] and "apt-get install postgresql" in lines[0]
 
 
 def test_down_and_status_when_nothing_was_ever_started(tmp_path: Path, capsys) -> None:
@@ -188,6 +214,29 @@ def test_down_and_status_when_nothing_was_ever_started(tmp_path: Path, capsys) -
     assert main(["down", *args]) == 0
     assert main(["status", *args]) == 0
     assert capsys.readouterr().out.count("stopped") == 2
+
+
+def test_status_on_an_empty_dir_says_stopped_and_loads_no_torch(tmp_path: Path) -> None:
+    """A fresh process, as a user's shell runs it: `services` must not pay for torch."""
+    argv = ["services", "status", "--dir", str(tmp_path / "empty"), "--pg-port", str(free_port()),
+            "--mlflow-port", str(free_port())]
+    code = f"import sys; from siamese_bench.cli import main; code = main({argv!r}); print(code, 'torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    *lines, security, last = proc.stdout.strip().splitlines()
+    assert [ln.split()[:2] for ln in lines] == [["postgresql:", "stopped"], ["mlflow:", "stopped"]]
+    assert security == "security:   listening on 127.0.0.1; no TLS; MLflow open to anyone who reaches it"
+    assert last == "0 False"  # exit status 0, no torch
+
+
+def test_service_error_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    assert issubclass(ServiceError, UserError) and issubclass(ServiceError, RuntimeError)  # callers may catch either
+    assert main(["env", "--dir", str(tmp_path / "svc")]) == 2  # `env` before `up`
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("siamese-bench: error: no ")
+    assert "run `siamese-bench services up` first" in lines[0]
 
 
 def test_mask_hides_only_the_password() -> None:

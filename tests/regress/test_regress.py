@@ -46,7 +46,7 @@ def write(tmp_path: Path, c1, c2) -> Path:
 
 
 def test_shipped_claims_are_calibrated_prediction_bounds_that_see_their_targets():
-    spec = load_checks(REPO / "benchmarks" / "regress.yaml")
+    spec = load_checks("regress")
     assert {c.id for c in spec.checks} >= {"C1", "C2", "C3-mlp", "C3-absdiff", "C4", "C5-seq", "C6", "K1"}
     assert len(spec.calibration_seeds) >= 20
     for check in spec.checks:
@@ -216,7 +216,7 @@ def test_every_shipped_check_fails_on_a_degraded_model(noise_head):
     """Issue 11: each check must catch a model no better than the trivial baseline. A head that
     returns noise fails every check but C2's (which claims chance, and gets it); C2 fails on a
     head that learns. An untrained model (lr 1e-12) fails the cheap checks too."""
-    spec = load_checks(REPO / "benchmarks" / "regress.yaml")
+    spec = load_checks("regress")
     rows, failed = regress(spec, overrides={"head": noise_head, "epochs": 1}, seeds=1)
     result = {r["check"]: r["result"] for r in rows}
     assert result.pop("C2") == "ok" and set(result.values()) == {"FELL SHORT"}, rows

@@ -86,17 +86,26 @@ def test_missing_file_is_named(tmp_path):
         load_spec(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("name", ["mnist.yaml", "mnist-full.yaml", "mnist-grid-full.yaml", "mnist-tune.yaml",
-                                  "vectors.yaml", "workers-speedup.yaml", "mining.yaml", "oneshot.yaml",
-                                  "sequences.yaml", "omniglot.yaml", "omniglot-full.yaml", "oneshot-full.yaml"])
-def test_shipped_specs_load(name):
-    spec = load_spec(REPO / "benchmarks" / name)
-    assert spec.cells()
-    assert len(spec.seeds) >= 1
+STUDIES = ["mnist", "mnist-full", "mnist-grid-full", "mnist-tune", "vectors", "mining", "oneshot", "sequences",
+           "sequences-full", "omniglot", "omniglot-full", "oneshot-full"]
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_shipped_specs_load_by_name_and_the_study_is_named_like_the_file(name):
+    spec = load_spec(name)
+    assert spec.cells() and len(spec.seeds) >= 1
+    assert spec.name == name == spec.path.stem  # one name: spec file, study, report folder, make target
+
+
+def test_every_shipped_spec_is_a_study_claims_or_checks_file():
+    from siamese_bench.core.specs import shipped
+
+    assert set(shipped()) == {*STUDIES, "mnist-claims", "omniglot-claims", "regress"}
+    assert load_spec(REPO / "benchmarks" / "workers-speedup.yaml").cells()  # a benchmark's own spec, by path
 
 
 def test_mnist_spec_covers_the_issue_grid():
-    spec = load_spec(REPO / "benchmarks" / "mnist.yaml")
+    spec = load_spec("mnist")
     heads = {"euclidean", "subtract-dense", "abs-diff-dense", "subtract-mlp", "concat-dense"}
     assert set(spec.factors["head"]) >= heads
     assert set(spec.factors["loss"]) == {"contrastive", "bce", "triplet"}

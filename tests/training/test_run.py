@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 
 from siamese_bench.cli import main
 from siamese_bench.core.config import TrainConfig
@@ -61,6 +62,8 @@ def test_c1_mlflow_run(c1_run, tracker):
     assert tags["dataset_variant"] == "digits" and tags["seed"] == "0"
     for key in ("git_commit", "package_version"):
         assert tags.get(key), key
+    if not torch.cuda.is_available():  # auto placement keeps the data on the host of a CPU-only machine
+        assert tags["data_location"] == c1_run.data_location == "host"
     assert run.data.metrics["test/acc"] == pytest.approx(c1_run.metrics["test/acc"])
     # retrieval on the test embeddings (issue 11): logged, and above what 10 balanced classes give by chance
     for key in ("retrieval/precision_at_1", "retrieval/r_precision", "retrieval/map_at_r"):

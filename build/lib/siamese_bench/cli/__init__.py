@@ -1,0 +1,77 @@
+"""Command line: `siamese-bench train|sweep|decide|report|claims|regress|oneshot|services|ui|docs|make-pairs-csv`,
+one module a subcommand. Bad input gets one line on stderr and exit status 2; -v shows library logs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from siamese_bench import __version__
+from siamese_bench.cli import claims, data, decide, docs, oneshot, regress, report, services, sweep, train, ui
+from siamese_bench.core.errors import UserError
+
+log = logging.getLogger("siamese_bench")
+# each has register(subparsers, full)
+SUBCOMMANDS = (train, sweep, decide, report, claims, regress, oneshot, services, ui, docs, data)
+TORCH_COMMANDS = ("train", "sweep", "decide", "regress", "oneshot", "make-pairs-csv")  # the others never load torch
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `command` given, only that subcommand gets its full
+    arguments (the train flags list the registries, which load torch, so `siamese-bench --help`
+    and `siamese-bench report ...` do not pay for them)."""
+    parser = argparse.ArgumentParser(
+        prog="siamese-bench",
+        description="Ablation benchmarks of Siamese-network design choices (heads x losses x margins).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show library log messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in SUBCOMMANDS:
+        module.register(sub, full=command in (None, module.__name__.rsplit(".", 1)[-1]))
+    return parser
+
+
+def quiet_libraries(verbose: bool, command: str = "train") -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        if command in TORCH_COMMANDS:
+            import pytorch_lightning  # noqa: F401  (its import sets its loggers to INFO: import first)
+
+        for name in ("pytorch_lightning", "lightning", "lightning_fabric", "mlflow", "alembic", "optuna"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        # MLflow's HTTP client warns at each retry of a restarting server; infra.retry says it once
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        if command in TORCH_COMMANDS:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from siamese_bench.infra.allocator import keep_freed_memory
+
+    # MLflow prints two "View run" lines per run to stdout when it talks to a server
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    args = build_parser(command).parse_args(argv)
+    quiet_libraries(args.verbose, args.command)
+    keep_freed_memory()
+    try:
+        return int(args.func(args))
+    except UserError as err:
+        print(f"siamese-bench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("siamese-bench: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head`
+        return 0

@@ -1,0 +1,185 @@
+"""decide's rounds: run the cells a claims file needs on 3 seeds, judge every row, then add seeds
+only to the cells of rows still open, until each row is decided, not decidable within
+--max-seeds, or the budget is spent. Each round is a sweep on one study (journal, or PostgreSQL
+and an MLflow server across machines), so running decide again resumes: nothing is retrained.
+
+Every look reads intervals at decide's per-look level (decide/sequential.py), so stopping
+when a row is decided keeps each verdict's error at 2.5 %.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from siamese_bench.decide.plan import Plan
+from siamese_bench.decide.projection import BEYOND, row_interval, seeds_to_decide
+from siamese_bench.decide.sequential import FIRST_LOOK, nominal_alpha
+from siamese_bench.infra.tracking import Tracker
+from siamese_bench.report.findings import Finding, findings
+from siamese_bench.report.load import load_studies
+from siamese_bench.report.rules import INCONCLUSIVE
+from siamese_bench.sweep.claims import Point
+from siamese_bench.sweep.runner import Sweep
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RowState:
+    id: str
+    verdict: str = INCONCLUSIVE
+    seeds: int = 0  # seeds behind its interval (paired seeds for a comparison)
+    why: str = "not run yet"  # why decide stopped adding seeds to it
+    projected: int | None = None
+    reason: str = ""  # the report's reason for the verdict
+
+
+@dataclass
+class Outcome:
+    rows: list[RowState]
+    rounds: int
+    trials: int  # cell x seed runs the study holds
+    seconds: float
+    level: float
+    findings: list[Finding] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        return {"rounds": self.rounds, "trials": self.trials, "seconds": round(self.seconds, 1),
+                "interval_level": self.level,
+                "rows": [{"id": r.id, "verdict": r.verdict, "seeds": r.seeds, "stopped": r.why,
+                          "projected_seeds": r.projected} for r in self.rows]}
+
+
+@dataclass
+class Engine:
+    """How each round's sweep runs (sweep's options)."""
+
+    storage_url: str
+    tracker: Tracker
+    workers: int
+    threads: int | None = None
+    progress: bool = True
+    outage: float = 300.0
+    sweep_options: dict[str, object] = field(default_factory=dict)
+
+
+def _judge(plan: Plan, tracking_uri: str, level: float) -> list[Finding]:
+    _, studies = load_studies([plan.spec.name], tracking_uri)
+    return findings(studies, plan.rows, level)
+
+
+def _next_targets(plan: Plan, found: dict[str, Finding], states: dict[str, RowState], seeds: dict[str, int],
+                  max_seeds: int, per_look: float) -> dict[str, int]:
+    """Seeds each cell should have after the next round. An open row's cells grow towards its
+    projection, but at most doubling per round: three seeds estimate a spread poorly, so each
+    round refines the projection before more seeds are spent on it."""
+    target = dict(seeds)
+    for row in plan.rows:
+        state, f = states[row.id], found.get(row.id)
+        if state.verdict != INCONCLUSIVE or f is None:
+            continue
+        have = max(seeds[c] for c in plan.cells_of[row.id])
+        projected = seeds_to_decide(f, per_look)
+        state.projected = None if projected is None or projected == BEYOND else int(projected)
+        if have >= max_seeds:
+            state.why = f"--max-seeds {max_seeds} reached"
+            continue
+        if projected is None:
+            state.why = f"not decidable within --max-seeds {max_seeds} (its mean sits on a boundary)"
+            continue
+        if projected > max_seeds:
+            state.why = (f"not decidable within --max-seeds {max_seeds} (needs "
+                         + ("more than 1,000" if projected == BEYOND else f"about {int(projected)}")
+                         + " seeds at the spread seen)")
+            continue
+        state.why = "open"
+        for cell in plan.cells_of[row.id]:
+            target[cell] = max(target[cell], min(max_seeds, max(have + 1, min(int(projected), 2 * have))))
+    return target
+
+
+def _fit(grow: dict[str, int], seeds: dict[str, int], per_trial: float, workers: int, left: float) -> dict[str, int]:
+    """The round shrunk to what `left` seconds hold (at least one seed more per cell), or {}."""
+    def cost(g: dict[str, int]) -> float:
+        return per_trial * sum(n - seeds[c] for c, n in g.items()) / max(1, workers)
+
+    while grow and cost(grow) > left:
+        shrunk = {c: max(seeds[c] + 1, seeds[c] + (n - seeds[c]) // 2) for c, n in grow.items()}
+        if shrunk == grow:
+            return {}
+        grow = shrunk
+    return grow
+
+
+def run(plan: Plan, engine: Engine, max_seeds: int, budget: float | None = None,
+        say: Callable[[str], None] = print) -> Outcome:
+    """Rounds until every row is settled; returns each row's verdict, seeds and why it stopped."""
+    started = time.monotonic()
+    per_look = nominal_alpha(max_seeds)
+    level = 1 - 2 * per_look
+    cells = [c.id for c in plan.spec.cells()]
+    seeds = {c: min(FIRST_LOOK, max_seeds) for c in cells}
+    states = {row.id: RowState(row.id) for row in plan.rows}
+    rounds, found_list, trial_seconds = 0, [], []
+    say(f"decide {plan.spec.name}: {len(plan.rows)} rows, {len(cells)} cells; each look reads "
+        f"{level * 100:.4g} % intervals (per-look one-sided level {per_look:.4f}, {max_seeds} seeds at most)")
+    while True:
+        points: list[Point] = [(c, s) for c in cells for s in range(seeds[c])]
+        round_started = time.monotonic()
+        summary = Sweep(plan.spec, engine.storage_url, engine.tracker, engine.workers, progress=engine.progress,
+                        outage=engine.outage, threads=engine.threads, points=points,
+                        plugin_names=plan.plugins, **engine.sweep_options).run()  # type: ignore[arg-type]
+        rounds += 1
+        if summary.completed:
+            trial_seconds.append((time.monotonic() - round_started) * engine.workers / summary.completed)
+        found_list = _judge(plan, engine.tracker.uri, level)
+        found = {f.row.id: f for f in found_list}
+        for row in plan.rows:
+            f, state = found.get(row.id), states[row.id]
+            iv = row_interval(f) if f else None
+            state.seeds = iv.n if iv is not None else 0
+            if f is not None:
+                state.verdict, state.reason = f.verdict, f.reason
+                if f.verdict != INCONCLUSIVE:
+                    state.why = f"decided at {state.seeds} seeds"
+        target = _next_targets(plan, found, states, seeds, max_seeds, per_look)
+        grow = {c: n for c, n in target.items() if n > seeds[c]}
+        say(f"round {rounds}: " + "; ".join(f"{s.id} {s.verdict} (n={s.seeds})" for s in states.values()))
+        if not grow:
+            break
+        if budget is not None:
+            elapsed = time.monotonic() - started
+            per_trial = sum(trial_seconds) / len(trial_seconds) if trial_seconds else 0.0
+            grow = _fit(grow, seeds, per_trial, engine.workers, budget - elapsed)
+            if not grow:
+                for state in states.values():
+                    if state.why == "open":
+                        state.why = (f"--budget {budget / 60:g} min reached ({elapsed / 60:.1f} min spent; one more "
+                                     f"seed per open cell would take about {per_trial / 60:.1f} min per trial)")
+                break
+        seeds.update(grow)
+    trials = sum(seeds.values())
+    return Outcome(list(states.values()), rounds, trials, time.monotonic() - started, level, found_list)
+
+
+def finish_study(plan: Plan, tracker: Tracker, outcome: Outcome) -> None:
+    """Mark the study's MLflow parent run done: decide, not a fixed grid, says when it is."""
+    experiment = tracker.get_experiment(plan.spec.name)
+    if experiment is None:
+        return
+    for parent in tracker.search_runs(experiment, "tags.role = 'study'"):
+        tags = {"decide_rounds": str(outcome.rounds), "decide_trials": str(outcome.trials),
+                "decide_level": f"{outcome.level:.6f}"}
+        tracker.set_tags(parent.info.run_id, tags)
+        if parent.info.status != "FINISHED":
+            tracker.set_status(parent.info.run_id, "FINISHED")
+
+
+def line(state: RowState) -> str:
+    seeds = f"{state.seeds} seeds" if state.seeds else "no run"
+    projected = "" if state.projected is None or state.verdict != INCONCLUSIVE else f", projected {state.projected}"
+    return f"{state.id}: {state.verdict} ({seeds}{projected}); {state.why}"
+

@@ -1,0 +1,100 @@
+"""Ride out a short outage of the database or the tracking server instead of failing the study.
+
+A call that fails because a server is restarting or unreachable is tried again with growing
+pauses, for up to `outage` seconds; any other error is raised at once. The first failure of an
+outage is logged once, with URLs masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from siamese_bench.core.errors import UserError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_TRANSIENT_TEXT = (
+    "connection refused", "could not connect", "server closed the connection", "connection reset",
+    "connection aborted", "terminating connection", "the database system is starting up",
+    "the database system is shutting down", "the database system is in recovery mode", "broken pipe",
+    "max retries exceeded", "temporarily unavailable", "timed out", "ssl syscall error", "eof detected",
+    "cannot connect", "connection was closed", "remote end closed", "bad gateway", "service unavailable",
+    "response ended prematurely", "connection to server", "consuming input failed", "no connection to the server",
+    "database is locked",  # SQLite with several writers (a journal study shared by sweeps on one machine)
+)
+
+
+# errors that waiting will not mend, even when their text also matches a transient one ("connection to server ...")
+_LASTING_TEXT = (
+    "password authentication failed", "does not exist", "no pg_hba.conf entry", "permission denied for database",
+    "certificate verify failed", "does not match host name", "root certificate file", "not authenticated",
+)
+
+
+class StorageUnavailable(UserError, RuntimeError):
+    """A server stayed unreachable for longer than the outage allowance; the message says which."""
+
+
+def error_chain(err: BaseException):
+    """`err`, the driver error it wraps (`.orig`), then its causes, outermost first."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        orig = getattr(err, "orig", None)
+        if orig is not None:
+            yield orig
+        err = err.__cause__ or err.__context__
+
+
+def is_transient(err: BaseException) -> bool:
+    """True for errors a restarting or briefly unreachable server causes (retry), False for
+    errors that will not go away by waiting (bad password, missing database, a bug)."""
+    try:
+        import sqlalchemy.exc as sa
+    except ImportError:  # pragma: no cover
+        sa = None
+    for e in error_chain(err):
+        text = str(e).lower()
+        if any(s in text for s in _LASTING_TEXT):
+            return False
+        if sa is not None and isinstance(e, sa.DBAPIError) and e.connection_invalidated:
+            return True
+        if isinstance(e, ConnectionError | TimeoutError):
+            return True
+        if any(s in text for s in _TRANSIENT_TEXT):
+            return True
+    return False
+
+
+class Retrier:
+    """Calls `fn()` until it succeeds, a non-transient error occurs, or `outage` seconds pass."""
+
+    def __init__(self, outage: float = 300.0, first_pause: float = 0.5, max_pause: float = 10.0) -> None:
+        self.outage, self.first_pause, self.max_pause = outage, first_pause, max_pause
+        self.retries = 0  # how many calls were tried again, over this object's life
+
+    def __call__(self, fn: Callable[[], T], what: str) -> T:
+        pause, started, warned = self.first_pause, time.monotonic(), False
+        while True:
+            try:
+                return fn()
+            except Exception as err:  # noqa: BLE001  (classified below)
+                if not is_transient(err):
+                    raise
+                waited = time.monotonic() - started
+                if waited >= self.outage:
+                    raise StorageUnavailable(f"{what}: still unreachable after {waited:.0f} s "
+                                             f"({type(err).__name__}); the study stopped, rerun the same command "
+                                             "to resume once the server is back") from None
+                if not warned:
+                    log.warning("%s: server unreachable (%s), retrying for up to %.0f s", what, type(err).__name__,
+                                self.outage)
+                    warned = True
+                self.retries += 1
+                time.sleep(pause)
+                pause = min(pause * 2, self.max_pause)

@@ -1,0 +1,1 @@
+"""Optuna studies over design factors: spec -> cells -> trials in worker processes."""

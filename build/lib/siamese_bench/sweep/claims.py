@@ -1,0 +1,124 @@
+"""Claiming work: which grid points are settled or open, and the trials a sweep creates to claim
+a grid point or a tuning trial. Claims are made under the study lock (sweep/locks.py), so two
+sweeps never claim the same point; a claim creates its trial with its owner and a token in one
+write, so a claim an outage cut short is adopted by its retry instead of being lost."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from siamese_bench.sweep.heartbeat import HeartbeatThread
+from siamese_bench.sweep.optuna_api import create_running_trial, trial_handle, trial_id
+from siamese_bench.sweep.recovery import failure_kind, owner_attrs
+
+MAX_ERROR_ATTEMPTS = 3  # a point whose training raises this often is left failed (a bug, not bad luck)
+SETTLED = ("complete", "diverged", "failed")
+
+Point = tuple[str, int]  # (cell id, seed)
+
+
+def point_states(study: optuna.Study, points: Sequence[Point]) -> dict[Point, str]:
+    """Each point's state over all trials: complete, diverged, failed (errors used up),
+    running, or open (to be claimed)."""
+    state: dict[Point, str] = {}
+    errors: Counter[Point] = Counter()
+    for t in study.get_trials(deepcopy=False):
+        p = (t.user_attrs.get("cell"), t.user_attrs.get("seed"))
+        if t.state == TrialState.COMPLETE:
+            state[p] = "complete"
+        elif t.state == TrialState.RUNNING and state.get(p) != "complete":
+            state[p] = "running"
+        elif t.state == TrialState.FAIL:
+            kind = failure_kind(t)
+            if kind == "diverged" and state.get(p) not in ("complete", "running"):
+                state[p] = "diverged"
+            elif kind == "error":
+                errors[p] += 1
+    return {p: state.get(p) or ("failed" if errors[p] >= MAX_ERROR_ATTEMPTS else "open") for p in points}
+
+
+def tuning_budget(study: optuna.Study) -> tuple[int, int]:
+    """(trials spent, trials running) of a cell's tuning study: lost trials are not spent."""
+    trials = study.get_trials(deepcopy=False)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    spent = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                or (t.state == TrialState.FAIL and failure_kind(t) not in ("lost", "superseded"))
+                for t in trials)
+    return spent, running
+
+
+def new_claim_token() -> str:
+    """Names one claim across its retries, so a retry can find the trial an outage hid from it."""
+    return uuid.uuid4().hex
+
+
+def claimed_trial(study: optuna.Study, token: str | None) -> optuna.Trial | None:
+    """The RUNNING trial an earlier attempt of claim `token` created: its commit went through
+    but the answer was lost to an outage. None if there is none."""
+    if token is None:
+        return None
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("claim") == token:
+            return trial_handle(study, trial_id(trial))
+    return None
+
+
+def new_claimed_trial(study: optuna.Study, token: str, attrs: dict[str, object]) -> optuna.Trial:
+    """A RUNNING trial created with its owner, the claim token and `attrs` in one write.
+    Attributes set one at a time after study.ask() can be cut between writes by an outage,
+    leaving a trial that no recovery rule can place."""
+    return create_running_trial(study, {**owner_attrs(), "claim": token, **attrs})
+
+
+def claim_grid_point(study: optuna.Study, token: str | None, wanted: Sequence[Point],
+                     attrs_of: Callable[[Point], dict[str, Any]]) -> optuna.Trial | None:
+    """The trial of this claim: one an earlier attempt created (adopted), else a new one for the
+    first of the `wanted` points; None when nothing is wanted."""
+    trial = claimed_trial(study, token)
+    if trial is None and wanted:
+        trial = new_claimed_trial(study, token, attrs_of(wanted[0]))
+    return trial
+
+
+def claim_tuning_trial(studies: dict[str, optuna.Study], token: str | None,
+                       counts: dict[str, tuple[int, int]], per_cell: int) -> tuple[str, optuna.Trial] | None:
+    """(cell id, trial) of this claim: a trial an earlier attempt created (adopted), else a new
+    one in the cell with the fewest trials spent or running among those under `per_cell`."""
+    adopted = [(cid, t) for cid, s in studies.items() if (t := claimed_trial(s, token))]
+    if adopted:
+        return adopted[0]
+    open_cells = [cid for cid, (spent, running) in counts.items() if spent + running < per_cell]
+    if not open_cells:
+        return None
+    cell_id = min(open_cells, key=lambda cid: sum(counts[cid]))  # round robin
+    return cell_id, new_claimed_trial(studies[cell_id], token, {})
+
+
+@dataclass
+class Holdings:
+    """What this sweep holds: the trials it runs now (never failed as stale while held), each
+    task's trial id, and the token of the claim in progress (kept across its retries)."""
+
+    beats: HeartbeatThread | None = None
+    mine: set[int] = field(default_factory=set)
+    trial_ids: dict[str, int] = field(default_factory=dict)  # task key -> Optuna trial id, noted at claim
+    claiming: str | None = None
+
+    def hold(self, trial_id: int, key: str) -> None:
+        self.trial_ids[key] = trial_id
+        self.mine.add(trial_id)
+        if self.beats:
+            self.beats.add(trial_id)  # at once: a machine that dies now is found after one grace period
+
+    def release(self, key: str) -> None:
+        trial_id = self.trial_ids.pop(key)
+        self.mine.discard(trial_id)
+        if self.beats:
+            self.beats.discard(trial_id)

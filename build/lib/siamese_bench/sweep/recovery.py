@@ -1,0 +1,139 @@
+"""Who runs a trial, why a trial failed, and the recovery of trials whose sweep died.
+
+A sweep that dies leaves its trials RUNNING. A later or concurrent sweep finds them under the
+study lock: on another machine by their missing heartbeats (RDB storage; Optuna's public
+`fail_stale_trials`), on this machine by the owner's PID, and fails them as "lost", so their
+points are claimed again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState
+
+from siamese_bench.sweep.optuna_api import fail_trial, record_heartbeats, trial_id
+
+
+def owner_attrs() -> dict[str, object]:
+    """Who runs a trial: recorded on the trial so a later sweep can tell if it died."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": _start_time(os.getpid())}
+
+
+def failed_silently(trial: FrozenTrial) -> bool:
+    """A claimed trial that was failed with no kind recorded: Optuna's heartbeat check failed it
+    (fail_stale_trials records nothing on the trial, and every sweep path that fails a claimed
+    trial writes its "failure" first), so its machine stopped recording heartbeats."""
+    return "claim" in trial.user_attrs and not trial.user_attrs.get("failure")
+
+
+def failure_kind(trial: FrozenTrial) -> str:
+    """Why a FAIL trial failed: "diverged" (the method: NaN loss, a non-finite objective; never
+    re-run), "error" (training raised: re-run up to MAX_ERROR_ATTEMPTS), "lost" (its process or
+    machine died: always re-run), "superseded" (a trial queued by hand,
+    from before claims created their own trials; ignored)."""
+    kind = trial.user_attrs.get("failure")
+    if kind:
+        return str(kind)
+    if failed_silently(trial):
+        return "lost"
+    reason = str(trial.user_attrs.get("fail_reason", ""))  # trials recorded before "failure" existed
+    if "DivergedError" in reason or "not finite" in reason:
+        return "diverged"
+    if "died" in reason or "killed" in reason:
+        return "lost"
+    return "error"
+
+
+def silent_reason(trial: FrozenTrial) -> str:
+    return f"lost: no heartbeat from {trial.user_attrs.get('host', '?')} for its grace period"
+
+
+def fail_reason(trial: FrozenTrial) -> str:
+    """Why a FAIL trial failed, as its sweep recorded it; for a trial Optuna's heartbeat check
+    failed (which records no reason) the reason that implies."""
+    reason = trial.user_attrs.get("fail_reason")
+    if reason:
+        return str(reason)
+    return silent_reason(trial) if failed_silently(trial) else ""
+
+
+def _start_time(pid: int) -> str | None:
+    try:  # field 22 of /proc/PID/stat: start time in clock ticks, guards against PID reuse
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _owner_alive(trial: FrozenTrial) -> bool:
+    attrs = trial.user_attrs
+    if "host" not in attrs:
+        return False  # popped but never claimed: claims happen under the study lock, so its sweep died
+    if attrs.get("host") != socket.gethostname():
+        return True  # another machine's trial: RDB heartbeats decide
+    pid = attrs.get("pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return attrs.get("pid_start") in (None, _start_time(pid))
+
+
+def _is_this_process(trial: FrozenTrial) -> bool:
+    attrs = trial.user_attrs
+    return (attrs.get("host") == socket.gethostname() and attrs.get("pid") == os.getpid()
+            and attrs.get("pid_start") == _start_time(os.getpid()))
+
+
+def _fail_silent(study: optuna.Study, mine: set[int] | frozenset[int],
+                 running: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Fail the trials whose heartbeat is older than the grace period, with Optuna's public
+    fail_stale_trials; return them (as they were while RUNNING). Our own trials get a heartbeat
+    first, so a live trial of this process is never among them even after an outage longer
+    than the grace period kept the heartbeat thread from writing. Journal storage: none."""
+    if not running or not record_heartbeats(study, mine):
+        return []
+    with warnings.catch_warnings():  # fail_stale_trials is "experimental" in Optuna
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    was_running = {t.number: t for t in running}
+    return [was_running[t.number] for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.number in was_running and failed_silently(t)]
+
+
+def fail_dead_trials(study: optuna.Study, mine: set[int] | frozenset[int] = frozenset(),
+                     claiming: str | None = None) -> list[FrozenTrial]:
+    """Mark FAIL (failure "lost") the RUNNING trials whose sweep is gone: on another machine by
+    its missing heartbeats, on this machine by its PID. `mine` are the trial ids this process
+    runs now, `claiming` the token of the claim it is making (its trial, if an earlier attempt
+    created it, is about to be adopted); any other trial of its own was abandoned (an
+    interrupted run). Return them. Call under study_lock."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = _fail_silent(study, mine, running)
+    silent = {t.number for t in stale}
+    for trial in running:
+        tid = trial_id(trial)
+        if trial.number in silent or tid in mine or (claiming is not None
+                                                     and trial.user_attrs.get("claim") == claiming):
+            continue
+        if not _owner_alive(trial):
+            reason = "lost: its sweep process died"
+        elif _is_this_process(trial):
+            reason = "lost: abandoned by this sweep (interrupted, or its claim was cut short)"
+        else:
+            continue
+        try:
+            if fail_trial(study, tid, {"fail_reason": reason, "failure": "lost"}):
+                stale.append(trial)
+        except UpdateFinishedTrialError:
+            continue  # its owner finished it meanwhile
+    return stale

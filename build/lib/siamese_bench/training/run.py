@@ -1,0 +1,224 @@
+"""One training run: config -> data, pairs, model -> Lightning fit -> final evaluation,
+tracked in MLflow (params, per-epoch curves, final metrics, tags, test distances)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytorch_lightning as pl
+import torch
+
+from siamese_bench.core.config import TrainConfig
+from siamese_bench.core.errors import ConfigError
+from siamese_bench.data import LabelledData, PairedData, load_dataset
+from siamese_bench.data.base import DataUnavailable
+from siamese_bench.infra.run_tracker import RunTracker
+from siamese_bench.training.artifacts import log_model, log_outputs, test_embeddings
+from siamese_bench.training.batches import build_batches, dataset_input
+from siamese_bench.training.build import build_module, run_params, run_traits
+from siamese_bench.training.device import dataset_bytes, matmul_precision, place
+from siamese_bench.training.evaluations import ALWAYS, EVALUATIONS, trained_pair
+from siamese_bench.training.module import SiameseModule
+from siamese_bench.training.objective import Objective
+from siamese_bench.training.samplers import TensorBatches
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXPERIMENT = "siamese-bench-train"
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class RunResult:
+    config: TrainConfig
+    metrics: dict[str, float]  # final metrics: test/*, train_eval/*, val/*, seconds
+    history: list[dict[str, float]]  # one dict of epoch metrics per epoch
+    data_variant: str
+    run_id: str | None = None
+    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+    collapsed: bool = False  # embeddings shrank to (nearly) one point: see is_collapsed
+    n_parameters: int = 0  # trainable parameters of encoder + head
+    data_location: str = "host"  # where the dataset's tensors lived during training: "host" or "device"
+
+
+COLLAPSE_RATIO = 0.01  # final embedding spread below 1 % of the largest seen = collapsed
+AT_MARGIN = 0.01  # a triplet loss within 1 % of its margin, every triplet active = collapsed
+
+
+def is_collapsed(initial_spread: float, history: list[dict[str, float]], triplet_margin: float | None = None) -> bool:
+    """A run whose embeddings shrank to (nearly) one point, by either signature:
+    - the validation embeddings kept under 1 % of the largest spread they had (untrained or at
+      any epoch): batch-hard mining's known failure;
+    - for triplet losses, a final training loss stuck at the margin with every triplet active,
+      which is what d(a, p) = d(a, n) = 0 gives (C6's constant loss of 1.9768)."""
+    if not history:
+        return False
+    spreads = [h["val/embedding_spread"] for h in history if "val/embedding_spread" in h]
+    reference = max([initial_spread, *spreads])
+    if spreads and reference > 0 and spreads[-1] < COLLAPSE_RATIO * reference:
+        return True
+    last = history[-1]
+    return (triplet_margin is not None and last.get("train/active_fraction", 0.0) > 1 - AT_MARGIN
+            and abs(last.get("train/loss", math.nan) - triplet_margin) < AT_MARGIN * triplet_margin)
+
+
+@torch.no_grad()
+def embedding_spread(module: SiameseModule, batches: TensorBatches) -> float:
+    """Mean per-dimension sd of the embeddings of one validation batch (both sides)."""
+    was_training = module.training
+    module.eval()
+    batch = batches.peek()
+    emb = module.encoder(torch.cat([batch["x1"], batch["x2"]]).to(module.device))
+    module.train(was_training)
+    return float(emb.std(dim=0).mean())
+
+
+class EpochRecorder(pl.Callback):
+    """Keeps per-epoch metrics, sends them to MLflow with step=epoch, stops on divergence."""
+
+    def __init__(self, tracker: RunTracker | None, run_id: str | None) -> None:
+        self.tracker, self.run_id = tracker, run_id
+        self.history: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        # The epoch means of what training_step logged, and what validation logged.
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("train/", "val/"))}
+        self.history.append(metrics)
+        if self.tracker and self.run_id:
+            self.tracker.log_metrics(self.run_id, metrics, step=trainer.current_epoch)
+        loss = metrics.get("train/loss", 0.0)
+        if not math.isfinite(loss):
+            raise DivergedError(f"training loss is {loss} at epoch {trainer.current_epoch}")
+
+
+def make_trainer(cfg: TrainConfig, callbacks: Sequence[pl.Callback], progress: bool,
+                 steps_per_epoch: int, accelerator: str = "auto") -> pl.Trainer:
+    bars: list[pl.Callback] = []
+    if progress:
+        from pytorch_lightning.callbacks import TQDMProgressBar
+
+        bars = [TQDMProgressBar(refresh_rate=max(1, steps_per_epoch // 20))]  # ~20 redraws/epoch
+    return pl.Trainer(
+        max_epochs=cfg.epochs, max_steps=cfg.max_steps or -1, gradient_clip_val=cfg.gradient_clip,
+        precision=cfg.precision, accelerator=accelerator, devices=1, logger=False,
+        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+        enable_progress_bar=progress, callbacks=[*callbacks, *bars],
+    )
+
+
+def _early_stopping(cfg: TrainConfig, objective: Objective) -> list[pl.Callback]:
+    """Lightning's EarlyStopping on the metric the objective names (validation loss for pair
+    losses, validation AUC for triplet losses, which have no validation loss on pairs)."""
+    if cfg.early_stopping_patience is None:
+        return []
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    monitor, mode = objective.monitor
+    return [EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stopping_patience)]
+
+
+def run_training(
+    cfg: TrainConfig,
+    *,
+    tracker: RunTracker | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    data: LabelledData | PairedData | None = None,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+    callbacks: Sequence[pl.Callback] = (),
+    progress: bool = True,
+    evaluate_train: bool = True,
+) -> RunResult:
+    """Train and evaluate one configuration. Always ends its MLflow run (FAILED or KILLED on
+    error), so a tracked run is never left RUNNING by this process. `evaluate_train=False`
+    skips the final pass over the training pairs (train_eval/*), which a caller that only
+    reads test metrics (the regression checks) does not need."""
+    started = time.perf_counter()
+    data = data or load_dataset(cfg.dataset)
+    try:  # a forward pass on a real batch: an encoder that cannot take this data fails here, named
+        module = build_module(cfg, data.input_shape,
+                              eval_stages=("train_eval", "test") if evaluate_train else ("test",))
+        batches = build_batches(cfg, data, module.objective)
+        initial_spread = embedding_spread(module, batches["val"])
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(f"--encoder {cfg.encoder} cannot take --dataset {cfg.dataset} (inputs of shape "
+                          f"{tuple(data.input_shape)}): {str(err).splitlines()[0][:200]}") from None
+    placement = place(cfg.data_placement, batches)  # once, before fitting: batches are then gathered there
+    if placement == "device":
+        log.info("dataset tensors moved to %s once (%s MiB)", batches["train"].images.device,
+                 f"{dataset_bytes(batches) / 2**20:,.0f}")
+    n_parameters = sum(p.numel() for p in module.parameters())
+    log.info("model: %s encoder + %s head, %s parameters", cfg.encoder, cfg.head, f"{n_parameters:,}")
+    run_id = None
+    if tracker is not None:
+        tags = {"dataset_variant": data.variant, "dataset_source": data.source,
+                "seed": str(cfg.seed), "head": cfg.head, "loss": cfg.loss, "data_location": placement,
+                **(extra_tags or {})}
+        tags.update(run_traits(cfg))
+        params = {**run_params(cfg), "n_parameters": n_parameters,
+                  "n_train_samples": len(batches["train"].index)}
+        run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags,
+                                   parent_run_id)
+        tracker.log_dataset(run_id, dataset_input(data, {k: len(b.index) for k, b in batches.items()}))
+    recorder = EpochRecorder(tracker, run_id)
+    trainer = make_trainer(cfg, [recorder, *_early_stopping(cfg, module.objective), *callbacks], progress,
+                           len(batches["train"]))
+    status = "FAILED"
+    try:
+        with matmul_precision(cfg.matmul_precision):
+            trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])
+            trainer.test(module, dataloaders=[batches[stage] for stage in module.eval_stages], verbose=False)
+            extra = _extra_evaluations(module, data)
+        status = "FINISHED"
+    except BaseException as err:
+        # Lightning turns Ctrl-C into SystemExit(1); pruning sets its own status.
+        interrupted = isinstance(err, KeyboardInterrupt | SystemExit)
+        status = getattr(err, "run_status", "KILLED" if interrupted else "FAILED")
+        if tracker and run_id:
+            tracker.set_tags(run_id, {"fail_reason": f"{type(err).__name__}: {err}"[:500]})
+        raise
+    finally:
+        if tracker and run_id and status != "FINISHED":
+            tracker.end_run(run_id, status)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+               if k.startswith(("test/", "train_eval/"))}
+    if recorder.history:
+        metrics.update({k: v for k, v in recorder.history[-1].items() if k.startswith("val/")})
+    metrics.update(extra)
+    collapsed = is_collapsed(initial_spread, recorder.history, module.objective.collapse_margin)
+    metrics["collapsed"] = float(collapsed)
+    if collapsed:
+        log.warning("run %s collapsed: its embeddings shrank to nearly one point (spread or a triplet loss "
+                    "stuck at the margin)", run_name or cfg.head)
+    metrics["global_step"] = float(trainer.global_step)  # optimizer steps taken
+    metrics["seconds"] = time.perf_counter() - started
+    if tracker and run_id:  # val/* already has its per-epoch curve; no extra point
+        tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")},
+                            step=cfg.epochs)
+        log_outputs(tracker, run_id, module.final_outputs, test_embeddings(module, data))
+        log_model(tracker, run_id, cfg, data.input_shape, module)
+        tracker.set_tags(run_id, {"collapsed": str(collapsed).lower(),
+                                  "initial_embedding_spread": f"{initial_spread:.6g}"})
+        tracker.end_run(run_id)
+    return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs, collapsed,
+                     n_parameters, placement)
+
+
+def _extra_evaluations(module: SiameseModule, data: LabelledData | PairedData) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    model = trained_pair(module)
+    names = (*ALWAYS, *getattr(data, "evaluations", ())) if isinstance(data, LabelledData) else ()
+    for name in dict.fromkeys(names):
+        try:
+            metrics.update(EVALUATIONS.get(name)(model, data))
+        except DataUnavailable as err:
+            log.warning("evaluation %s skipped: %s", name, err)
+    return metrics
