@@ -30,7 +30,7 @@ from siamese_bench.data import load_dataset
 from siamese_bench.evaluation.metrics import pair_metrics
 from siamese_bench.training.batches import build_batches
 from siamese_bench.training.build import build_module
-from siamese_bench.training.device import matmul_precision, place_batches
+from siamese_bench.training.device import matmul_precision, place_batches, training_device
 from siamese_bench.training.module import SiameseModule
 from siamese_bench.training.run import EpochRecorder, make_trainer
 
@@ -120,7 +120,10 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA GPU on this machine")
-    device = torch.device("cuda", 0) if args.device == "cuda" else torch.device("cpu")  # Lightning's devices=1
+    # the machine's device, as `train` decides it; on a CPU-only machine this also stops torch's NVML check at
+    # every optimizer step (a bare loop without Lightning imported never has it), for both loops alike
+    machine = training_device()
+    device = machine if args.device == "cuda" else torch.device("cpu")
     cfg = TrainConfig(dataset=args.dataset, epochs=args.epochs, precision=args.precision,
                       matmul_precision=args.matmul_precision)
     data = load_dataset(cfg.dataset)

@@ -90,29 +90,33 @@ def provenance_table(studies: list[Study]) -> Table:
 
 
 def hardware_table(studies: list[Study], uri: str) -> Table:
-    """The runs record no hardware (unless tagged hardware.*): this is the report's machine."""
-    import torch
+    """The hardware the runs record (their hardware.* tags: device, torch, threads, ...), and the
+    machine that built the report, read without importing torch."""
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "not installed"
     tagged = {}
     for s in studies:
         for col in s.runs.columns:
             if col.startswith("hardware."):
                 tagged[f"runs: {col.removeprefix('hardware.')}"] = _counts(s.runs[col].dropna())
-    cuda = torch.cuda.is_available()
     rows = {
         **tagged,
         "platform (report machine)": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "CPU count": str(os.cpu_count()),
         "Python": platform.python_version(),
-        "torch": torch.__version__,
-        "CUDA available": f"yes ({torch.cuda.get_device_name(0)})" if cuda else "no",
+        "torch (report machine)": torch_version,
         "siamese-bench (report)": f"{package_version()} at {git_commit()[:10]}",
         "tracking URI": uri,
         "report built": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     data = pd.DataFrame({"item": list(rows), "value": list(rows.values())})
-    note = ("" if tagged else "The runs carry no hardware tags: this is the machine that built the report.")
+    note = ("The runs' hardware.* tags first, then the machine that built the report." if tagged else
+            "The runs carry no hardware tags (older runs): only the machine that built the report is known.")
     return Table("hardware", "Hardware and software", data, data.copy(), widths={"item": 1.5, "value": 4.0}, note=note)
 
 

@@ -9,6 +9,7 @@ functions around it read the real machine.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Literal
@@ -43,9 +44,21 @@ def place_data(setting: str, accelerator: str, dataset_bytes: int, free_bytes: i
     return "device" if on_cuda and dataset_bytes <= DEVICE_SHARE * free_bytes else "host"
 
 
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
 def training_device() -> torch.device:
-    """The device Lightning's Trainer(accelerator="auto", devices=1) trains on, where data placement matters."""
-    return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    """The device Lightning's Trainer(accelerator="auto", devices=1) trains on, where data placement matters.
+
+    Without a GPU, also stop torch asking NVML for one at every optimizer step: Lightning sets
+    PYTORCH_NVML_BASED_CUDA_CHECK=1 (a fork-safe check), torch 2.14's optimizer.step asks
+    torch.cuda.is_available() each step, and before CUDA is initialised that check opens
+    libnvidia-ml anew each time (6 % of a C1 step on this CPU; benchmarks/throughput.py). With no
+    GPU there is no CUDA state that a fork could inherit, so the plain check is as safe."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    os.environ[NVML_CHECK] = "0"
+    return torch.device("cpu")
 
 
 def free_bytes(device: torch.device) -> int:

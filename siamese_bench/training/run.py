@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -160,7 +162,7 @@ def run_training(
     run_id = None
     if tracker is not None:
         tags = {"dataset_variant": data.variant, "dataset_source": data.source,
-                "seed": str(cfg.seed), "head": cfg.head, "loss": cfg.loss, "data_location": placement,
+                "seed": str(cfg.seed), "head": cfg.head, "loss": cfg.loss, **hardware_tags(placement),
                 **(extra_tags or {})}
         tags.update(run_traits(cfg))
         params = {**run_params(cfg), "n_parameters": n_parameters,
@@ -177,6 +179,17 @@ def run_training(
             trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])
             trainer.test(module, dataloaders=[batches[stage] for stage in module.eval_stages], verbose=False)
             extra = _extra_evaluations(module, data)
+        metrics, collapsed = _final_metrics(trainer, recorder, extra, initial_spread, module, started)
+        if collapsed:
+            log.warning("run %s collapsed: its embeddings shrank to nearly one point (spread or a triplet loss "
+                        "stuck at the margin)", run_name or cfg.head)
+        if tracker and run_id:  # val/* already has its per-epoch curve; no extra point
+            tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")},
+                                step=cfg.epochs)
+            log_outputs(tracker, run_id, module.final_outputs, test_embeddings(module, data))
+            log_model(tracker, run_id, cfg, data.input_shape, module)
+            tracker.set_tags(run_id, {"collapsed": str(collapsed).lower(),
+                                      "initial_embedding_spread": f"{initial_spread:.6g}"})
         status = "FINISHED"
     except BaseException as err:
         # Lightning turns Ctrl-C into SystemExit(1); pruning sets its own status.
@@ -185,31 +198,34 @@ def run_training(
         if tracker and run_id:
             tracker.set_tags(run_id, {"fail_reason": f"{type(err).__name__}: {err}"[:500]})
         raise
-    finally:
-        if tracker and run_id and status != "FINISHED":
+    finally:  # whatever failed, training or saving its outputs, the run is never left RUNNING
+        if tracker and run_id:
             tracker.end_run(run_id, status)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-               if k.startswith(("test/", "train_eval/"))}
+    return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs, collapsed,
+                     n_parameters, placement)
+
+
+def _final_metrics(trainer: pl.Trainer, recorder: EpochRecorder, extra: dict[str, float], initial_spread: float,
+                   module: SiameseModule, started: float) -> tuple[dict[str, float], bool]:
+    """The run's final metrics (test/*, train_eval/*, the last val/*, extra evaluations) and
+    whether it collapsed."""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("test/", "train_eval/"))}
     if recorder.history:
         metrics.update({k: v for k, v in recorder.history[-1].items() if k.startswith("val/")})
     metrics.update(extra)
     collapsed = is_collapsed(initial_spread, recorder.history, module.objective.collapse_margin)
     metrics["collapsed"] = float(collapsed)
-    if collapsed:
-        log.warning("run %s collapsed: its embeddings shrank to nearly one point (spread or a triplet loss "
-                    "stuck at the margin)", run_name or cfg.head)
     metrics["global_step"] = float(trainer.global_step)  # optimizer steps taken
     metrics["seconds"] = time.perf_counter() - started
-    if tracker and run_id:  # val/* already has its per-epoch curve; no extra point
-        tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")},
-                            step=cfg.epochs)
-        log_outputs(tracker, run_id, module.final_outputs, test_embeddings(module, data))
-        log_model(tracker, run_id, cfg, data.input_shape, module)
-        tracker.set_tags(run_id, {"collapsed": str(collapsed).lower(),
-                                  "initial_embedding_spread": f"{initial_spread:.6g}"})
-        tracker.end_run(run_id)
-    return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs, collapsed,
-                     n_parameters, placement)
+    return metrics, collapsed
+
+
+def hardware_tags(placement: str) -> dict[str, str]:
+    """What ran the run: the report lists these (it never imports torch to guess)."""
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or 'cpu'})"
+    return {"hardware.device": device, "hardware.torch": torch.__version__,
+            "hardware.threads": str(torch.get_num_threads()), "hardware.cpus": str(os.cpu_count()),
+            "hardware.platform": platform.platform(), "hardware.data_placement": placement}
 
 
 def _extra_evaluations(module: SiameseModule, data: LabelledData | PairedData) -> dict[str, float]:

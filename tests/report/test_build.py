@@ -157,3 +157,17 @@ def test_cli_registers_report_with_help():
     assert callable(args.func)
     help_text = parser._subparsers._group_actions[0].choices["report"].format_help()
     assert "--tracking-uri" in help_text and "report.pdf" in help_text
+
+
+@pytest.mark.slow
+def test_building_a_report_loads_no_torch(store, tmp_path):
+    """Issue 20: the report never imports torch, a spec or a plugin, even to describe hardware."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from siamese_bench.cli import main; "
+            f"main(['report', {store.study!r}, '--tracking-uri', {store.uri!r}, '--out', {str(tmp_path)!r}]); "
+            "print('torch' in sys.modules, 'siamese_bench.sweep.spec' in sys.modules, "
+            "'siamese_bench.training' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False False False"

@@ -217,3 +217,17 @@ def test_a_bf16_mixed_run_keeps_float32_outputs(digits):
                           data=digits, progress=False)
     assert all(d.dtype == torch.float32 for d, _ in result.outputs.values())
     assert result.metrics["test/auc"] > 0.5
+
+
+def test_without_a_gpu_torch_stops_asking_nvml_at_every_step(monkeypatch):
+    """Lightning's fork-safe NVML check made every optimizer step open libnvidia-ml (6 % of a C1 step)."""
+    import os
+
+    import torch
+
+    from siamese_bench.training import device
+
+    monkeypatch.setenv(device.NVML_CHECK, "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device.training_device() == torch.device("cpu")
+    assert os.environ[device.NVML_CHECK] == "0"

@@ -63,7 +63,8 @@ def test_c1_mlflow_run(c1_run, tracker):
     for key in ("git_commit", "package_version"):
         assert tags.get(key), key
     if not torch.cuda.is_available():  # auto placement keeps the data on the host of a CPU-only machine
-        assert tags["data_location"] == c1_run.data_location == "host"
+        assert tags["hardware.data_placement"] == c1_run.data_location == "host"
+        assert tags["hardware.torch"] and tags["hardware.device"].startswith("cpu")
     assert run.data.metrics["test/acc"] == pytest.approx(c1_run.metrics["test/acc"])
     # retrieval on the test embeddings (issue 11): logged, and above what 10 balanced classes give by chance
     for key in ("retrieval/precision_at_1", "retrieval/r_precision", "retrieval/map_at_r"):
@@ -157,3 +158,35 @@ def test_cli_train_run(capsys, tmp_path):
     assert run.info.status == "FINISHED" and run.data.params["epochs"] == "2"
     n = int(run.data.params["n_parameters"])
     assert f"model: mlp encoder + euclidean head, {n:,} parameters" in out
+
+
+class _Recording:
+    """A RunTracker that records its calls and fails when an artifact is logged."""
+
+    def __init__(self) -> None:
+        self.ended: list[str] = []
+
+    def start_run(self, *a, **k):
+        return "run-1"
+
+    def log_metrics(self, *a, **k):
+        pass
+
+    def set_tags(self, *a, **k):
+        pass
+
+    def log_dataset(self, *a, **k):
+        pass
+
+    def log_artifact(self, *a, **k):
+        raise OSError("disk full")
+
+    def end_run(self, run_id, status="FINISHED"):
+        self.ended.append(status)
+
+
+def test_a_run_whose_outputs_cannot_be_saved_ends_failed_not_running(digits):
+    tracker = _Recording()
+    with pytest.raises(OSError, match="disk full"):
+        run_training(digits_cfg().replace(epochs=1), tracker=tracker, data=digits, progress=False)  # type: ignore[arg-type]
+    assert tracker.ended == ["FAILED"]
