@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field, field_validator
+from pydantic.config import JsonDict
 
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.recipe import RECIPE
@@ -30,7 +31,7 @@ def option(default: Any = ..., help: str = "", choices: str | None = None,  # no
            factory: Any = None) -> Any:
     """A field with its command-line help; `choices` names the registry its values come from
     (resolved by training.build.REGISTRIES, so this module stays torch-free)."""
-    extra = {"choices": choices} if choices else None
+    extra: JsonDict | None = {"choices": choices} if choices else None
     if factory is not None:
         return Field(default_factory=factory, description=help, json_schema_extra=extra)
     return Field(default, description=help, json_schema_extra=extra)

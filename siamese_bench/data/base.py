@@ -8,18 +8,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from siamese_bench.core.errors import UserError
 from siamese_bench.core.registry import Registry
 
+if TYPE_CHECKING:
+    from siamese_bench.data.vectors import PairedData  # vectors imports this module
+
 
 def tensor_digest(*tensors: torch.Tensor) -> str:
     """A short SHA-256 of the tensors' contents: names a dataset's exact data (MLflow input)."""
     digest = hashlib.sha256()
     for t in tensors:
-        digest.update(t.detach().cpu().contiguous().numpy())  # the buffer itself, no copy
+        # the buffer itself, no copy; numpy's stubs give ndarray __buffer__ only from Python 3.12
+        digest.update(t.detach().cpu().contiguous().numpy())  # type: ignore[arg-type]
     return digest.hexdigest()[:16]
 
 
@@ -60,10 +65,11 @@ class DataUnavailable(UserError, RuntimeError):
     """A dataset copy is missing, unreadable or fails its checksum."""
 
 
-DATASETS: Registry[Callable[[], LabelledData]] = Registry("dataset")
+# A loader takes the argument of `kind:argument` names (csv:TRAIN,TEST) or none
+DATASETS: Registry[Callable[..., LabelledData | PairedData]] = Registry("dataset")
 
 
-def load_dataset(name: str) -> LabelledData:
+def load_dataset(name: str) -> LabelledData | PairedData:
     """`name`, or `kind:argument` for parameterised datasets such as csv:TRAIN,TEST."""
     kind, sep, argument = name.partition(":")
     return DATASETS.get(kind)(argument) if sep else DATASETS.get(name)()

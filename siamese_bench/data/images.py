@@ -90,9 +90,10 @@ def load_mnist() -> LabelledData:
         "Set SIAMESE_BENCH_MNIST_DIR to a folder with the four IDX files. Tried: %s",
         "; ".join(problems),
     )
-    data = load_mnist_5k()
-    return LabelledData("mnist", data.variant, data.x_train, data.y_train, data.x_test, data.y_test,
-                     data.source + " (fallback: full MNIST unavailable)")
+    subset = load_mnist_5k()
+    assert isinstance(subset, LabelledData), "the registry types loaders as any dataset; mnist-5k is labelled images"
+    return LabelledData("mnist", subset.variant, subset.x_train, subset.y_train, subset.x_test, subset.y_test,
+                        subset.source + " (fallback: full MNIST unavailable)")
 
 
 def _fixed_split(name: str, x: torch.Tensor, y: torch.Tensor, source: str) -> LabelledData:

@@ -25,7 +25,7 @@ C4_DIMS = 200  # each side's vector length
 
 def _draw_pairs(y: np.ndarray, n_same: int, n_diff: int, rng: np.random.Generator) -> np.ndarray:
     """(n_same + n_diff, 3) rows of (i, j, same) drawn uniformly, then shuffled."""
-    found = {True: [], False: []}
+    found: dict[bool, list[tuple[np.int64, np.int64]]] = {True: [], False: []}  # same? -> (i, j) image pairs
     need = {True: n_same, False: n_diff}
     while any(len(found[k]) < need[k] for k in found):
         i, j = rng.integers(0, len(y), size=(2, 4 * (n_same + n_diff)))  # oversample, then keep
@@ -33,8 +33,7 @@ def _draw_pairs(y: np.ndarray, n_same: int, n_diff: int, rng: np.random.Generato
         same = y[i] == y[j]
         for key, mask in ((True, ok & same), (False, ok & ~same)):
             found[key].extend(zip(i[mask], j[mask], strict=True))
-    rows = [(a, b, 1) for a, b in found[True][:n_same]] + [(a, b, 0) for a, b in found[False][:n_diff]]
-    rows = np.array(rows)
+    rows = np.array([(a, b, 1) for a, b in found[True][:n_same]] + [(a, b, 0) for a, b in found[False][:n_diff]])
     return rows[rng.permutation(len(rows))]
 
 

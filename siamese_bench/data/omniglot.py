@@ -226,16 +226,17 @@ def _load_archives(folders: tuple[Path, ...]) -> tuple[Glyphs, Glyphs, str]:
 def _view(name: str, argument: str, label: str, evaluations: tuple[str, ...] = ()) -> LabelledData:
     size = _parse_size(argument)
     train, test, variant = load_archives()
-    parts = []
+    parts: list[tuple[torch.Tensor, torch.Tensor]] = []  # (x, y) of train, then of test
     for glyphs in (train, test):
         y = getattr(glyphs, label)
         order = _shuffled_within_class(y) if label == "alphabet" else torch.arange(len(y))
-        parts += [to_float(glyphs.images[order], size), y[order]]
+        parts.append((to_float(glyphs.images[order], size), y[order]))
+    (x_train, y_train), (x_test, y_test) = parts
     source = f"{train.path} + {test.path}"
     if variant == "omniglot-small":
         source += " (fallback: full Omniglot unavailable)"
-    return LabelledData(name, f"{variant}-{size}", *parts, source=source, holdout="classes",
-                     evaluations=evaluations)
+    return LabelledData(name, f"{variant}-{size}", x_train, y_train, x_test, y_test, source=source,
+                        holdout="classes", evaluations=evaluations)
 
 
 @DATASETS.register("omniglot")

@@ -10,11 +10,16 @@ reads the lengths from the mask and packs, so padding never changes an embedding
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from siamese_bench.core.errors import missing_extra
 from siamese_bench.data.base import DATASETS, LabelledData, load_dataset
+
+if TYPE_CHECKING:
+    from siamese_bench.data.vectors import PairedData
 
 JV_MAX_LENGTH = 29  # JapaneseVowels' longest utterance (train and test: 7..29 steps)
 
@@ -68,8 +73,9 @@ def load_japanese_vowels() -> LabelledData:
                      f"aeon {aeon.__version__}: aeon.datasets.load_japanese_vowels (bundled .ts files)")
 
 
-def _rows(name: str, images: LabelledData) -> LabelledData:
+def _rows(name: str, images: LabelledData | PairedData) -> LabelledData:
     """Images (N, 1, 28, 28) -> 28 steps of 28 pixels plus an all-ones mask, (N, 28, 29)."""
+    assert isinstance(images, LabelledData), "mnist and mnist-5k load class-labelled images, never pairs"
 
     def seq(x: torch.Tensor) -> torch.Tensor:
         rows = x.squeeze(1)  # (N, 28, 28): step = image row

@@ -143,5 +143,5 @@ def load_csv_pairs(argument: str) -> PairedData:
     return PairedData(f"csv:{argument}", "csv", train, test, f"{parts[0]} + {parts[1]}")
 
 
-load_csv_pairs.argument = "TRAIN.csv,TEST.csv"  # type: ignore[attr-defined]  (read by config validation)
+load_csv_pairs.argument = "TRAIN.csv,TEST.csv"  # type: ignore[attr-defined]  # read by config validation
 load_csv_pairs.paired = True  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from siamese_bench.decide.plan import Plan
 from siamese_bench.decide.projection import BEYOND, row_interval, seeds_to_decide
@@ -63,7 +64,7 @@ class Engine:
     threads: int | None = None
     progress: bool = True
     outage: float = 300.0
-    sweep_options: dict[str, object] = field(default_factory=dict)
+    sweep_options: dict[str, Any] = field(default_factory=dict)  # further Sweep keywords, e.g. heartbeats
 
 
 def _judge(plan: Plan, tracking_uri: str, level: float) -> list[Finding]:
@@ -131,7 +132,7 @@ def run(plan: Plan, engine: Engine, max_seeds: int, budget: float | None = None,
         round_started = time.monotonic()
         summary = Sweep(plan.spec, engine.storage_url, engine.tracker, engine.workers, progress=engine.progress,
                         outage=engine.outage, threads=engine.threads, points=points,
-                        plugin_names=plan.plugins, **engine.sweep_options).run()  # type: ignore[arg-type]
+                        plugin_names=plan.plugins, **engine.sweep_options).run()
         rounds += 1
         if summary.completed:
             trial_seconds.append((time.monotonic() - round_started) * engine.workers / summary.completed)

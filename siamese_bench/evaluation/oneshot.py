@@ -19,10 +19,19 @@ Dissimilarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (P, ...)
 
 
 class OneShotTask(Protocol):
-    name: str
-    train: torch.Tensor  # (K, 1, S, S) one image per class
-    test: torch.Tensor  # (Q, 1, S, S)
-    answer: torch.Tensor  # (Q,) index into train of each test image's class
+    """Read-only members, so frozen dataclasses (data/omniglot_runs.py's OneShotRun) fit."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def train(self) -> torch.Tensor: ...  # (K, 1, S, S) one image per class
+
+    @property
+    def test(self) -> torch.Tensor: ...  # (Q, 1, S, S)
+
+    @property
+    def answer(self) -> torch.Tensor: ...  # (Q,) index into train of each test image's class
 
 
 @dataclass(frozen=True)

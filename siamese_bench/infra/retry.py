@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from siamese_bench.core.errors import UserError
@@ -39,30 +39,34 @@ class StorageUnavailable(UserError, RuntimeError):
     """A server stayed unreachable for longer than the outage allowance; the message says which."""
 
 
-def error_chain(err: BaseException):
+def error_chain(err: BaseException) -> Iterator[BaseException]:
     """`err`, the driver error it wraps (`.orig`), then its causes, outermost first."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        yield err
-        orig = getattr(err, "orig", None)
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
         if orig is not None:
             yield orig
-        err = err.__cause__ or err.__context__
+        current = current.__cause__ or current.__context__
 
 
 def is_transient(err: BaseException) -> bool:
     """True for errors a restarting or briefly unreachable server causes (retry), False for
     errors that will not go away by waiting (bad password, missing database, a bug)."""
+    dbapi_error: type[sqlalchemy.exc.DBAPIError] | None
     try:
-        import sqlalchemy.exc as sa
+        import sqlalchemy.exc
+
+        dbapi_error = sqlalchemy.exc.DBAPIError
     except ImportError:  # pragma: no cover
-        sa = None
+        dbapi_error = None
     for e in error_chain(err):
         text = str(e).lower()
         if any(s in text for s in _LASTING_TEXT):
             return False
-        if sa is not None and isinstance(e, sa.DBAPIError) and e.connection_invalidated:
+        if dbapi_error is not None and isinstance(e, dbapi_error) and e.connection_invalidated:
             return True
         if isinstance(e, ConnectionError | TimeoutError):
             return True

@@ -58,6 +58,7 @@ class ContrastiveLoss(PairLoss):
 
     def per_sample(self, out: HeadOutput, y: torch.Tensor) -> torch.Tensor:
         d = out.dissimilarity
+        assert self.margin is not None, "uses_margin: checked in __init__"
         return y * d.pow(2) + (1 - y) * F.relu(self.margin - d).pow(2)
 
 
@@ -99,6 +100,7 @@ class TripletLoss(Loss):
     def forward(self, d_ap: torch.Tensor, d_an: torch.Tensor) -> LossValue:
         if self.squared:
             d_ap, d_an = d_ap.pow(2), d_an.pow(2)
+        assert self.margin is not None, "uses_margin: checked in __init__"
         return self.reduce(F.relu(d_ap - d_an + self.margin))
 
 

@@ -9,7 +9,7 @@ and checked when the file is read, so a typo fails before anything trains.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, PrivateAttr, model_validator
 
@@ -19,6 +19,8 @@ from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.schema import Schema
 from siamese_bench.regress.bounds import DIRECTIONS
 from siamese_bench.training.build import check_config
+
+T = TypeVar("T")
 
 
 class Baseline(Schema):
@@ -75,16 +77,24 @@ class Check(Schema):
 
     def passes(self, mean: float) -> bool:
         if self.direction == "at_least":
-            return mean >= self.threshold
+            return mean >= _calibrated(self.at_least)
         if self.direction == "at_most":
-            return mean <= self.threshold
-        low, high = self.threshold
+            return mean <= _calibrated(self.at_most)
+        low, high = _calibrated(self.within)
         return low <= mean <= high
 
     def rule(self) -> str:
         if self.direction == "within":
-            return f"in [{self.threshold[0]:.4f}, {self.threshold[1]:.4f}]"
-        return f"{'>=' if self.direction == 'at_least' else '<='} {self.threshold:.4f}"
+            low, high = _calibrated(self.within)
+            return f"in [{low:.4f}, {high:.4f}]"
+        bound = _calibrated(self.at_least if self.direction == "at_least" else self.at_most)
+        return f"{'>=' if self.direction == 'at_least' else '<='} {bound:.4f}"
+
+
+def _calibrated(threshold: T | None) -> T:
+    """The check's threshold; callers skip a check whose threshold is still null (uncalibrated)."""
+    assert threshold is not None, "an uncalibrated check is neither scored nor described"
+    return threshold
 
 
 class RegressChecks(Schema):

@@ -108,9 +108,9 @@ def problems(check: Check) -> list[str]:
     if check.detect is not None and mdd is not None and mdd > check.detect:
         out.append(f"{check.id}: detects a drop of {mdd:.4f} with 90 % power, not the target {check.detect}: "
                    "add check seeds, calibration seeds or epochs")
-    base = check.baseline.value if check.baseline else None
-    if base is not None and check.threshold is not None and check.passes(base):
-        out.append(f"{check.id}: a trivial model ({check.baseline.what}, {base}) would pass "
+    baseline = check.baseline
+    if baseline is not None and check.threshold is not None and check.passes(baseline.value):
+        out.append(f"{check.id}: a trivial model ({baseline.what}, {baseline.value}) would pass "
                    f"{check.rule()}")
     return out
 

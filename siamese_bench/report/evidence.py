@@ -49,7 +49,7 @@ class Evidence:
 
     def trials(self) -> int:
         """The fixed one-shot trials every seed was scored on."""
-        logged = self.runs["oneshot/trials"].dropna() if "oneshot/trials" in self.runs else []
+        logged = self.runs["oneshot/trials"].dropna() if "oneshot/trials" in self.runs else pd.Series(dtype=float)
         return int(logged.iloc[0]) if len(logged) else ONESHOT_TRIALS
 
     def logged(self, metric: str) -> tuple[int, int]:
@@ -187,9 +187,10 @@ def gather(studies: list[Study], select: dict[str, Any], variants: tuple[str, ..
             top = rank_cells(rows).iloc[0]
             cell = str(top["cell"])
             if pick == "best-oneshot":
-                cell = _best_oneshot_cell(rows)
-                if cell is None:
+                best_cell = _best_oneshot_cell(rows)
+                if best_cell is None:
                     continue
+                cell = best_cell
                 considered[str(variant)] = considered.get(str(variant), 0) + int(
                     rows.loc[rows["oneshot/acc"].notna(), "cell"].nunique())
                 top = rank_cells(rows[rows["cell"] == cell]).iloc[0]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.typing import ColorType
 
 from siamese_bench.report.load import Study, parse_cell
 from siamese_bench.report.pdf import FIGURE_TOP_IN, PORTRAIT
@@ -81,8 +82,8 @@ def loss_order(runs: pd.DataFrame) -> list[str]:
 
 @dataclass
 class Palettes:
-    heads: dict[str, tuple]
-    losses: dict[str, tuple]
+    heads: dict[str, ColorType]
+    losses: dict[str, ColorType]  # a kind's hex colour (KIND_COLOURS) or a spare RGB tuple
 
     @classmethod
     def of(cls, studies: list[Study]) -> Palettes:
@@ -94,7 +95,8 @@ class Palettes:
                 for loss, kind in loss_kinds(s.runs).items():
                     kinds.setdefault(loss, kind)
         spare = iter(sns.color_palette("Dark2", 8))
-        losses, taken = {}, set()
+        losses: dict[str, ColorType] = {}
+        taken: set[tuple[str, bool]] = set()
         for loss in sorted(kinds, key=lambda x: _kind_rank(kinds[x])):
             kind = kinds[loss]
             losses[loss] = KIND_COLOURS[kind] if kind in KIND_COLOURS and kind not in taken else next(spare)

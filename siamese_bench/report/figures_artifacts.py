@@ -5,18 +5,24 @@ cells. A missing artifact leaves a note in its panel and in the caption instead 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from siamese_bench.report.evidence import Evidence
 from siamese_bench.report.figures import MAX_PLOT, Plot, cell_labels, cell_title, page
 from siamese_bench.report.findings import Finding
 from siamese_bench.report.load import ArtifactCache, Study
 
+# (which, cell, mean test AUC, the run's row, its embeddings.npz, cells skipped for lacking one)
+Pick = tuple[str, str, float, Any, dict[str, np.ndarray], int]
 
-def _headline(found: list[Finding]) -> list[tuple[str, object]]:
-    out, seen = [], set()
+
+def _headline(found: list[Finding]) -> list[tuple[str, Evidence]]:
+    out: list[tuple[str, Evidence]] = []
+    seen: set[tuple[str, str]] = set()
     for f in found:
         ev = f.headline
         if ev is not None and (ev.study, ev.cell) not in seen:
@@ -45,6 +51,7 @@ def roc_curves(found: list[Finding], cache: ArtifactCache, index: int) -> Plot |
     notes = []
     for (claim, ev), color in zip(cells, colors, strict=True):
         drawn, lacking = 0, []
+        run: Any  # a row of ev.runs; pandas-stubs types its cells as any scalar, not as their columns
         for run in ev.runs.itertuples(index=False):
             npz = cache.get(run.run_id, "distances.npz")
             if npz is None or "test_d" not in npz:
@@ -117,6 +124,7 @@ def distance_histograms(found: list[Finding], cache: ArtifactCache, index: int) 
 
 
 def _first_embedding(done: pd.DataFrame, cell: str, cache: ArtifactCache):
+    run: Any  # a row of `done`, as in roc_curves
     for run in done[done["cell"] == cell].sort_values("seed").itertuples(index=False):
         npz = cache.get(run.run_id, "embeddings.npz")
         if npz is not None and "embedding" in npz:
@@ -124,16 +132,17 @@ def _first_embedding(done: pd.DataFrame, cell: str, cache: ArtifactCache):
     return None, None
 
 
-def _embedding_picks(study: Study, cache: ArtifactCache) -> tuple[list, list[str]]:
+def _embedding_picks(study: Study, cache: ArtifactCache) -> tuple[list[Pick], list[str]]:
     """(which, cell, auc, run, npz, skipped) for the best and worst cells by mean test AUC that
     stored embeddings; cells without them are skipped and named."""
     done = study.complete
     if done.empty or done["cell"].nunique() < 2:
         return [], []
     auc = done.groupby("cell", sort=False)["test/auc"].mean().dropna().sort_values(ascending=False)
-    notes, picks = [], []
+    notes: list[str] = []
+    picks: list[Pick] = []
     for which, order in (("best", list(auc.index)), ("worst", list(reversed(auc.index)))):
-        skipped = []
+        skipped: list[str] = []
         for cell in order:
             if picks and cell == picks[0][1]:
                 continue
@@ -155,7 +164,9 @@ def embeddings(studies: list[Study], cache: ArtifactCache, index: int) -> Plot:
     from sklearn.decomposition import PCA
 
     ranked = sorted(studies, key=lambda s: -(s.complete["cell"].nunique() if not s.complete.empty else 0))
-    picks, notes, study = [], [], None
+    picks: list[Pick] = []
+    notes: list[str] = []
+    study: Study | None = None
     for candidate in ranked:
         picks, found_notes = _embedding_picks(candidate, cache)
         if len(picks) == 2:

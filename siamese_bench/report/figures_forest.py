@@ -115,14 +115,14 @@ def forest(found: list[Finding], index: int, level: float) -> Plot | None:
 
 def levers(found: list[Finding], studies: list[Study], index: int) -> Plot | None:
     """K1's bar: each lever of the best cell's study against its base cell."""
-    best = next((f for f in found if f.row.pick == "best-oneshot" and f.decided_on is not None), None)
-    if best is None:
+    decided = next((f.decided_on for f in found if f.row.pick == "best-oneshot" and f.decided_on is not None), None)
+    if decided is None:
         return None
-    study = next(s for s in studies if s.name == best.decided_on.study)
-    lines = lever_lines(study, best.decided_on.variant)
+    study = next(s for s in studies if s.name == decided.study)
+    lines = lever_lines(study, decided.variant)
     if not lines:
         return None
-    caption = (f"{study.name} ({best.decided_on.variant}): each cell's one-shot accuracy minus the base cell's, paired "
+    caption = (f"{study.name} ({decided.variant}): each cell's one-shot accuracy minus the base cell's, paired "
                "by seed, with its 95 % interval: which lever mattered, and by how much.")
     return _draw(lines, f"Levers against the base cell: {study.name}", index, f"fig-{index:02d}-levers", caption)
 

@@ -61,6 +61,7 @@ def _reference(row: ClaimRow, evidence: list[Evidence], j: Judgement) -> Judgeme
     "reproduced" (p: the larger of the two tests, both must hold); anything else, including a
     single full-MNIST seed, cannot let "reproduced" stand."""
     ref, tol = row.reference, row.tolerance
+    assert ref is not None, "called for rows with a reference only"
     low, high = ref - tol, ref + tol
     band = f"{ref * 100:.2f} ± {tol * 100:.1f} %"
     full = next((e for e in evidence if e.variant == FULL_MNIST and e.acc.n > 0), None)
@@ -124,6 +125,7 @@ def judge_row(row: ClaimRow, evidence: list[Evidence]) -> tuple[Evidence | None,
 
 def _paired_on(row: ClaimRow, ev: Evidence, study: Study, level: float) -> tuple[Paired, str] | None:
     """The seed-paired comparison of ev's cell against row.versus on ev's data, in ev's study."""
+    assert row.versus is not None, "called for comparison rows only"
     done = study.complete
     rows = match(done[done["dataset_variant"] == ev.variant], row.versus)
     ranked = rank_cells(rows)
@@ -235,7 +237,7 @@ def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS, level: float
             verdict = INCONCLUSIVE
             reason += f"; but on a reduced setup ({row.reduced_note}), which cannot contradict the claim"
         bad = decided.diverged if decided is not None else 0
-        if bad:
+        if decided is not None and bad:
             reason += f"; the cell diverged in {bad} of {decided.seeds_tried} seeds (NaN loss), counted against it"
             if verdict == REPRODUCED and row.rule != "chance":
                 verdict = INCONCLUSIVE

@@ -278,6 +278,7 @@ def load_studies(names: list[str], uri: str) -> tuple[Any, list[Study]]:
 def load_curves(client, runs: pd.DataFrame, metrics=CURVE_METRICS) -> pd.DataFrame:
     """Per-epoch values: one row per run x metric x step (run_id, cell, seed, metric, epoch, value)."""
     rows = []
+    run: Any  # a row of `runs`; pandas-stubs types its cells as any scalar, not as their columns
     for run in runs.itertuples(index=False):
         for metric in metrics:
             for m in client.get_metric_history(run.run_id, metric):

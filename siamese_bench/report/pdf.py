@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont, get_font
 from matplotlib.patches import Rectangle
+from matplotlib.typing import RcKeyType
 
 from siamese_bench.report.tables import Table
 
@@ -27,7 +29,7 @@ FIGURE_TOP_IN = 1.75  # figure pages: space kept above the plot for the headings
 FAMILY = "DejaVu Sans"
 BODY, SMALL, H1, H2 = 9.5, 7.5, 15, 11.5
 INK, MUTED, RULE_GREY, HEADER_FILL, STRIPE = "#1a1a1a", "#555555", "#9aa5b1", "#dfe6ee", "#f4f6f8"
-RC = {"pdf.fonttype": 42, "ps.fonttype": 42, "font.family": FAMILY, "svg.fonttype": "none"}
+RC: dict[RcKeyType, Any] = {"pdf.fonttype": 42, "ps.fonttype": 42, "font.family": FAMILY, "svg.fonttype": "none"}
 
 
 @lru_cache(maxsize=8)

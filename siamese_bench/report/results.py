@@ -33,7 +33,8 @@ def cell_summary(study: Study) -> pd.DataFrame:
     first = variants[0] if variants else ""
     finished = set(done["cell"]) if not done.empty else set()
     # whether a cell's loss takes a margin, as its runs say (a cell with no run: as its id says)
-    uses_margin = study.runs.groupby("cell")["loss_uses_margin"].any() if not study.runs.empty else {}
+    uses_margin: pd.Series | dict[str, bool] = (study.runs.groupby("cell")["loss_uses_margin"].any()
+                                                if not study.runs.empty else {})
     rows = []
     for variant in variants or [""]:
         here = done[done["dataset_variant"] == variant] if not done.empty else done
@@ -45,7 +46,7 @@ def cell_summary(study: Study) -> pd.DataFrame:
                    "loss_uses_margin": bool(uses_margin.get(cell, True)),
                    "n": len(runs), "seeds": " ".join(str(s) for s in sorted(runs["seed"])) if len(runs) else ""}
             for metric, *_ in (*RESULT_METRICS, MIX, ONESHOT, *RETRIEVAL):
-                values = runs[metric].dropna() if len(runs) and metric in runs else []
+                values: pd.Series | list[float] = runs[metric].dropna() if len(runs) and metric in runs else []
                 iv = t_interval(values, bounds=UNIT)
                 row.update({f"{metric} mean": iv.mean, f"{metric} sd": iv.sd, f"{metric} n": iv.n,
                             f"{metric} ci_low": iv.lo, f"{metric} ci_high": iv.hi})

@@ -124,8 +124,8 @@ def _side_of_chance(u: Interval) -> str | None:
 
 def _chance_tests(u: Interval) -> dict[str | None, float]:
     """The p-value behind each side (None: the smallest of the three, for an undecided row)."""
-    ps = {"inside": u.p_within(CHANCE_LOW, CHANCE_HIGH), "above": u.p_above(CHANCE_HIGH),
-          "below": u.p_below(CHANCE_LOW)}
+    ps: dict[str | None, float] = {"inside": u.p_within(CHANCE_LOW, CHANCE_HIGH), "above": u.p_above(CHANCE_HIGH),
+                                   "below": u.p_below(CHANCE_LOW)}
     return {**ps, None: min_p(*ps.values())}
 
 

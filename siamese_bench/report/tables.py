@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def _md_cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", "<br>")
 
 
-def to_markdown(view: pd.DataFrame, best: set[tuple[int, str]] = frozenset()) -> str:
+def to_markdown(view: pd.DataFrame, best: AbstractSet[tuple[int, str]] = frozenset()) -> str:
     """A GitHub-flavoured Markdown table; cells in `best` are bold."""
     if view.empty:
         return "(no rows)"

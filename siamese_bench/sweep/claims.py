@@ -30,7 +30,7 @@ def point_states(study: optuna.Study, points: Sequence[Point]) -> dict[Point, st
     state: dict[Point, str] = {}
     errors: Counter[Point] = Counter()
     for t in study.get_trials(deepcopy=False):
-        p = (t.user_attrs.get("cell"), t.user_attrs.get("seed"))
+        p: tuple[Any, Any] = (t.user_attrs.get("cell"), t.user_attrs.get("seed"))  # untyped user attributes
         if t.state == TrialState.COMPLETE:
             state[p] = "complete"
         elif t.state == TrialState.RUNNING and state.get(p) != "complete":
@@ -77,7 +77,7 @@ def new_claimed_trial(study: optuna.Study, token: str, attrs: dict[str, object])
     return create_running_trial(study, {**owner_attrs(), "claim": token, **attrs})
 
 
-def claim_grid_point(study: optuna.Study, token: str | None, wanted: Sequence[Point],
+def claim_grid_point(study: optuna.Study, token: str, wanted: Sequence[Point],
                      attrs_of: Callable[[Point], dict[str, Any]]) -> optuna.Trial | None:
     """The trial of this claim: one an earlier attempt created (adopted), else a new one for the
     first of the `wanted` points; None when nothing is wanted."""
@@ -87,7 +87,7 @@ def claim_grid_point(study: optuna.Study, token: str | None, wanted: Sequence[Po
     return trial
 
 
-def claim_tuning_trial(studies: dict[str, optuna.Study], token: str | None,
+def claim_tuning_trial(studies: dict[str, optuna.Study], token: str,
                        counts: dict[str, tuple[int, int]], per_cell: int) -> tuple[str, optuna.Trial] | None:
     """(cell id, trial) of this claim: a trial an earlier attempt created (adopted), else a new
     one in the cell with the fewest trials spent or running among those under `per_cell`."""

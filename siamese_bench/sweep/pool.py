@@ -116,7 +116,7 @@ class WorkerPool:
             by_conn = {w.conn: w for w in busy}
             by_sentinel = {w.proc.sentinel: w for w in busy}
             for ready in mp_connection.wait([*by_conn, *by_sentinel], timeout=min(poll, 5)):
-                w = by_conn.get(ready) or by_sentinel.get(ready)
+                w = by_conn[ready] if ready in by_conn else by_sentinel[ready]  # wait() returns only these
                 if w.task is None:
                     continue
                 if ready in by_conn:
@@ -128,6 +128,7 @@ class WorkerPool:
     def _receive(self, w: WorkerHandle, on_start, on_finish) -> bool:
         """Handle one message from `w`; True when its task ended."""
         task = w.task
+        assert task is not None, "called for busy workers only"
         try:
             message = w.conn.recv()
         except (EOFError, OSError):

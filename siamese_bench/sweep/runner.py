@@ -218,6 +218,7 @@ class Sweep:
             bar.refresh()
             wanted = [p for p in self.points if states[p] == "open"]
             settled["flag"] = not wanted and all(states[p] != "running" for p in self.points)
+            assert self.holdings.claiming is not None, "claim() runs under claim_locked, which sets the token"
             trial = claim_grid_point(study, self.holdings.claiming, wanted, attrs_of)
             if trial is not None:  # new, or adopted from an attempt an outage cut short
                 cell_id, seed = trial.user_attrs["cell"], trial.user_attrs["seed"]
@@ -241,6 +242,7 @@ class Sweep:
         sweeps together run exactly `trials_per_cell` per cell, and all wait for the last one
         so every sweep re-runs the grid with the same best settings."""
         tune = self.spec.tune
+        assert tune is not None, "run only for a spec with a tune section"
         cells = list(self.cells.values())
 
         def open_studies():
@@ -254,7 +256,7 @@ class Sweep:
         settled = {"flag": False}
 
         def claim() -> Task | None:
-            counts = {}
+            counts: dict[str, tuple[int, int]] = {}  # cell id -> (trials spent, running)
             for cid, s in studies.items():
                 self.recover(s)
                 counts[cid] = tuning_budget(s)
@@ -262,6 +264,7 @@ class Sweep:
             bar.refresh()
             settled["flag"] = (not any(spent + running < tune.trials_per_cell for spent, running in counts.values())
                                and not any(running for _, running in counts.values()))
+            assert self.holdings.claiming is not None, "claim() runs under claim_locked, which sets the token"
             claimed = claim_tuning_trial(studies, self.holdings.claiming, counts, tune.trials_per_cell)
             if claimed is None:
                 return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
@@ -24,7 +26,8 @@ def cell_table(frame: pd.DataFrame, factors: list[str], metrics=METRICS) -> pd.D
     frame = frame.assign(**{f: frame[f] if f in frame else "" for f in factors})  # keys some cells lack
     grouped = frame.groupby(factors, dropna=False, sort=False)[present]
     table = grouped.agg(["mean", "std", "count"])
-    table.columns = [f"{m} {stat}" for m, stat in table.columns]
+    columns = cast(pd.MultiIndex, table.columns)  # (metric, stat); pandas-stubs types every columns as Index[str]
+    table.columns = [f"{m} {stat}" for m, stat in columns]
     return table.reset_index()
 
 

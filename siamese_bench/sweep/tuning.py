@@ -23,11 +23,13 @@ def tune_study_name(spec: StudySpec, cell: Cell) -> str:
 
 
 def tune_sampler(spec: StudySpec, cell: Cell) -> optuna.samplers.TPESampler:
+    assert spec.tune is not None, "a tuning study belongs to a spec with a tune section"
     seed = int(hashlib.sha256(tune_study_name(spec, cell).encode()).hexdigest()[:8], 16)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, spec.tune.trials_per_cell))
 
 
 def open_tuning_study(spec: StudySpec, cell: Cell, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    assert spec.tune is not None, "a tuning study belongs to a spec with a tune section"
     return optuna.create_study(study_name=tune_study_name(spec, cell), storage=storage, direction="maximize",
                                sampler=tune_sampler(spec, cell), pruner=make_pruner(spec.tune.pruner),
                                load_if_exists=True)
@@ -37,9 +39,14 @@ def suggest(trial: optuna.Trial, tune: TuneSpec) -> dict[str, float]:
     return {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in tune.params.items()}
 
 
+def _value(trial: optuna.trial.FrozenTrial) -> float:
+    assert trial.value is not None, "a COMPLETE trial of a single-objective study has its value"
+    return trial.value
+
+
 def best_params(study: optuna.Study) -> dict[str, float] | None:
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return max(complete, key=lambda t: t.value).params if complete else None
+    return max(complete, key=_value).params if complete else None
 
 
 def epochs_spent(study: optuna.Study, epochs: int) -> tuple[int, int]:

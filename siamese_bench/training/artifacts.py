@@ -60,11 +60,11 @@ def log_outputs(tracker: RunTracker, run_id: str, outputs: dict[str, tuple[torch
     """Final dissimilarities and labels per split (distances.npz) and a sample of test
     embeddings (embeddings.npz), so reports can draw ROC curves, histograms and projections
     without retraining."""
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     for stage, (d, y) in outputs.items():
         arrays[f"{stage}_d"], arrays[f"{stage}_y"] = d.numpy(), y.numpy()
     with tempfile.TemporaryDirectory() as tmp:
         for name, content in (("distances.npz", arrays), ("embeddings.npz", embeddings)):
             path = Path(tmp) / name
-            np.savez_compressed(path, **content)
+            np.savez_compressed(path, allow_pickle=True, **content)  # the default, named: no array may take its place
             tracker.log_artifact(run_id, path, "outputs")

@@ -105,7 +105,7 @@ class SiameseModule(pl.LightningModule):
     def _collect(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(dissimilarity, ranking, y) of every pair the stage saw."""
         parts = self._eval_outputs.pop(stage, [])
-        return tuple(torch.cat([part[i] for part in parts]) for i in range(3))  # type: ignore[return-value]
+        return tuple(torch.cat([part[i] for part in parts]) for i in range(3))  # type: ignore[return-value]  # mypy cannot count a generator's length
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("val", batch)

@@ -230,9 +230,10 @@ def hardware_tags(placement: str) -> dict[str, str]:
 
 def _extra_evaluations(module: SiameseModule, data: LabelledData | PairedData) -> dict[str, float]:
     metrics: dict[str, float] = {}
+    if not isinstance(data, LabelledData):
+        return metrics  # the evaluations need classes; a pair-only dataset has none
     model = trained_pair(module)
-    names = (*ALWAYS, *getattr(data, "evaluations", ())) if isinstance(data, LabelledData) else ()
-    for name in dict.fromkeys(names):
+    for name in dict.fromkeys((*ALWAYS, *data.evaluations)):
         try:
             metrics.update(EVALUATIONS.get(name)(model, data))
         except DataUnavailable as err:

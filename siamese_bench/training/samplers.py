@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 
@@ -110,20 +111,23 @@ Index = PairIndex | TripletIndex
 
 def remap(index: Index, order: torch.Tensor) -> Index:
     """An index drawn on images[order], pointing into images instead."""
-    return type(index)(**{f.name: (v if f.name in PASS_THROUGH or v is None else order[v])
-                          for f in fields(index) for v in [getattr(index, f.name)]})
+    values: dict[str, Any] = {f.name: (v if f.name in PASS_THROUGH or v is None else order[v])
+                              for f in fields(index) for v in [getattr(index, f.name)]}  # Any: a label may be None
+    return type(index)(**values)
 
 
 def index_to(index: Index, device: torch.device) -> Index:
     """The same index set with its tensors on `device`."""
-    return type(index)(**{f.name: (None if v is None else v.to(device))
-                          for f in fields(index) for v in [getattr(index, f.name)]})
+    values: dict[str, Any] = {f.name: (None if v is None else v.to(device))
+                              for f in fields(index) for v in [getattr(index, f.name)]}
+    return type(index)(**values)
 
 
 def concat(parts: list[Index]) -> Index:
     first = parts[0]
-    return type(first)(**{f.name: (None if getattr(first, f.name) is None
-                                    else torch.cat([getattr(p, f.name) for p in parts])) for f in fields(first)})
+    values: dict[str, Any] = {f.name: (None if getattr(first, f.name) is None
+                                       else torch.cat([getattr(p, f.name) for p in parts])) for f in fields(first)}
+    return type(first)(**values)
 
 
 def with_draws(sampler: Callable[[torch.Tensor, int], Callable[[int], Index]], y: torch.Tensor, seed: int,

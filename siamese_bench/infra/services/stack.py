@@ -93,7 +93,7 @@ class Services:
         recorded."""
         state = read_state(services_dir)
         given = {k: v for k, v in given.items() if v is not None and v != ()}
-        keep = ("host", "pg_port", "mlflow_port", "addresses", "tls", "auth")
+        keep: tuple[str, ...] = ("host", "pg_port", "mlflow_port", "addresses", "tls", "auth")
         if for_up and given.get("host", state.get("host")) != state.get("host"):
             keep = ("pg_port", "mlflow_port", "addresses")
         settings = {k: state[k] for k in keep if k in state}

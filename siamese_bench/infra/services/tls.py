@@ -15,6 +15,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import psutil
 
@@ -135,9 +136,12 @@ class Certificates:
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-        ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
+        # the loader types every key kind; a CA key is one that signs certificates (_ensure_ca writes an EC key)
+        ca_key = cast(CertificateIssuerPrivateKeyTypes,
+                      serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None))
         ca_cert = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
         key = ec.generate_private_key(ec.SECP256R1())
         sans = [x509.IPAddress(ipaddress.ip_address(n)) if is_ip(n) else x509.DNSName(n) for n in names]
