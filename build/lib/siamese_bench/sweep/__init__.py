@@ -1,1 +1,0 @@
-"""Optuna studies over design factors: spec -> cells -> trials in worker processes."""

@@ -1,2 +1,0 @@
-"""Training: the objective (pairs or mined triplets), the LightningModule, samplers, optimizers
-and schedules, and one tracked run (`training.run.run_training`)."""
