@@ -8,11 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "siamese_bench"
 # Top to bottom; a module may import its own folder and any folder on a lower level, never one on
 # its own level or above. Infrastructure sits beside the layers on level 1: used by them, using core.
-LAYERS = {"cli": 6, "decide": 5, "sweep": 4, "report": 4, "regress": 4, "training": 3,
-          "models": 2, "evaluation": 2, "data": 2, "infra": 1, "core": 0}
+LAYERS = {
+    "cli": 6,
+    "decide": 5,
+    "sweep": 4,
+    "report": 4,
+    "regress": 4,
+    "training": 3,
+    "models": 2,
+    "evaluation": 2,
+    "data": 2,
+    "infra": 1,
+    "core": 0,
+}
 ROOT_MODULES = 6
 MAX_LINES = 400
 
@@ -80,11 +93,16 @@ def test_no_module_is_longer_than_about_400_lines():
 
 
 def _loads_torch(code: str) -> bool:
-    out = subprocess.run([sys.executable, "-c", f"import sys; {code}; print('torch' in sys.modules)"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", f"import sys; {code}; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip().splitlines()[-1] == "True"
 
 
+@pytest.mark.slow  # separate processes or the full archives: several seconds
 def test_the_report_and_the_cli_parser_load_no_torch():
     assert not _loads_torch("import siamese_bench.report.build, siamese_bench.report.claims")
     assert not _loads_torch("from siamese_bench.cli import build_parser; build_parser('report')")

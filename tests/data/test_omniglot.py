@@ -30,10 +30,13 @@ from siamese_bench.training.objective import PairObjective
 from siamese_bench.training.run import run_training
 from siamese_bench.training.samplers import triplets
 
-SHARED = Path(os.environ.get("SIAMESE_BENCH_OMNIGLOT_DIR")
-              or Path(__file__).resolve().parents[3] / "shared" / "datasets" / "omniglot")
-pytestmark = pytest.mark.skipif(not (SHARED / "images_background.zip").exists(),
-                                reason=f"the offline Omniglot copy is not at {SHARED}")
+SHARED = Path(
+    os.environ.get("SIAMESE_BENCH_OMNIGLOT_DIR")
+    or Path(__file__).resolve().parents[3] / "shared" / "datasets" / "omniglot"
+)
+pytestmark = pytest.mark.skipif(
+    not (SHARED / "images_background.zip").exists(), reason=f"the offline Omniglot copy is not at {SHARED}"
+)
 
 
 @pytest.fixture
@@ -62,8 +65,7 @@ def full():
 
 
 # ---------------------------------------------------------------- loading
-
-
+@pytest.mark.slow  # separate processes or the full archives: several seconds
 def test_full_archives_load_with_alphabet_and_character_labels(full):
     data, chars = full
     assert data.variant == "omniglot-full-28" and "images_background.zip" in data.source
@@ -131,8 +133,11 @@ def test_train_validation_and_test_alphabets_are_disjoint(full, omniglot_dir):
     _, y_tr, x_val, y_val = split_validation(data.x_train, data.y_train, 0.2, 3, data.holdout)
     assert set(y_tr.unique().tolist()).isdisjoint(y_val.unique().tolist())
     assert len(y_val.unique()) == 6  # a fifth of the 30 background alphabets, held out whole
-    batches = build_batches(TrainConfig(dataset="omniglot:28", val_fraction=0.2, seed=3), data,
-                            PairObjective(LOSSES.get("contrastive")(margin=1.0)))
+    batches = build_batches(
+        TrainConfig(dataset="omniglot:28", val_fraction=0.2, seed=3),
+        data,
+        PairObjective(LOSSES.get("contrastive")(margin=1.0)),
+    )
     assert torch.equal(batches["val"].images, x_val)  # training uses that split
     # test alphabets are the evaluation archive's 20, none of them a background alphabet
     train_archive, test_archive, _ = omniglot.load_archives()
@@ -239,7 +244,7 @@ def _shape(kind: int, shift: int = 0) -> np.ndarray:
         img[50:55, lo:hi] = 0
         img[lo:hi, 50:55] = 0
     else:
-        img[lo:hi, lo:lo + 4] = img[lo:hi, hi - 4:hi] = img[lo:lo + 4, lo:hi] = img[hi - 4:hi, lo:hi] = 0
+        img[lo:hi, lo : lo + 4] = img[lo:hi, hi - 4 : hi] = img[lo : lo + 4, lo:hi] = img[hi - 4 : hi, lo:hi] = 0
     return img
 
 
@@ -264,8 +269,11 @@ def test_three_way_run_with_a_known_answer(tmp_path):
     result = score(runs, pixel_distance)
     assert result.accuracy == 1.0 and result.trials == 3
     # a dissimilarity that prefers training image 0 for everything gets exactly item 2 right
-    always_first = lambda x1, x2: torch.stack([  # noqa: E731
-        torch.tensor(0.0 if torch.equal(b, runs[0].train[0]) else 1.0) for b in x2])
+    always_first = lambda x1, x2: torch.stack(
+        [  # noqa: E731
+            torch.tensor(0.0 if torch.equal(b, runs[0].train[0]) else 1.0) for b in x2
+        ]
+    )
     assert score(runs, always_first).correct == 1
 
 
@@ -290,8 +298,15 @@ def _subset(data: LabelledData, classes: int, per_class: int) -> LabelledData:
         keep = torch.cat([torch.nonzero(y == c).squeeze(1)[:per_class] for c in range(classes)])
         return x[keep], y[keep]
 
-    return LabelledData(data.name, data.variant + "-subset", *take(data.x_train, data.y_train),
-                     *take(data.x_test, data.y_test), data.source, data.holdout, data.evaluations)
+    return LabelledData(
+        data.name,
+        data.variant + "-subset",
+        *take(data.x_train, data.y_train),
+        *take(data.x_test, data.y_test),
+        data.source,
+        data.holdout,
+        data.evaluations,
+    )
 
 
 @pytest.mark.slow
@@ -302,21 +317,30 @@ def test_trained_run_is_scored_and_rescored_by_the_cli(full, omniglot_dir, tmp_p
     _, chars = full
     data = _subset(chars, classes=60, per_class=20)
     uri = f"sqlite:///{tmp_path}/mlruns.db"
-    cfg = TrainConfig(dataset="omniglot-chars:28", encoder="cnn-small", head="abs-diff-dense", loss="bce",
-                      optimizer="adam", epochs=1, val_fraction=0.2)
+    cfg = TrainConfig(
+        dataset="omniglot-chars:28",
+        encoder="cnn-small",
+        head="abs-diff-dense",
+        loss="bce",
+        optimizer="adam",
+        epochs=1,
+        val_fraction=0.2,
+    )
     result = run_training(cfg, tracker=Tracker(uri), data=data, progress=False)
     m = result.metrics
     runs = [m[k] for k in m if k.startswith("oneshot/run")]
     assert len(runs) == 20 and m["oneshot/trials"] == 400
     assert m["oneshot/acc"] == pytest.approx(sum(runs) / 20)  # 20 trials per run: the mean of the runs
     assert m["oneshot/acc"] > 1 / 20  # above guessing among 20
-    assert m["oneshot_pixels/acc"] == pytest.approx(score(load_runs(SHARED / "all_runs.zip", 28),
-                                                          pixel_distance).accuracy)
+    assert m["oneshot_pixels/acc"] == pytest.approx(
+        score(load_runs(SHARED / "all_runs.zip", 28), pixel_distance).accuracy
+    )
     assert main(["oneshot", result.run_id, "--tracking-uri", uri, "--no-log"]) == 0
     out = capsys.readouterr().out
     assert f"{m['oneshot/acc']:.2%}" in out and "cnn-small + abs-diff-dense + bce" in out
 
 
+@pytest.mark.slow  # separate processes or the full archives: several seconds
 def test_cli_oneshot_errors_are_one_line(tmp_path, capsys):
     assert main(["oneshot"]) == 2
     assert "run ids" in capsys.readouterr().err

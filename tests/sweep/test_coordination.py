@@ -31,17 +31,20 @@ def make_trial(study: optuna.Study, state: TrialState, **attrs) -> None:
     for k, v in attrs.items():
         trial.set_user_attr(k, v)
     if state != TrialState.RUNNING:
-        study.tell(trial, 0.5 if state == TrialState.COMPLETE else None,
-                   state=None if state == TrialState.COMPLETE else state)
+        study.tell(
+            trial, 0.5 if state == TrialState.COMPLETE else None, state=None if state == TrialState.COMPLETE else state
+        )
 
 
 @pytest.fixture
 def two_cell_sweep(tmp_path) -> Sweep:
     spec = tmp_path / "s.yaml"
-    spec.write_text("name: states\nbase: {dataset: digits}\nfactors: {head: [euclidean, abs-diff-dense]}\n"
-                    "seeds: [0, 1, 2]\n")
-    return Sweep(load_spec(spec), str(tmp_path / "optuna.journal"), Tracker(f"sqlite:///{tmp_path}/m.db"), 1,
-                 progress=False)
+    spec.write_text(
+        "name: states\nbase: {dataset: digits}\nfactors: {head: [euclidean, abs-diff-dense]}\nseeds: [0, 1, 2]\n"
+    )
+    return Sweep(
+        load_spec(spec), str(tmp_path / "optuna.journal"), Tracker(f"sqlite:///{tmp_path}/m.db"), 1, progress=False
+    )
 
 
 def test_point_states_follow_the_failure_kinds(two_cell_sweep):
@@ -57,8 +60,14 @@ def test_point_states_follow_the_failure_kinds(two_cell_sweep):
     make_trial(study, TrialState.RUNNING, cell=a, seed=1, **owner_attrs())
     make_trial(study, TrialState.FAIL, cell=a, seed=2, fail_reason="DivergedError: loss is nan")  # older trials
     states = point_states(study, sweep.all_points)
-    assert states == {(e, 0): "complete", (e, 1): "diverged", (e, 2): "failed", (a, 0): "open",
-                      (a, 1): "running", (a, 2): "diverged"}
+    assert states == {
+        (e, 0): "complete",
+        (e, 1): "diverged",
+        (e, 2): "failed",
+        (a, 0): "open",
+        (a, 1): "running",
+        (a, 2): "diverged",
+    }
 
 
 def test_failure_kind_of_trials_recorded_before_kinds_existed(two_cell_sweep):
@@ -89,6 +98,7 @@ def _hold_lock(path: str, name: str, hold: float, started, out) -> None:
         out.put(("out", time.monotonic()))
 
 
+@pytest.mark.slow  # separate processes or the full archives: several seconds
 def test_study_lock_excludes_another_process(tmp_path):
     ctx = mp.get_context("spawn")
     started, out = ctx.Event(), ctx.Queue()
@@ -105,6 +115,7 @@ def test_study_lock_excludes_another_process(tmp_path):
         pass
 
 
+@pytest.mark.slow  # separate processes or the full archives: several seconds
 def test_a_silent_machines_trial_is_failed_as_lost_but_never_a_live_trial_of_ours(tmp_path):
     """RDB storage: Optuna's public fail_stale_trials fails the trial whose heartbeats stopped,
     and records nothing on it; the sweep still sees it as lost (its point re-runs, no error
@@ -128,15 +139,21 @@ def test_a_silent_machines_trial_is_failed_as_lost_but_never_a_live_trial_of_our
     for trial in (ours, silent):
         storage.record_heartbeat(trial_id(trial))
     tracker = Tracker(f"sqlite:///{tmp_path}/m.db")
-    runs = {t.number: tracker.start_run("silent", f"trial {t.number}", {}, {"optuna_study": "silent",
-                                                                           "optuna_trial": str(t.number)})
-            for t in (ours, silent)}
+    runs = {
+        t.number: tracker.start_run(
+            "silent", f"trial {t.number}", {}, {"optuna_study": "silent", "optuna_trial": str(t.number)}
+        )
+        for t in (ours, silent)
+    }
     time.sleep(3.5)  # past the grace period (SQLite's clock counts whole seconds)
     stale = fail_dead_trials(study, mine={trial_id(ours)})
     assert [t.number for t in stale] == [silent.number]
     states = {t.number: t.state for t in study.get_trials()}
-    assert states == {ours.number: TrialState.RUNNING, silent.number: TrialState.FAIL,
-                      never_beaten.number: TrialState.RUNNING}
+    assert states == {
+        ours.number: TrialState.RUNNING,
+        silent.number: TrialState.FAIL,
+        never_beaten.number: TrialState.RUNNING,
+    }
     failed = study.get_trials(states=(TrialState.FAIL,))[0]
     assert "failure" not in failed.user_attrs and "fail_reason" not in failed.user_attrs  # Optuna wrote nothing
     assert failure_kind(failed) == "lost"
@@ -154,7 +171,7 @@ def test_a_dead_local_sweeps_trial_is_failed_with_its_reason_and_its_run_closed(
     """Same machine: the owner's PID decides; the reason is on the trial and the run is KILLED."""
     sweep = two_cell_sweep
     study = sweep.grid_study()
-    dead = {"host": owner_attrs()["host"], "pid": 2 ** 22 + 17, "pid_start": "1"}  # beyond pid_max: never alive
+    dead = {"host": owner_attrs()["host"], "pid": 2**22 + 17, "pid_start": "1"}  # beyond pid_max: never alive
     make_trial(study, TrialState.RUNNING, cell="head=euclidean", seed=0, claim="x", **dead)
     number = study.get_trials()[0].number
     run = sweep.tracker.start_run("states", "r", {}, {"optuna_study": "states", "optuna_trial": str(number)})

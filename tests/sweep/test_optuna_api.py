@@ -33,8 +33,10 @@ def contract(private_api: str, function: str) -> Iterator[None]:
     try:
         yield
     except Exception as err:  # noqa: BLE001  (assertions included: each is part of the contract)
-        pytest.fail(f"optuna {optuna.__version__}: the private API {private_api} no longer works as "
-                    f"siamese_bench/sweep/optuna_api.py::{function} expects: {type(err).__name__}: {err}")
+        pytest.fail(
+            f"optuna {optuna.__version__}: the private API {private_api} no longer works as "
+            f"siamese_bench/sweep/optuna_api.py::{function} expects: {type(err).__name__}: {err}"
+        )
 
 
 @pytest.fixture(params=["journal", "sqlite-rdb"])
@@ -87,8 +89,9 @@ def test_trial_handle_suggests_reports_and_prunes(study):
 
 
 def test_create_running_trial_writes_its_attributes_with_it(study, tmp_path):
-    with contract("BaseStorage.create_new_trial(study_id, template_trial=...) via Study._storage",
-                  "create_running_trial"):
+    with contract(
+        "BaseStorage.create_new_trial(study_id, template_trial=...) via Study._storage", "create_running_trial"
+    ):
         first = api.create_running_trial(study, {"claim": "abc", "cell": "c", "seed": 1})
         second = api.create_running_trial(study, {"claim": "def"})
         assert isinstance(first, optuna.Trial) and (first.number, second.number) == (0, 1)
@@ -119,6 +122,7 @@ def test_record_heartbeats(study, request):
         assert recorded is is_rdb  # a journal keeps no heartbeats: nothing recorded, no error
 
 
+@pytest.mark.slow  # separate processes or the full archives: several seconds
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_public_fail_stale_trials_fails_only_silent_trials_and_writes_nothing(rdb_study):
     """What sweep/recovery.py relies on: optuna.storages.fail_stale_trials(study) fails RUNNING
@@ -136,8 +140,11 @@ def test_public_fail_stale_trials_fails_only_silent_trials_and_writes_nothing(rd
         assert api.record_heartbeats(study, [api.trial_id(beaten)])
         optuna.storages.fail_stale_trials(study)
         states = {t.number: t.state for t in study.get_trials()}
-        assert states == {silent.number: TrialState.FAIL, beaten.number: TrialState.RUNNING,
-                          never.number: TrialState.RUNNING}
+        assert states == {
+            silent.number: TrialState.FAIL,
+            beaten.number: TrialState.RUNNING,
+            never.number: TrialState.RUNNING,
+        }
         failed = study.get_trials(states=(TrialState.FAIL,))[0]
         assert failed.user_attrs == {"claim": "a", "host": "host-b"}
         assert failed_silently(failed) and failure_kind(failed) == "lost"
@@ -158,8 +165,15 @@ def _optuna_private_names() -> set[str]:
     study = optuna.create_study(storage=storage)
     trial = study.ask()
     names: set[str] = set()
-    for obj in (study, trial, study.get_trials()[0], storage, optuna.storages.JournalStorage,
-                optuna.storages.RDBStorage, optuna.storages._CachedStorage):
+    for obj in (
+        study,
+        trial,
+        study.get_trials()[0],
+        storage,
+        optuna.storages.JournalStorage,
+        optuna.storages.RDBStorage,
+        optuna.storages._CachedStorage,
+    ):
         names |= {n for n in [*dir(obj), *getattr(obj, "__dict__", {})] if n.startswith("_") and not n.endswith("__")}
     return names
 
@@ -170,14 +184,22 @@ def private_uses(path: Path, private: set[str]) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         line = getattr(node, "lineno", "?")
-        if (isinstance(node, ast.Attribute) and node.attr in private
-                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in private
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
             found.append(f"{line}: .{node.attr}")
         elif isinstance(node, ast.Call) and ast.unparse(node.func) in ("optuna.Trial", "optuna.trial.Trial", "Trial"):
             found.append(f"{line}: {ast.unparse(node.func)}(...)")
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("optuna") and (
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and (node.module or "").startswith("optuna")
+            and (
                 any(part.startswith("_") for part in (node.module or "").split("."))
-                or any(a.name.startswith("_") for a in node.names)):
+                or any(a.name.startswith("_") for a in node.names)
+            )
+        ):
             found.append(f"{line}: from {node.module} import {', '.join(a.name for a in node.names)}")
     return found
 
@@ -188,17 +210,28 @@ def test_no_module_but_the_adapter_touches_optuna_private_api():
     private = _optuna_private_names()
     assert {"_storage", "_study_id", "_trial_id", "_get_stale_trial_ids"} <= private
     adapter = PACKAGE / "sweep" / "optuna_api.py"
-    found = [f"{path.relative_to(PACKAGE.parent)}:{use}" for path in sorted(PACKAGE.rglob("*.py")) if path != adapter
-             for use in private_uses(path, private)]
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{use}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != adapter
+        for use in private_uses(path, private)
+    ]
     assert found == []
 
 
 def test_the_check_sees_a_private_use(tmp_path):
     """The rule above can fail: the uses the adapter replaced are each found."""
     fake = tmp_path / "fake.py"
-    fake.write_text("import optuna\nfrom optuna.storages._heartbeat import is_heartbeat_enabled\n"
-                    "s = study._storage\nt = optuna.Trial(study, frozen._trial_id)\n"
-                    "s._get_stale_trial_ids(study._study_id)\nself._storage = None\n")
+    fake.write_text(
+        "import optuna\nfrom optuna.storages._heartbeat import is_heartbeat_enabled\n"
+        "s = study._storage\nt = optuna.Trial(study, frozen._trial_id)\n"
+        "s._get_stale_trial_ids(study._study_id)\nself._storage = None\n"
+    )
     assert private_uses(fake, _optuna_private_names()) == [
-        "2: from optuna.storages._heartbeat import is_heartbeat_enabled", "3: ._storage", "4: optuna.Trial(...)",
-        "4: ._trial_id", "5: ._get_stale_trial_ids", "5: ._study_id"]
+        "2: from optuna.storages._heartbeat import is_heartbeat_enabled",
+        "3: ._storage",
+        "4: optuna.Trial(...)",
+        "4: ._trial_id",
+        "5: ._get_stale_trial_ids",
+        "5: ._study_id",
+    ]

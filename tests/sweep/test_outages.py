@@ -14,13 +14,16 @@ from siamese_bench.infra.retry import Retrier, StorageUnavailable, is_transient
 from siamese_bench.infra.tracking import Tracker, TrackingError
 
 
-@pytest.mark.parametrize("url,masked", [
-    ("postgresql+psycopg2://siamese:s3cr%40t@db:5432/optuna", "postgresql+psycopg2://siamese:***@db:5432/optuna"),
-    ("http://user:pw@mlflow:5000", "http://user:***@mlflow:5000"),
-    ("postgresql://u@h/db?password=zz&sslmode=require", "postgresql://u@h/db?password=***&sslmode=require"),
-    ("sqlite:////tmp/optuna.db", "sqlite:////tmp/optuna.db"),
-    ("/work/optuna.journal", "/work/optuna.journal"),
-])
+@pytest.mark.parametrize(
+    "url,masked",
+    [
+        ("postgresql+psycopg2://siamese:s3cr%40t@db:5432/optuna", "postgresql+psycopg2://siamese:***@db:5432/optuna"),
+        ("http://user:pw@mlflow:5000", "http://user:***@mlflow:5000"),
+        ("postgresql://u@h/db?password=zz&sslmode=require", "postgresql://u@h/db?password=***&sslmode=require"),
+        ("sqlite:////tmp/optuna.db", "sqlite:////tmp/optuna.db"),
+        ("/work/optuna.journal", "/work/optuna.journal"),
+    ],
+)
 def test_mask_url_hides_only_the_password(url, masked):
     assert mask_url(url) == masked
 
@@ -84,6 +87,7 @@ def test_unreachable_tracking_server_is_one_line_with_the_password_masked():
     assert "hunter2" not in str(err.value) and "user:***@" in str(err.value) and "not reachable" in str(err.value)
 
 
+@pytest.mark.slow  # separate processes or the full archives: several seconds
 def test_system_metrics_are_recorded_with_a_run(tmp_path):
     tracker = Tracker(f"sqlite:///{tmp_path}/m.db", system_metrics=True)
     tracker.system_metrics_interval = 0.5
@@ -104,6 +108,10 @@ def test_tracking_errors_never_quote_the_password(tmp_path):
     tracker = Tracker(f"sqlite:///{tmp_path}/m.db")
     tracker.uri = "http://user:hunter2@127.0.0.1:5055"  # as if talking to a server with basic auth
     with pytest.raises(TrackingError) as err:
-        tracker._call("log metrics", lambda: (_ for _ in ()).throw(
-            MlflowException("API request to http://user:hunter2@127.0.0.1:5055/api/2.0 failed")))
+        tracker._call(
+            "log metrics",
+            lambda: (_ for _ in ()).throw(
+                MlflowException("API request to http://user:hunter2@127.0.0.1:5055/api/2.0 failed")
+            ),
+        )
     assert "hunter2" not in str(err.value) and "user:***@" in str(err.value)
