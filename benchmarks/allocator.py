@@ -42,9 +42,11 @@ def main() -> None:
             encoder(x)
         seconds = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_SELF)
-    print(f"{args.encoder} {args.size}px, {2 * args.pairs} images a batch, keep freed memory: {applied}: "
-          f"{2 * args.pairs * args.batches / seconds:.0f} images/s, user {after.ru_utime - before.ru_utime:.2f} s, "
-          f"system {after.ru_stime - before.ru_stime:.2f} s")
+    print(
+        f"{args.encoder} {args.size}px, {2 * args.pairs} images a batch, keep freed memory: {applied}: "
+        f"{2 * args.pairs * args.batches / seconds:.0f} images/s, user {after.ru_utime - before.ru_utime:.2f} s, "
+        f"system {after.ru_stime - before.ru_stime:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -32,17 +32,34 @@ def main() -> int:
     from siamese_bench.infra.tracking import Tracker
     from siamese_bench.report.findings import findings
     from siamese_bench.report.load import load_studies
-    from siamese_bench.sweep.runner import Sweep, available_cores
+    from siamese_bench.sweep.pool import available_cores
+    from siamese_bench.sweep.runner import Sweep
     from siamese_bench.sweep.storage import resolve_storage_url
 
-    common = [*(["--storage", args.storage] if args.storage else []),
-              *(["--tracking-uri", args.tracking_uri] if args.tracking_uri else []),
-              *(["--workers", str(args.workers)] if args.workers else [])]
+    common = [
+        *(["--storage", args.storage] if args.storage else []),
+        *(["--tracking-uri", args.tracking_uri] if args.tracking_uri else []),
+        *(["--workers", str(args.workers)] if args.workers else []),
+    ]
     started = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "siamese_bench", "decide", str(args.claims), "--max-seeds",
-                          str(args.max_seeds), "--json", "--no-progress", *common,
-                          *(["--budget", args.budget] if args.budget else [])],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "siamese_bench",
+            "decide",
+            str(args.claims),
+            "--max-seeds",
+            str(args.max_seeds),
+            "--json",
+            "--no-progress",
+            *common,
+            *(["--budget", args.budget] if args.budget else []),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     decided = json.loads(out.stdout)
     decide_minutes = (time.monotonic() - started) / 60
 
@@ -52,8 +69,14 @@ def main() -> int:
     spec._path = plan.path
     tracker = Tracker(args.tracking_uri)
     started = time.monotonic()
-    Sweep(spec, resolve_storage_url(args.storage), tracker, args.workers or available_cores(), progress=False,
-          plugin_names=plan.plugins).run()
+    Sweep(
+        spec,
+        resolve_storage_url(args.storage),
+        tracker,
+        args.workers or available_cores(),
+        progress=False,
+        plugin_names=plan.plugins,
+    ).run()
     fixed_minutes = (time.monotonic() - started) / 60
     _, studies = load_studies([fixed_name], tracker.uri)
     fixed = {f.row.id: f for f in findings(studies, plan.rows)}
@@ -66,9 +89,11 @@ def main() -> int:
         f = fixed.get(row["id"])
         print(f"{row['id']:<24} {row['verdict']:<14} {row['seeds']:>5}  {f.verdict if f else '-':<16} {row['stopped']}")
     same = sum(fixed.get(r["id"]) is not None and fixed[r["id"]].verdict == r["verdict"] for r in decided["rows"])
-    print(f"same verdict: {same} of {len(decided['rows'])}; trials: decide {decided['trials']} in "
-          f"{decided['rounds']} rounds ({decide_minutes:.1f} min), fixed {cells * args.max_seeds} "
-          f"({fixed_minutes:.1f} min, after decide's runs were not reused: its own study)")
+    print(
+        f"same verdict: {same} of {len(decided['rows'])}; trials: decide {decided['trials']} in "
+        f"{decided['rounds']} rounds ({decide_minutes:.1f} min), fixed {cells * args.max_seeds} "
+        f"({fixed_minutes:.1f} min, after decide's runs were not reused: its own study)"
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ each row would need at decide's per-look level:
 
     python benchmarks/project_c6_105.py
 """
+
 import math
 from types import SimpleNamespace
 
@@ -22,8 +23,9 @@ for max_seeds in (10, 20, 50):
     for name, (mean, lo, hi) in rows.items():
         sd = (hi - lo) / 2 / t * math.sqrt(3) / 100
         diff = Interval(mean / 100, sd, 3, lo / 100, hi / 100, sd / math.sqrt(3), 2)
-        row = ClaimRow(id=name, claim="c", source="s", select={"h": 1}, versus={"h": 2}, rule="better",
-                       metric="test/acc_tuned")
+        row = ClaimRow(
+            id=name, claim="c", source="s", select={"h": 1}, versus={"h": 2}, rule="better", metric="test/acc_tuned"
+        )
         found = SimpleNamespace(row=row, paired=SimpleNamespace(diff=diff), decided_on=None)
         n = seeds_to_decide(found, per_look, limit=5000)  # type: ignore[arg-type]
-        print(f"--max-seeds {max_seeds}: {name}: mean {mean:+.1f}, sd {sd*100:.1f} points -> needs {n} seeds")
+        print(f"--max-seeds {max_seeds}: {name}: mean {mean:+.1f}, sd {sd * 100:.1f} points -> needs {n} seeds")

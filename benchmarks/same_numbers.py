@@ -22,8 +22,7 @@ def runs(uri: str, study: str) -> dict[tuple[str, int], dict[str, float]]:
 
     _, (loaded,) = load_studies([study], uri)
     done = loaded.complete
-    return {(str(r["cell"]), int(r["seed"])): {m: float(r[m]) for m in METRICS if m in r}
-            for _, r in done.iterrows()}
+    return {(str(r["cell"]), int(r["seed"])): {m: float(r[m]) for m in METRICS if m in r} for _, r in done.iterrows()}
 
 
 def main() -> int:
@@ -38,13 +37,18 @@ def main() -> int:
     worst = dict.fromkeys(METRICS, 0.0)
     same = 0
     for key in common:
-        diffs = {m: abs(old[key][m] - new[key][m]) for m in METRICS if m in old[key] and m in new[key]
-                 and math.isfinite(old[key][m]) and math.isfinite(new[key][m])}
+        diffs = {
+            m: abs(old[key][m] - new[key][m])
+            for m in METRICS
+            if m in old[key] and m in new[key] and math.isfinite(old[key][m]) and math.isfinite(new[key][m])
+        }
         same += all(d == 0 for d in diffs.values())
         for m, d in diffs.items():
             worst[m] = max(worst[m], d)
-    print(f"{args.old_study} ({len(old)} runs) vs {args.new_study} ({len(new)} runs): {len(common)} cell x seed "
-          f"runs in both, {same} identical in {', '.join(METRICS)}")
+    print(
+        f"{args.old_study} ({len(old)} runs) vs {args.new_study} ({len(new)} runs): {len(common)} cell x seed "
+        f"runs in both, {same} identical in {', '.join(METRICS)}"
+    )
     for m, d in worst.items():
         print(f"  largest |difference| in {m}: {d:.3g}")
     return 0 if common and same == len(common) else 1

@@ -1,14 +1,25 @@
 """Fault soak: one study run by several cooperating sweeps while faults are injected, then audited.
 
-    python benchmarks/soak.py --storage postgresql   # 2 "machines", PostgreSQL + an MLflow server
-    python benchmarks/soak.py --storage journal      # 2 sweeps on one machine, journal + SQLite store
+    python benchmarks/soak.py --storage postgresql            # 2 "machines", PostgreSQL + an MLflow server
+    python benchmarks/soak.py --storage postgresql --secure   # the same through TLS and MLflow accounts
+    python benchmarks/soak.py --storage journal               # 2 sweeps on one machine, journal + SQLite store
 
 Each "machine" is a `siamese-bench sweep` process group; on PostgreSQL each runs under its own
 hostname (a Linux UTS namespace, `unshare --uts`, as root) and in its own network namespace
 joined to this host by a veth link (`ip netns`; `--no-netns` to skip), reaching the servers
 only at their link address, as from another machine. So the cross-machine code path runs: a
-dead machine is found by its missing heartbeats, not by its PID. At random moments, bounded
-in count and time, the soak injects:
+dead machine is found by its missing heartbeats, not by its PID.
+
+With --secure the servers are the project's services as `siamese-bench services up --host 0.0.0.0
+--address GATEWAY...` secures them for other machines: PostgreSQL refuses every connection without
+TLS, MLflow speaks HTTPS only and wants an account. Each machine gets its credentials as a worker
+machine does: `siamese-bench services join BUNDLE`, run in its namespace (the bundle names its
+link address), then its sweeps run with that env file sourced: PostgreSQL with
+sslmode=verify-full and the services' CA, MLflow over HTTPS as the app account; no password on a
+command line. Afterwards every file the soak wrote (logs, the servers' folders, PostgreSQL's data
+folder, the MLflow artifacts) is searched for every password: none may be found.
+
+At random moments, bounded in count and time, the soak injects:
 
 - worker:   kill -9 of one training worker process;
 - machine:  kill -9 of a whole sweep process group, restarted later;
@@ -42,6 +53,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
+from securelab import clean_env, ignore_interrupts, interrupt_on_signals, join, search_secrets, secrets_of, sourced
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = """
@@ -70,6 +82,7 @@ class Machine:
     logs: Path
     distinct_host: bool
     netns: str | None = None  # its own network namespace: it reaches the servers over a veth link
+    env: dict[str, str] | None = None  # the sweep's environment (default: this process's, without client settings)
     proc: subprocess.Popen | None = None
     starts: int = 0
     exit_codes: list[int] = field(default_factory=list)
@@ -79,10 +92,17 @@ class Machine:
         log = open(self.logs / f"{self.name}-{self.starts}.log", "w")
         cmd = self.cmd
         if self.distinct_host:
-            cmd = ["unshare", "--uts", "sh", "-c", f"hostname {self.name} && exec \"$@\"", "sh", *self.cmd]
+            cmd = ["unshare", "--uts", "sh", "-c", f'hostname {self.name} && exec "$@"', "sh", *self.cmd]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.logs)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.logs,
+            env=self.env or clean_env(),
+        )
 
     @property
     def state(self) -> str:
@@ -141,12 +161,16 @@ class Network:
         ns, host_if, ns_if = f"sbsoak{index}", f"sbsoak{index}h", f"sbsoak{index}n"
         gateway = f"10.231.{index}.1"
         self.remove_one(ns, host_if)
-        for cmd in (["ip", "netns", "add", ns], ["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if],
-                    ["ip", "link", "set", ns_if, "netns", ns], ["ip", "addr", "add", f"{gateway}/24", "dev", host_if],
-                    ["ip", "link", "set", host_if, "up"],
-                    ["ip", "netns", "exec", ns, "ip", "addr", "add", f"10.231.{index}.2/24", "dev", ns_if],
-                    ["ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up"],
-                    ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]):
+        for cmd in (
+            ["ip", "netns", "add", ns],
+            ["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if],
+            ["ip", "link", "set", ns_if, "netns", ns],
+            ["ip", "addr", "add", f"{gateway}/24", "dev", host_if],
+            ["ip", "link", "set", host_if, "up"],
+            ["ip", "netns", "exec", ns, "ip", "addr", "add", f"10.231.{index}.2/24", "dev", ns_if],
+            ["ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up"],
+            ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
+        ):
             subprocess.run(cmd, check=True, capture_output=True)
         self.names.append(ns)
         return ns, gateway
@@ -169,61 +193,129 @@ def main() -> int:
     p.add_argument("--seeds", type=int, default=10, help="seeds per cell; 4 cells (default %(default)s: 40 points)")
     p.add_argument("--epochs", type=int, default=30, help="epochs per trial (default %(default)s)")
     p.add_argument("--faults", type=int, default=24, help="faults to inject (default %(default)s)")
-    p.add_argument("--gap", type=float, nargs=2, default=(3.0, 9.0), metavar=("MIN", "MAX"),
-                   help="seconds between faults (default 3 9)")
+    p.add_argument(
+        "--gap",
+        type=float,
+        nargs=2,
+        default=(3.0, 9.0),
+        metavar=("MIN", "MAX"),
+        help="seconds between faults (default 3 9)",
+    )
     p.add_argument("--heartbeat", type=int, default=2, help="sweep --heartbeat (default %(default)s)")
     p.add_argument("--grace", type=int, default=10, help="sweep --grace (default %(default)s)")
     p.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
     p.add_argument("--seed", type=int, default=0, help="fault schedule seed")
     p.add_argument("--out", type=Path, default=REPO / "reports" / "soak")
     p.add_argument("--keep", action="store_true", help="keep the work folder and servers' data")
-    p.add_argument("--no-netns", action="store_true",
-                   help="PostgreSQL: keep the machines in this host's network (default: each machine in its own "
-                   "network namespace, reaching the servers over a veth link)")
+    p.add_argument(
+        "--secure",
+        action="store_true",
+        help="PostgreSQL: TLS and accounts, as `services up` sets them for other machines; each machine "
+        "joins with a bundle and connects with sslmode=verify-full and the CA, MLflow over HTTPS as the "
+        "app account",
+    )
+    p.add_argument(
+        "--no-netns",
+        action="store_true",
+        help="PostgreSQL: keep the machines in this host's network (default: each machine in its own "
+        "network namespace, reaching the servers over a veth link)",
+    )
     args = p.parse_args()
+    if args.secure and args.storage != "postgresql":
+        print(
+            "soak: --secure needs --storage postgresql (the journal and SQLite stores have no servers)", file=sys.stderr
+        )
+        return 2
     if args.storage == "postgresql" and os.geteuid() != 0:
         print("soak: distinct hostnames need root (unshare --uts); run as root", file=sys.stderr)
         return 2
     rng = random.Random(args.seed)
+    interrupt_on_signals()
     work = Path(tempfile.mkdtemp(prefix=f"siamese-soak-{args.storage}-"))
     os.chmod(work, 0o755)
     print(f"soak on {args.storage}: work folder {work}", flush=True)
     spec = work / "soak.yaml"
     spec.write_text(textwrap.dedent(SPEC.format(epochs=args.epochs, seeds=list(range(args.seeds)))))
-    cluster = server = None
+    cluster = server = services = None
+    machines: list[Machine] = []
     network = Network()
     use_netns = args.storage == "postgresql" and not args.no_netns
     started = time.time()
     try:
+        links = [network.add(i) if use_netns else (None, None) for i in range(args.machines)]
         if args.storage == "postgresql":
-            from siamese_bench.infra.services import MlflowServer, PostgresCluster
+            from siamese_bench.infra.services import MlflowServer, PostgresCluster, Services
+            from siamese_bench.infra.services.bundle import write_bundle
 
             bind = "0.0.0.0" if use_netns else "127.0.0.1"
-            cluster = PostgresCluster(services_dir=work / "services", port=free_port(), data_dir=work / "pg",
-                                      host=bind)
-            cluster.up()
-            server = MlflowServer(services_dir=work / "services", port=free_port(),
-                                  backend_store_uri=cluster.url("mlflow"), host=bind)
-            server.up()
+            if args.secure:  # the certificate names each machine's gateway: they verify it (verify-full)
+                services = Services(
+                    work / "services",
+                    pg_port=free_port(),
+                    mlflow_port=free_port(),
+                    host=bind,
+                    tls=True,
+                    auth=True,
+                    addresses=tuple(g for _, g in links if g),
+                    say=lambda m: print(f"  services: {m}", flush=True),
+                )
+                services.up()
+                cluster, server = services.pg, services.mlflow
+                os.environ.update(services.client_env())  # this process (the audit) is a client too
+            else:
+                cluster = PostgresCluster(
+                    services_dir=work / "services", port=free_port(), data_dir=work / "pg", host=bind
+                )
+                cluster.up()
+                server = MlflowServer(
+                    services_dir=work / "services", port=free_port(), backend_store_uri=cluster.url("mlflow"), host=bind
+                )
+                server.up()
             storage, tracking = cluster.url("optuna"), server.url
             kinds = ["worker", "machine", "postgres", "mlflow"]
         else:
             storage, tracking = str(work / "optuna.journal"), f"sqlite:///{work}/mlruns.db"
             kinds = ["worker", "machine"]
-        def sweep_cmd(storage: str, tracking: str) -> list[str]:
-            return [sys.executable, "-m", "siamese_bench", "sweep", str(spec), "--workers", str(args.workers),
-                    "--threads", "1", "--storage", storage, "--tracking-uri", tracking, "--no-progress",
-                    "--heartbeat", str(args.heartbeat), "--grace", str(args.grace), "--outage", "180"]
 
-        machines = []
-        for i in range(args.machines):
-            ns = None
-            cmd = sweep_cmd(storage, tracking)
-            if use_netns:  # the servers' addresses as this machine sees them
-                ns, gateway = network.add(i)
-                cmd = sweep_cmd(storage.replace("@127.0.0.1:", f"@{gateway}:"),
-                                tracking.replace("//127.0.0.1:", f"//{gateway}:"))
-            machines.append(Machine(f"machine-{chr(97 + i)}", cmd, work, args.storage == "postgresql", ns))
+        def sweep_cmd(storage: str | None, tracking: str | None) -> list[str]:
+            where = ["--storage", storage, "--tracking-uri", tracking] if storage else []  # else: the env file's
+            return [
+                sys.executable,
+                "-m",
+                "siamese_bench",
+                "sweep",
+                str(spec),
+                "--workers",
+                str(args.workers),
+                "--threads",
+                "1",
+                *where,
+                "--no-progress",
+                "--heartbeat",
+                str(args.heartbeat),
+                "--grace",
+                str(args.grace),
+                "--outage",
+                "180",
+            ]
+
+        tmp = work / "tmp"  # the sweeps' temporary folders: what a killed one leaves is counted, then removed
+        tmp.mkdir()
+        for i, (ns, gateway) in enumerate(links):
+            name = f"machine-{chr(97 + i)}"
+            if args.secure:  # credentials as a worker machine gets them: a bundle, joined from the machine
+                env_file = services.env_file
+                if use_netns:
+                    bundle = write_bundle(services, work / f"bundle-{name}.json", address=gateway)
+                    env_file = join(ns, bundle, work / name)
+                cmd = sourced(env_file, sweep_cmd(None, None))
+            elif use_netns:  # the servers' addresses as this machine sees them
+                cmd = sweep_cmd(
+                    storage.replace("@127.0.0.1:", f"@{gateway}:"), tracking.replace("//127.0.0.1:", f"//{gateway}:")
+                )
+            else:
+                cmd = sweep_cmd(storage, tracking)
+            machines.append(Machine(name, cmd, work, args.storage == "postgresql", ns, env=clean_env(TMPDIR=str(tmp))))
         for m in machines:
             m.start()
         faults, deaths = Faults(), []
@@ -248,8 +340,14 @@ def main() -> int:
                     # machine's heartbeat check (not the restarted one's PID check) recovers
                     delay = rng.choice([rng.uniform(2, 5), args.grace + rng.uniform(4, 10)])
                     pending_restart[victim.name] = time.time() + delay
-                    deaths.append({"host": victim.name if victim.distinct_host else socket.gethostname(),
-                                   "pid": pid, "at": time.time(), "others_alive": len(alive) - 1})
+                    deaths.append(
+                        {
+                            "host": victim.name if victim.distinct_host else socket.gethostname(),
+                            "pid": pid,
+                            "at": time.time(),
+                            "others_alive": len(alive) - 1,
+                        }
+                    )
                     faults.add("machine", name=victim.name, pid=pid, restart_in=round(delay, 1))
                 elif kind == "worker" and alive:
                     workers = [w for m in alive for w in m.workers()]
@@ -279,17 +377,34 @@ def main() -> int:
                 m.kill()
         audit = audit_study(storage, tracking, spec, deaths)
         audit["machine_exit_codes"] = exit_codes
-        audit.update(storage=args.storage, machines=args.machines, workers=args.workers, netns=use_netns,
-                     faults=dict(Counter(f["kind"] for f in faults.log)), faults_total=len(faults.log),
-                     seconds=round(time.time() - started, 1), grace=args.grace, heartbeat=args.heartbeat,
-                     command=" ".join(["python", "benchmarks/soak.py", *sys.argv[1:]]))
+        audit["temp_dirs_left"] = sorted(p.name for p in tmp.glob("siamese-bench-*"))  # not torch's caches
+        if services is not None:  # every file written, the servers' logs and data included: no password
+            audit["secrets_search"] = search_secrets([work, cluster.data], secrets_of(services.services_dir))
+            audit["ok"] = audit["ok"] and not audit["secrets_search"]["found"]
+        audit.update(
+            storage=args.storage,
+            machines=args.machines,
+            workers=args.workers,
+            netns=use_netns,
+            secure=args.secure,
+            faults=dict(Counter(f["kind"] for f in faults.log)),
+            faults_total=len(faults.log),
+            seconds=round(time.time() - started, 1),
+            grace=args.grace,
+            heartbeat=args.heartbeat,
+            command=" ".join(["python", "benchmarks/soak.py", *sys.argv[1:]]),
+        )
         print_audit(audit)
         args.out.mkdir(parents=True, exist_ok=True)
-        out = args.out / f"soak-{args.storage}.json"
+        out = args.out / f"soak-{args.storage}{'-secure' if args.secure else ''}.json"
         out.write_text(json.dumps(audit, indent=2, default=str))
         print(f"written: {out}")
         return 0 if audit["ok"] else 1
     finally:
+        ignore_interrupts()
+        for m in machines:  # an error or Ctrl-C on the way: no sweep outlives the soak
+            if m.alive():
+                m.kill()
         network.remove()
         if server is not None and not args.keep:
             server.stop()
@@ -313,31 +428,48 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
     points = [(c.id, s) for c in spec.cells() for s in spec.seeds]
     study = optuna.load_study(study_name=spec.name, storage=make_storage(storage_url))
     trials = study.get_trials(deepcopy=False)
-    complete = Counter((t.user_attrs.get("cell"), t.user_attrs.get("seed")) for t in trials
-                       if t.state == TrialState.COMPLETE)
+    complete = Counter(
+        (t.user_attrs.get("cell"), t.user_attrs.get("seed")) for t in trials if t.state == TrialState.COMPLETE
+    )
     client = MlflowClient(tracking)
     exp = client.get_experiment_by_name(spec.name)
     runs = client.search_runs([exp.experiment_id], max_results=5000) if exp else []
     parents = [r for r in runs if r.data.tags.get("role") == "study"]
     children = [r for r in runs if r.data.tags.get("role") != "study"]
-    finished = Counter((r.data.tags.get("cell"), int(r.data.tags.get("seed", -1))) for r in children
-                       if r.info.status == "FINISHED")
-    linked_ok = sum(1 for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("mlflow_run_id")
-                    in {r.info.run_id for r in children if r.info.status == "FINISHED"})
+    finished = Counter(
+        (r.data.tags.get("cell"), int(r.data.tags.get("seed", -1))) for r in children if r.info.status == "FINISHED"
+    )
+    linked_ok = sum(
+        1
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and t.user_attrs.get("mlflow_run_id") in {r.info.run_id for r in children if r.info.status == "FINISHED"}
+    )
     recoveries, paths, detail = [], Counter(), []
     for d in deaths:
         for t in trials:
             a = t.user_attrs
-            if a.get("host") == d["host"] and a.get("pid") == d["pid"] and t.state == TrialState.FAIL \
-                    and t.datetime_complete is not None and "worker process died" not in fail_reason(t):
+            if (
+                a.get("host") == d["host"]
+                and a.get("pid") == d["pid"]
+                and t.state == TrialState.FAIL
+                and t.datetime_complete is not None
+                and "worker process died" not in fail_reason(t)
+            ):
                 seconds = t.datetime_complete.timestamp() - d["at"]  # naive datetimes are local time
                 if seconds < 0:  # failed before the machine died (not by its death)
                     continue
                 path = "heartbeat" if "heartbeat" in fail_reason(t) else "pid"
                 recoveries.append(round(seconds, 1))
                 paths[path] += 1
-                detail.append({"machine": d["host"], "seconds": round(seconds, 1), "found_by": path,
-                               "other_machines_alive": d.get("others_alive")})
+                detail.append(
+                    {
+                        "machine": d["host"],
+                        "seconds": round(seconds, 1),
+                        "found_by": path,
+                        "other_machines_alive": d.get("others_alive"),
+                    }
+                )
     audit = {
         "points_expected": len(points),
         "completed_exactly_once": sum(complete[p] == 1 for p in points),
@@ -362,31 +494,56 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
         "recovery_max_s": max(recoveries) if recoveries else None,
         "audited_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    audit["ok"] = (audit["lost"] == 0 and audit["duplicated"] == 0 and audit["mlflow_running_left"] == 0
-                   and audit["optuna_running_left"] == 0 and audit["mlflow_parent_runs"] == 1
-                   and audit["mlflow_finished_exactly_once"] == len(points)
-                   and audit["mlflow_parent_status"] == ["FINISHED"])
+    audit["ok"] = (
+        audit["lost"] == 0
+        and audit["duplicated"] == 0
+        and audit["mlflow_running_left"] == 0
+        and audit["optuna_running_left"] == 0
+        and audit["mlflow_parent_runs"] == 1
+        and audit["mlflow_finished_exactly_once"] == len(points)
+        and audit["mlflow_parent_status"] == ["FINISHED"]
+    )
     return audit
 
 
 def print_audit(a: dict) -> None:
     where = "each in its own network namespace and hostname" if a.get("netns") else "one network"
-    print(f"\nsoak audit ({a['storage']}, {a['machines']} machines x {a['workers']} workers, {where}, "
-          f"{a['seconds']} s)")
+    secure = ", TLS (verify-full) + MLflow accounts, credentials by services join" if a.get("secure") else ""
+    print(
+        f"\nsoak audit ({a['storage']}{secure}, {a['machines']} machines x {a['workers']} workers, {where}, "
+        f"{a['seconds']} s)"
+    )
     print(f"  faults injected: {a['faults_total']} {a['faults']}")
-    print(f"  points expected {a['points_expected']}: completed exactly once {a['completed_exactly_once']}, "
-          f"duplicated {a['duplicated']}, lost {a['lost']}")
-    print(f"  MLflow: FINISHED child run exactly once for {a['mlflow_finished_exactly_once']} points "
-          f"(duplicated {a['mlflow_finished_duplicated']}), RUNNING left {a['mlflow_running_left']}, "
-          f"parent runs {a['mlflow_parent_runs']} {a['mlflow_parent_status']}, child runs {a['mlflow_child_runs']}")
+    print(
+        f"  points expected {a['points_expected']}: completed exactly once {a['completed_exactly_once']}, "
+        f"duplicated {a['duplicated']}, lost {a['lost']}"
+    )
+    print(
+        f"  MLflow: FINISHED child run exactly once for {a['mlflow_finished_exactly_once']} points "
+        f"(duplicated {a['mlflow_finished_duplicated']}), RUNNING left {a['mlflow_running_left']}, "
+        f"parent runs {a['mlflow_parent_runs']} {a['mlflow_parent_status']}, child runs {a['mlflow_child_runs']}"
+    )
     print(f"  Optuna: trials {a['optuna_trials']}, RUNNING left {a['optuna_running_left']}")
     print(f"  failed trials by reason: {a['failed_trials_by_reason']}")
     if a["recovery_seconds"]:
-        print(f"  machine death -> its trials failed: median {a['recovery_median_s']} s, max {a['recovery_max_s']} s "
-              f"over {len(a['recovery_seconds'])} trials ({a['recovered_by']}; grace {a['grace']} s, heartbeat "
-              f"{a['heartbeat']} s)")
+        print(
+            f"  machine death -> its trials failed: median {a['recovery_median_s']} s, max {a['recovery_max_s']} s "
+            f"over {len(a['recovery_seconds'])} trials ({a['recovered_by']}; grace {a['grace']} s, heartbeat "
+            f"{a['heartbeat']} s)"
+        )
         for r in a["recoveries"]:
             print(f"    {r['machine']}: {r['seconds']} s, found by {r['found_by']}")
+    if a.get("temp_dirs_left"):
+        print(
+            f"  temporary folders the sweeps left (in the soak's TMPDIR, removed with it): "
+            f"{len(a['temp_dirs_left'])} {a['temp_dirs_left'][:4]}"
+        )
+    if "secrets_search" in a:
+        s = a["secrets_search"]
+        print(
+            f"  secrets: {s['secrets']} searched for in {s['files']} files ({s['bytes'] // 1024} KiB) the soak and "
+            f"the servers wrote: {len(s['found'])} found {s['found'][:5] if s['found'] else ''}"
+        )
     print("  RESULT: " + ("OK: 0 lost, 0 duplicated, 0 dangling" if a["ok"] else "FAILED"))
 
 

@@ -40,8 +40,12 @@ class LogEveryStep(SiameseModule):
 
     def training_step(self, batch, batch_idx):
         result = self.objective.step(self.encoder, self.head, batch)
-        self.log_dict(dict(zip(self.objective.stat_names, result.stats, strict=True)), on_step=False,
-                      on_epoch=True, batch_size=result.size)
+        self.log_dict(
+            dict(zip(self.objective.stat_names, result.stats, strict=True)),
+            on_step=False,
+            on_epoch=True,
+            batch_size=result.size,
+        )
         return result.loss
 
 
@@ -51,8 +55,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_siamese(cfg: TrainConfig, data, progress: bool, device: torch.device, log_every_step: bool = False,
-                  host_data: bool = False) -> tuple[float, int]:
+def bench_siamese(
+    cfg: TrainConfig, data, progress: bool, device: torch.device, log_every_step: bool = False, host_data: bool = False
+) -> tuple[float, int]:
     module = build_module(cfg, data.input_shape)
     if log_every_step:
         module.__class__ = LogEveryStep
@@ -102,17 +107,36 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--progress", action="store_true", help="show Lightning's progress bar (as `train` does)")
-    p.add_argument("--log-every-step", action="store_true",
-                   help="also time a module that calls self.log at every step (Lightning's usual way)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="train on the CPU (default) or the first CUDA GPU, with the data moved there once")
-    p.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true",
-                   help="Lightning's precision; the bare loop autocasts to bfloat16 alike")
-    p.add_argument("--matmul-precision", choices=MATMUL_PRECISIONS, default="highest",
-                   help="torch's float32 matmul precision for both loops (high: TF32 on GPUs that have it)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1, as each sweep worker on 2 cores; with 2 threads any other "
-                   "process on a 2-core machine stalls OpenMP and the timings stop meaning anything)")
+    p.add_argument(
+        "--log-every-step",
+        action="store_true",
+        help="also time a module that calls self.log at every step (Lightning's usual way)",
+    )
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="train on the CPU (default) or the first CUDA GPU, with the data moved there once",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("32-true", "bf16-mixed"),
+        default="32-true",
+        help="Lightning's precision; the bare loop autocasts to bfloat16 alike",
+    )
+    p.add_argument(
+        "--matmul-precision",
+        choices=MATMUL_PRECISIONS,
+        default="highest",
+        help="torch's float32 matmul precision for both loops (high: TF32 on GPUs that have it)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1, as each sweep worker on 2 cores; with 2 threads any other "
+        "process on a 2-core machine stalls OpenMP and the timings stop meaning anything)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -124,8 +148,9 @@ def main() -> None:
     # every optimizer step (a bare loop without Lightning imported never has it), for both loops alike
     machine = training_device()
     device = machine if args.device == "cuda" else torch.device("cpu")
-    cfg = TrainConfig(dataset=args.dataset, epochs=args.epochs, precision=args.precision,
-                      matmul_precision=args.matmul_precision)
+    cfg = TrainConfig(
+        dataset=args.dataset, epochs=args.epochs, precision=args.precision, matmul_precision=args.matmul_precision
+    )
     data = load_dataset(cfg.dataset)
     rates: dict[str, list[float]] = {"siamese-bench": [], "bare PyTorch": []}
     if args.log_every_step:
@@ -138,9 +163,14 @@ def main() -> None:
                 if name == "bare PyTorch":
                     seconds, pairs = bench_bare(cfg, data, device)
                 else:
-                    seconds, pairs = bench_siamese(cfg, data, args.progress, device,
-                                                   log_every_step=name == "log every step",
-                                                   host_data=name == "host data")
+                    seconds, pairs = bench_siamese(
+                        cfg,
+                        data,
+                        args.progress,
+                        device,
+                        log_every_step=name == "log every step",
+                        host_data=name == "host data",
+                    )
                 rates[name].append(pairs / seconds)
                 print(f"repeat {r}: {name:<14} {pairs / seconds:>9.0f} pairs/s ({seconds:.1f} s)", flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
@@ -148,8 +178,10 @@ def main() -> None:
     if "log every step" in med:
         print(f"ratio log-every-step / bare: {med['log every step'] / med['bare PyTorch']:.3f}")
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"torch threads {torch.get_num_threads()}"
-    print(f"\ndataset {data.variant}, {cfg.epochs} epochs x {args.repeats} repeats, {where}, precision "
-          f"{cfg.precision}, matmul {cfg.matmul_precision}")
+    print(
+        f"\ndataset {data.variant}, {cfg.epochs} epochs x {args.repeats} repeats, {where}, precision "
+        f"{cfg.precision}, matmul {cfg.matmul_precision}"
+    )
     for k, v in med.items():  # a pair is two images through the encoder
         print(f"median {k:<14} {v:>9.0f} pairs/s {2 * v:>9.0f} images/s")
     if "host data" in med:

@@ -43,8 +43,10 @@ def main() -> None:
             times[n].append(seconds)
             print(f"repeat {r}: {n} worker(s): {seconds:.1f} s for {done} trials", flush=True)
     med = {n: statistics.median(v) for n, v in times.items()}
-    print(f"\nmedian wall time: 1 worker {med[1]:.1f} s, {args.workers} workers {med[args.workers]:.1f} s; "
-          f"speedup {med[1] / med[args.workers]:.2f}x")
+    print(
+        f"\nmedian wall time: 1 worker {med[1]:.1f} s, {args.workers} workers {med[args.workers]:.1f} s; "
+        f"speedup {med[1] / med[args.workers]:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,13 @@ def start_services(tmp_path_factory: pytest.TempPathFactory, **settings) -> Iter
     ports in a temp folder; stopped and the cluster deleted afterwards (`yield from` it in a fixture)."""
     if not pg_installed():
         pytest.skip(NO_PG)
-    services = Services(tmp_path_factory.mktemp("services"), pg_port=free_port(), mlflow_port=free_port(),
-                        say=lambda _: None, **settings)
+    services = Services(
+        tmp_path_factory.mktemp("services"),
+        pg_port=free_port(),
+        mlflow_port=free_port(),
+        say=lambda _: None,
+        **settings,
+    )
     services.pg.destroy()  # same fallback path as a crashed earlier session's: start clean
     try:
         services.up()
@@ -77,8 +82,14 @@ def start_services(tmp_path_factory: pytest.TempPathFactory, **settings) -> Iter
 
 def secrets_of(services: Services) -> dict[str, str]:
     """Every secret the services hold, by file name: what must never show up where a study writes."""
-    names = ("app.password", "pg-mlflow.password", "pg-superuser.password", "mlflow-admin.password",
-             "mlflow-app.password", "mlflow-flask.secret")
+    names = (
+        "app.password",
+        "pg-mlflow.password",
+        "pg-superuser.password",
+        "mlflow-admin.password",
+        "mlflow-app.password",
+        "mlflow-flask.secret",
+    )
     return {n: (services.services_dir / n).read_text().strip() for n in names if (services.services_dir / n).exists()}
 
 
@@ -100,21 +111,39 @@ def write_study(folder: Path, name: str, epochs: int, seeds: list[int]) -> Path:
 
 def sweep_command(spec: Path, *extra: str) -> list[str]:
     """A sweep that takes its storage and tracking server from the environment, as a sourced env file sets them."""
-    return [sys.executable, "-m", "siamese_bench", "sweep", str(spec), "--workers", "1", "--threads", "1",
-            "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "siamese_bench",
+        "sweep",
+        str(spec),
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def trial_states(storage: str, study: str) -> dict[str, int]:
     """How many trials of `study` are in each state, read straight from Optuna's tables (fast enough to poll)."""
     import psycopg2
 
-    with closing(psycopg2.connect(storage.replace("postgresql+psycopg2://", "postgresql://", 1),
-                                  connect_timeout=5)) as conn, conn.cursor() as cur:
+    with (
+        closing(
+            psycopg2.connect(storage.replace("postgresql+psycopg2://", "postgresql://", 1), connect_timeout=5)
+        ) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute("SELECT to_regclass('trials') IS NOT NULL")
         if not cur.fetchone()[0]:
             return {}
-        cur.execute("SELECT t.state::text, count(*) FROM trials t JOIN studies s USING (study_id) "
-                    "WHERE s.study_name = %s GROUP BY t.state", (study,))
+        cur.execute(
+            "SELECT t.state::text, count(*) FROM trials t JOIN studies s USING (study_id) "
+            "WHERE s.study_name = %s GROUP BY t.state",
+            (study,),
+        )
         return dict(cur.fetchall())
 
 

@@ -12,9 +12,13 @@ from siamese_bench import DATASETS, ENCODERS, HEADS, LOSSES, MINERS
 from siamese_bench.core import plugins
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
-EXPECTED = {"product_mlp.py": (HEADS, "product-mlp"), "cosh_loss.py": (LOSSES, "log-cosh-contrastive"),
-            "tiny_cnn.py": (ENCODERS, "tiny-cnn"), "farthest_positive.py": (MINERS, "hard-positive"),
-            "blobs.py": (DATASETS, "blobs")}
+EXPECTED = {
+    "product_mlp.py": (HEADS, "product-mlp"),
+    "cosh_loss.py": (LOSSES, "log-cosh-contrastive"),
+    "tiny_cnn.py": (ENCODERS, "tiny-cnn"),
+    "farthest_positive.py": (MINERS, "hard-positive"),
+    "blobs.py": (DATASETS, "blobs"),
+}
 
 
 def blocks() -> dict[str, str]:
@@ -39,13 +43,16 @@ def test_every_kind_has_an_example_and_each_registers_its_part(loaded):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("changes", [
-    {"head": "product-mlp", "loss": "bce"},
-    {"loss": "log-cosh-contrastive"},
-    {"encoder": "tiny-cnn"},
-    {"loss": "triplet", "triplet_mining": "hard-positive"},
-    {"dataset": "blobs"},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"head": "product-mlp", "loss": "bce"},
+        {"loss": "log-cosh-contrastive"},
+        {"encoder": "tiny-cnn"},
+        {"loss": "triplet", "triplet_mining": "hard-positive"},
+        {"dataset": "blobs"},
+    ],
+)
 def test_each_example_trains(loaded, changes):
     from siamese_bench.core.config import TrainConfig
     from siamese_bench.training.build import check_config

@@ -7,9 +7,31 @@ import sys
 
 import pytest
 
-PUBLIC = ["HEADS", "LOSSES", "ENCODERS", "MINERS", "DATASETS", "AUGMENTATIONS", "OPTIMIZERS", "SCHEDULES",
-          "INITS", "Head", "HeadOutput", "ProbabilisticHead", "Loss", "PairLoss", "LossValue", "Miner",
-          "BatchMiner", "LabelledData", "PairedData", "PairTable", "TrainConfig", "ConfigError", "UserError"]
+PUBLIC = [
+    "HEADS",
+    "LOSSES",
+    "ENCODERS",
+    "MINERS",
+    "DATASETS",
+    "AUGMENTATIONS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "INITS",
+    "Head",
+    "HeadOutput",
+    "ProbabilisticHead",
+    "Loss",
+    "PairLoss",
+    "LossValue",
+    "Miner",
+    "BatchMiner",
+    "LabelledData",
+    "PairedData",
+    "PairTable",
+    "TrainConfig",
+    "ConfigError",
+    "UserError",
+]
 
 
 def test_exactly_these_names_are_public():
@@ -48,6 +70,10 @@ def test_an_unknown_name_is_an_attribute_error():
 
 
 def test_importing_the_package_loads_no_torch():
-    out = subprocess.run([sys.executable, "-c", "import sys, siamese_bench; print('torch' in sys.modules)"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, siamese_bench; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "False"

@@ -14,8 +14,10 @@ def cmd_claims(args: argparse.Namespace) -> int:
     families: dict[str, int] = {}
     for row in claims.rows:
         families[row.holm_family] = families.get(row.holm_family, 0) + 1
-    print(f"{args.file}: {len(claims.rows)} rows in {len(families)} families"
-          + (f", {len(claims.plugins)} plugins" if claims.plugins else ""))
+    print(
+        f"{args.file}: {len(claims.rows)} rows in {len(families)} families"
+        + (f", {len(claims.plugins)} plugins" if claims.plugins else "")
+    )
     for row in claims.rows:
         versus = f" vs {row.versus}" if row.versus else ""
         print(f"  {row.id} [{row.holm_family}]: {row.select}{versus}; {rule_text(row)}")
@@ -23,8 +25,12 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, full: bool) -> None:
-    p = sub.add_parser("claims", help="check a claims file", description="Validate a claims file against its schema "
-                       "(docs/schemas/claims.schema.json): an error names the file, the line and the key.")
+    p = sub.add_parser(
+        "claims",
+        help="check a claims file",
+        description="Validate a claims file against its schema "
+        "(docs/schemas/claims.schema.json): an error names the file, the line and the key.",
+    )
     actions = p.add_subparsers(dest="action", required=True)
     check = actions.add_parser("check", help="validate FILE and list its rows with their rules")
     check.add_argument("file", help="the claims file (YAML)")

@@ -7,17 +7,28 @@ import argparse
 
 def add_tracking_arguments(p: argparse.ArgumentParser, system_metrics: bool = True) -> None:
     g = p.add_argument_group("tracking")
-    g.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
-                   "else sqlite:///./mlruns.db); http://HOST:PORT for a server (make services-up starts one)")
+    g.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+        "else sqlite:///./mlruns.db); http://HOST:PORT for a server (make services-up starts one)",
+    )
     if system_metrics:
-        g.add_argument("--system-metrics", action="store_true",
-                       help="record MLflow's CPU, memory and GPU samples (every 5 s) with each run")
+        g.add_argument(
+            "--system-metrics",
+            action="store_true",
+            help="record MLflow's CPU, memory and GPU samples (every 5 s) with each run",
+        )
 
 
 def add_plugin_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE",
-                   help="load your own heads, losses, encoders, miners or datasets from a Python file or an "
-                   "importable module before anything is checked (repeatable; docs/extending.md)")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="PATH_OR_MODULE",
+        help="load your own heads, losses, encoders, miners or datasets from a Python file or an "
+        "importable module before anything is checked (repeatable; docs/extending.md)",
+    )
 
 
 def load_plugins(args: argparse.Namespace) -> list:

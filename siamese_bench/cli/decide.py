@@ -44,7 +44,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from siamese_bench.decide.plan import make_plan
     from siamese_bench.infra.tracking import Tracker
     from siamese_bench.report.build import build_report
-    from siamese_bench.sweep.runner import available_cores
+    from siamese_bench.sweep.pool import available_cores
     from siamese_bench.sweep.storage import Heartbeats, resolve_storage_url
 
     if args.max_seeds < 3:
@@ -55,17 +55,29 @@ def cmd_decide(args: argparse.Namespace) -> int:
         plan.spec._path = plan.path
     workers = args.workers or available_cores()
     tracker = Tracker(args.tracking_uri, outage=args.outage)
-    engine = Engine(resolve_storage_url(args.storage), tracker, workers, threads=args.threads,
-                    progress=show_progress(args), outage=args.outage,
-                    sweep_options={"heartbeats": Heartbeats(args.heartbeat, args.grace)})
+    engine = Engine(
+        resolve_storage_url(args.storage),
+        tracker,
+        workers,
+        threads=args.threads,
+        progress=show_progress(args),
+        outage=args.outage,
+        sweep_options={"heartbeats": Heartbeats(args.heartbeat, args.grace)},
+    )
     say = (lambda text: None) if args.json else print
     outcome = run(plan, engine, args.max_seeds, args.budget, say=say)
     finish_study(plan, tracker, outcome)
-    report = build_report([plan.spec.name], tracker.uri, Path(args.out), plan.spec.name, claims=plan.rows,
-                          builtin=False, level=outcome.level)
+    report = build_report(
+        [plan.spec.name],
+        tracker.uri,
+        Path(args.out),
+        plan.spec.name,
+        claims=plan.rows,
+        builtin=False,
+        level=outcome.level,
+    )
     if args.json:
-        print(json.dumps({**outcome.summary(), "report": str(report.pdf), "markdown": str(report.markdown)},
-                         indent=1))
+        print(json.dumps({**outcome.summary(), "report": str(report.pdf), "markdown": str(report.markdown)}, indent=1))
         return 0
     print(f"\n{plan.spec.name}: {outcome.rounds} rounds, {outcome.trials} trials, {outcome.seconds / 60:.1f} min")
     for state in outcome.rows:
@@ -75,12 +87,21 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, full: bool) -> None:
-    p = sub.add_parser("decide", help="add seeds until each claim of a claims file is decided",
-                       description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "decide",
+        help="add seeds until each claim of a claims file is decided",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("claims", help="claims file (YAML): base, plugins, rows (docs/claims.md)")
     p.add_argument("--max-seeds", type=int, default=10, help="seeds per cell at most (default %(default)s)")
-    p.add_argument("--budget", type=duration, metavar="DURATION",
-                   help="wall time, e.g. 30m or 2h: no round starts that would end past it")
+    p.add_argument(
+        "--budget",
+        type=duration,
+        metavar="DURATION",
+        help="wall time, e.g. 30m or 2h: no round starts that would end past it",
+    )
     p.add_argument("--name", help="study and report name (default: the file's `name`, else its stem)")
     p.add_argument("--out", default="reports", help="parent folder of the report (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of lines")

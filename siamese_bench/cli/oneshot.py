@@ -10,10 +10,12 @@ from typing import Any
 from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins
 from siamese_bench.core.errors import ConfigError
 
-DESCRIPTION = ("Score trained verification models (MLflow run ids; the run's outputs/model.pt) on the 20 "
-               "official 20-way one-shot runs of all_runs.zip (400 trials): each test image goes to the training "
-               "image with the lowest dissimilarity. Images are resized to the model's input size. The accuracy is "
-               "logged to each run as oneshot/acc (and oneshot/runNN) unless --no-log.")
+DESCRIPTION = (
+    "Score trained verification models (MLflow run ids; the run's outputs/model.pt) on the 20 "
+    "official 20-way one-shot runs of all_runs.zip (400 trials): each test image goes to the training "
+    "image with the lowest dissimilarity. Images are resized to the model's input size. The accuracy is "
+    "logged to each run as oneshot/acc (and oneshot/runNN) unless --no-log."
+)
 
 
 def cmd_oneshot(args: argparse.Namespace) -> int:
@@ -42,19 +44,25 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
     lines = [f"20-way one-shot, {RUNS_ARCHIVE} runs from {archive}"]
     if args.pixels:
         result = score(runs(args.size), pixel_distance)
-        lines.append(f"pixels (nearest neighbour, {args.size} x {args.size}): {result.accuracy:.2%} "
-                     f"({result.correct}/{result.trials})")
+        lines.append(
+            f"pixels (nearest neighbour, {args.size} x {args.size}): {result.accuracy:.2%} "
+            f"({result.correct}/{result.trials})"
+        )
     tracker = Tracker(args.tracking_uri) if args.run_ids else None
     for run_id in args.run_ids:
         assert tracker is not None
         with tempfile.TemporaryDirectory() as tmp:
             cfg, input_shape, module = load_model(tracker.download_artifact(run_id, MODEL_ARTIFACT, Path(tmp)))
         if len(input_shape) != 3 or input_shape[0] != 1 or input_shape[1] != input_shape[2]:
-            raise ConfigError(f"run {run_id}: its model takes inputs of shape {input_shape}, not square "
-                              "grayscale images; one-shot runs need a model trained on images")
+            raise ConfigError(
+                f"run {run_id}: its model takes inputs of shape {input_shape}, not square "
+                "grayscale images; one-shot runs need a model trained on images"
+            )
         result = score(runs(input_shape[-1]), trained_pair(module).ranking)
-        lines.append(f"{run_id} ({cfg.encoder} + {cfg.head} + {cfg.loss} on {cfg.dataset}): "
-                     f"{result.accuracy:.2%} ({result.correct}/{result.trials})")
+        lines.append(
+            f"{run_id} ({cfg.encoder} + {cfg.head} + {cfg.loss} on {cfg.dataset}): "
+            f"{result.accuracy:.2%} ({result.correct}/{result.trials})"
+        )
         if args.per_run:
             lines += [f"    {name}: {acc:.0%}" for name, acc in result.per_run.items()]
         if not args.no_log:  # at the step of the run's final metrics, so the new value is the latest
@@ -64,8 +72,9 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, full: bool) -> None:
-    oneshot = sub.add_parser("oneshot", help="20-way one-shot accuracy of trained models on Omniglot's 20 runs",
-                             description=DESCRIPTION)
+    oneshot = sub.add_parser(
+        "oneshot", help="20-way one-shot accuracy of trained models on Omniglot's 20 runs", description=DESCRIPTION
+    )
     oneshot.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="MLflow run ids of trained models")
     oneshot.add_argument("--runs", help="all_runs.zip (default: $SIAMESE_BENCH_OMNIGLOT_DIR, then datasets/omniglot)")
     oneshot.add_argument("--pixels", action="store_true", help="also score nearest neighbour on raw pixels")

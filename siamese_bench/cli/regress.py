@@ -8,10 +8,12 @@ from typing import Any
 
 from siamese_bench.core.errors import ConfigError
 
-DESCRIPTION = ("Train each check's cell briefly on its check seeds and fail (exit 1) with a table when the mean "
-               "falls outside its calibrated threshold: a 99 % prediction bound for the mean of those seeds, "
-               "from the calibration seeds. The 'detects' column is the drop of the true mean caught with 90 % "
-               "power.")
+DESCRIPTION = (
+    "Train each check's cell briefly on its check seeds and fail (exit 1) with a table when the mean "
+    "falls outside its calibrated threshold: a 99 % prediction bound for the mean of those seeds, "
+    "from the calibration seeds. The 'detects' column is the drop of the true mean caught with 90 % "
+    "power."
+)
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
@@ -35,12 +37,16 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, full: bool) -> None:
-    regress = sub.add_parser("regress", help="quick accuracy checks of the claims against thresholds",
-                             description=DESCRIPTION)
+    regress = sub.add_parser(
+        "regress", help="quick accuracy checks of the claims against thresholds", description=DESCRIPTION
+    )
     regress.add_argument("checks", help="regression-checks file, e.g. benchmarks/regress.yaml")
-    regress.add_argument("--calibrate", action="store_true",
-                         help="measure the calibration seeds and write new thresholds (and what each check "
-                         "detects) into the file; warns about a check that misses its `detect` target or that "
-                         "its `baseline` would pass")
+    regress.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure the calibration seeds and write new thresholds (and what each check "
+        "detects) into the file; warns about a check that misses its `detect` target or that "
+        "its `baseline` would pass",
+    )
     regress.add_argument("--only", metavar="ID[,ID...]", help="with --calibrate: only these checks")
     regress.set_defaults(func=cmd_regress)

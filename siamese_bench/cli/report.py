@@ -32,8 +32,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from siamese_bench.report.claims import load_claim_rows
 
     claims = load_claim_rows(args.claims) if args.claims else None
-    report = build_report(args.studies, resolve_tracking_uri(args.tracking_uri), Path(args.out), args.name,
-                          claims=claims, builtin=not args.no_builtin)
+    report = build_report(
+        args.studies,
+        resolve_tracking_uri(args.tracking_uri),
+        Path(args.out),
+        args.name,
+        claims=claims,
+        builtin=not args.no_builtin,
+    )
     if args.json:
         print(json.dumps(report.summary(), indent=1))
         return 0
@@ -46,15 +52,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def register(sub: Any, full: bool) -> None:
     """Add the `report` subcommand to siamese-bench's subparsers."""
-    p = sub.add_parser("report", help="build the PDF/Markdown report of studies from MLflow",
-                       description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("studies", nargs="+", metavar="STUDY",
-                   help="study names (MLflow experiments written by `siamese-bench sweep`), e.g. mnist")
+    p = sub.add_parser(
+        "report",
+        help="build the PDF/Markdown report of studies from MLflow",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "studies",
+        nargs="+",
+        metavar="STUDY",
+        help="study names (MLflow experiments written by `siamese-bench sweep`), e.g. mnist",
+    )
     p.add_argument("--name", help="report name and folder (default: the first study)")
     p.add_argument("--claims", metavar="FILE", help="a claims file whose rows are judged too (its own Holm families)")
     p.add_argument("--no-builtin", action="store_true", help="only the --claims rows, not the built-in claims")
     p.add_argument("--json", action="store_true", help="print a JSON summary (paths, each row's verdict and p)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI to read (default: $MLFLOW_TRACKING_URI, "
-                   "else sqlite:///./mlruns.db)")
+    p.add_argument(
+        "--tracking-uri", help="MLflow tracking URI to read (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns.db)"
+    )
     p.add_argument("--out", default="reports", help="parent folder of the report folder (default %(default)s)")
     p.set_defaults(func=cmd_report)

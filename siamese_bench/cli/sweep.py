@@ -8,11 +8,13 @@ from typing import Any
 from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins, show_progress
 from siamese_bench.core.errors import ConfigError
 
-DESCRIPTION = ("Run every cell x seed of a study spec once, in parallel worker processes, tracked in MLflow "
-               "(a parent run per study, a child run per trial). Running the same command again resumes: "
-               "finished trials are kept, trials of a killed run are marked failed and re-run. Several sweeps "
-               "of one spec on one storage (PostgreSQL for several machines) share the work: each cell x seed "
-               "is trained once, and a sweep that dies is detected and its points re-run.")
+DESCRIPTION = (
+    "Run every cell x seed of a study spec once, in parallel worker processes, tracked in MLflow "
+    "(a parent run per study, a child run per trial). Running the same command again resumes: "
+    "finished trials are kept, trials of a killed run are marked failed and re-run. Several sweeps "
+    "of one spec on one storage (PostgreSQL for several machines) share the work: each cell x seed "
+    "is trained once, and a sweep that dies is detected and its points re-run."
+)
 
 
 def study_state(summary: Any) -> str:
@@ -35,11 +37,15 @@ def seed_list(text: str) -> list[int]:
 
 def print_dry_run(spec: Any, seeds: list[int]) -> None:
     cells = spec.cells()
-    print(f"study {spec.name}: {len(cells)} cells x {len(seeds)} seeds = {len(cells) * len(seeds)} trials"
-          f"{spec.seeds_note(seeds)}")
+    print(
+        f"study {spec.name}: {len(cells)} cells x {len(seeds)} seeds = {len(cells) * len(seeds)} trials"
+        f"{spec.seeds_note(seeds)}"
+    )
     if spec.tune:
-        print(f"  first, tuning {', '.join(spec.tune.params)}: {len(cells)} cells x "
-              f"{spec.tune.trials_per_cell} trials on seed {spec.tune.seed}, {spec.tune.pruner} pruner")
+        print(
+            f"  first, tuning {', '.join(spec.tune.params)}: {len(cells)} cells x "
+            f"{spec.tune.trials_per_cell} trials on seed {spec.tune.seed}, {spec.tune.pruner} pruner"
+        )
     for cell in cells:
         print(f"  run      {cell.id}")
     for cell, reason in spec.excluded():
@@ -50,7 +56,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from siamese_bench.core import plugins
     from siamese_bench.core.redact import mask_url
     from siamese_bench.infra.tracking import Tracker
-    from siamese_bench.sweep.runner import Sweep, available_cores
+    from siamese_bench.sweep.pool import available_cores
+    from siamese_bench.sweep.runner import Sweep
     from siamese_bench.sweep.spec import load_spec
     from siamese_bench.sweep.storage import Heartbeats, resolve_storage_url
     from siamese_bench.sweep.table import cell_table, format_cell_table, trials_frame
@@ -69,18 +76,32 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     storage = resolve_storage_url(args.storage)
     heartbeats = Heartbeats(args.heartbeat, args.grace)
     tracker = Tracker(args.tracking_uri, system_metrics=args.system_metrics, outage=args.outage)
-    sweep = Sweep(spec, storage, tracker, workers, progress=show_progress(args), heartbeats=heartbeats,
-                  outage=args.outage, threads=args.threads, seeds=seeds, plugin_names=plugins.resolve(args.plugin))
+    sweep = Sweep(
+        spec,
+        storage,
+        tracker,
+        workers,
+        progress=show_progress(args),
+        heartbeats=heartbeats,
+        outage=args.outage,
+        threads=args.threads,
+        seeds=seeds,
+        plugin_names=plugins.resolve(args.plugin),
+    )
     summary = sweep.run()
     study = sweep.grid_study()
     factors = spec.cell_keys()
-    print(f"\nstudy {spec.name} ({mask_url(storage)}): this sweep finished {summary.completed} trials, "
-          f"{summary.failed} failed, {summary.pruned} pruned, {summary.stale} recovered from a dead sweep, "
-          f"{summary.seconds:.0f} s; study {study_state(summary)}")
+    print(
+        f"\nstudy {spec.name} ({mask_url(storage)}): this sweep finished {summary.completed} trials, "
+        f"{summary.failed} failed, {summary.pruned} pruned, {summary.stale} recovered from a dead sweep, "
+        f"{summary.seconds:.0f} s; study {study_state(summary)}"
+    )
     if summary.tune_epochs_budget:
         saved = summary.tune_epochs_budget - summary.tune_epochs_run
-        print(f"tuning: pruning ran {summary.tune_epochs_run} of {summary.tune_epochs_budget} epochs "
-              f"({saved / summary.tune_epochs_budget:.0%} saved)")
+        print(
+            f"tuning: pruning ran {summary.tune_epochs_run} of {summary.tune_epochs_budget} epochs "
+            f"({saved / summary.tune_epochs_budget:.0%} saved)"
+        )
     print(format_cell_table(cell_table(trials_frame(study), factors), factors))
     return 0 if summary.failed == 0 else 1
 
@@ -88,22 +109,44 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     """How a study runs: workers, storage, heartbeats, outages, progress (sweep and decide share these)."""
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
-    p.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers; give 1 "
-                   "when several sweeps share one machine, as oversubscribed cores slow tiny models many times)")
-    p.add_argument("--storage", help="Optuna storage: a journal file path (default ./optuna.journal, "
-                   "or $SIAMESE_BENCH_STORAGE; one machine) or postgresql://USER:PASSWORD@HOST:PORT/DB "
-                   "(several machines: start the same command on each; make services-up starts a server)")
-    p.add_argument("--heartbeat", type=int, default=10, metavar="SECONDS",
-                   help="PostgreSQL storage: how often this sweep records that its trials are alive "
-                   "(default %(default)s)")
-    p.add_argument("--grace", type=int, default=60, metavar="SECONDS",
-                   help="PostgreSQL storage: a trial silent this long belongs to a dead machine; it fails "
-                   "and its point re-runs (default %(default)s; keep it above the longest outage)")
-    p.add_argument("--outage", type=float, default=300, metavar="SECONDS",
-                   help="how long to wait for an unreachable database or tracking server before "
-                   "stopping (default %(default)s); finished trials are kept either way")
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (none either when stderr is not a terminal)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads per worker (default: cores / workers; give 1 "
+        "when several sweeps share one machine, as oversubscribed cores slow tiny models many times)",
+    )
+    p.add_argument(
+        "--storage",
+        help="Optuna storage: a journal file path (default ./optuna.journal, "
+        "or $SIAMESE_BENCH_STORAGE; one machine) or postgresql://USER:PASSWORD@HOST:PORT/DB "
+        "(several machines: start the same command on each; make services-up starts a server)",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=10,
+        metavar="SECONDS",
+        help="PostgreSQL storage: how often this sweep records that its trials are alive (default %(default)s)",
+    )
+    p.add_argument(
+        "--grace",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="PostgreSQL storage: a trial silent this long belongs to a dead machine; it fails "
+        "and its point re-runs (default %(default)s; keep it above the longest outage)",
+    )
+    p.add_argument(
+        "--outage",
+        type=float,
+        default=300,
+        metavar="SECONDS",
+        help="how long to wait for an unreachable database or tracking server before "
+        "stopping (default %(default)s); finished trials are kept either way",
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (none either when stderr is not a terminal)"
+    )
     add_tracking_arguments(p)
     add_plugin_argument(p)
 
@@ -111,9 +154,13 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
 def register(sub: Any, full: bool) -> None:
     sweep = sub.add_parser("sweep", help="run (or resume) an Optuna study from a spec file", description=DESCRIPTION)
     sweep.add_argument("spec", help="study spec (YAML), e.g. benchmarks/mnist.yaml")
-    sweep.add_argument("--seeds", type=seed_list, metavar="S[,S...]",
-                       help="run only these of the spec's seeds (default: all); the study stays one study, "
-                       "so a later sweep with the other seeds, or without --seeds, adds the rest")
+    sweep.add_argument(
+        "--seeds",
+        type=seed_list,
+        metavar="S[,S...]",
+        help="run only these of the spec's seeds (default: all); the study stays one study, "
+        "so a later sweep with the other seeds, or without --seeds, adds the rest",
+    )
     sweep.add_argument("--dry-run", action="store_true", help="list the cells and exclusions, run nothing")
     add_engine_arguments(sweep)
     sweep.set_defaults(func=cmd_sweep)

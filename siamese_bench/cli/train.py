@@ -11,9 +11,11 @@ from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
 
-DESCRIPTION = ("Train one variant, evaluate it on the test split and record the run in MLflow. Prints "
-               "train/val/test accuracy at the sources' fixed rule (d < 0.5), at the validation-chosen "
-               "threshold, and ROC AUC.")
+DESCRIPTION = (
+    "Train one variant, evaluate it on the test split and record the run in MLflow. Prints "
+    "train/val/test accuracy at the sources' fixed rule (d < 0.5), at the validation-chosen "
+    "threshold, and ROC AUC."
+)
 
 
 def _flag(name: str) -> str:
@@ -40,17 +42,27 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         if names is not None:
             help_text = f"one of: {', '.join(names)}" + (f"; {help_text}" if help_text else "")
         if name == "encoder_options":  # KEY=VALUE pairs, parsed by config_from_args
-            g.add_argument(_flag(name), "--encoder-option", "-E", action="append", default=[], metavar="KEY=VALUE",
-                           help=help_text)
+            g.add_argument(
+                _flag(name), "--encoder-option", "-E", action="append", default=[], metavar="KEY=VALUE", help=help_text
+            )
             continue
         kind = field.annotation
         if kind is bool:
-            g.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=default,
-                           help=f"{help_text} (default %(default)s)")
+            g.add_argument(
+                _flag(name),
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=f"{help_text} (default %(default)s)",
+            )
             continue
         cast = next((t for t in (int, float) if t is kind or t in typing.get_args(kind)), str)
-        g.add_argument(_flag(name), type=cast, default=default, metavar=name.split("_")[-1].upper(),
-                       help=f"{help_text} (default %(default)s)" if help_text else "default %(default)s")
+        g.add_argument(
+            _flag(name),
+            type=cast,
+            default=default,
+            metavar=name.split("_")[-1].upper(),
+            help=f"{help_text} (default %(default)s)" if help_text else "default %(default)s",
+        )
 
 
 def _parse_value(text: str) -> Any:
@@ -78,21 +90,29 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def format_result(result: Any) -> str:
     m = result.metrics
-    lines = [f"{result.config.head} + {result.config.loss} on {result.data_variant} "
-             f"(seed {result.config.seed}, {result.config.epochs} epochs, {m['seconds']:.1f} s)",
-             f"model: {result.config.encoder} encoder + {result.config.head} head, {result.n_parameters:,} parameters"]
+    lines = [
+        f"{result.config.head} + {result.config.loss} on {result.data_variant} "
+        f"(seed {result.config.seed}, {result.config.epochs} epochs, {m['seconds']:.1f} s)",
+        f"model: {result.config.encoder} encoder + {result.config.head} head, {result.n_parameters:,} parameters",
+    ]
     lines.append(f"{'split':<8} {'acc@0.5':>8} {'acc@val-thr':>11} {'ROC AUC':>8}")
     for label, stage in (("train", "train_eval"), ("val", "val"), ("test", "test")):
-        lines.append(f"{label:<8} {m.get(stage + '/acc', float('nan')):>8.4f} "
-                     f"{m.get(stage + '/acc_tuned', float('nan')):>11.4f} {m.get(stage + '/auc', float('nan')):>8.4f}")
+        lines.append(
+            f"{label:<8} {m.get(stage + '/acc', float('nan')):>8.4f} "
+            f"{m.get(stage + '/acc_tuned', float('nan')):>11.4f} {m.get(stage + '/auc', float('nan')):>8.4f}"
+        )
     lines.append(f"validation threshold: d < {m.get('val/threshold', float('nan')):.4f}")
     if "retrieval/map_at_r" in m:
-        lines.append(f"retrieval on the test set, by embedding distance: "
-                     f"precision@1 {m['retrieval/precision_at_1']:.4f}, "
-                     f"R-precision {m['retrieval/r_precision']:.4f}, MAP@R {m['retrieval/map_at_r']:.4f}")
+        lines.append(
+            f"retrieval on the test set, by embedding distance: "
+            f"precision@1 {m['retrieval/precision_at_1']:.4f}, "
+            f"R-precision {m['retrieval/r_precision']:.4f}, MAP@R {m['retrieval/map_at_r']:.4f}"
+        )
     if "oneshot/acc" in m:
-        lines.append(f"20-way one-shot (20 official runs): {m['oneshot/acc']:.2%}; "
-                     f"nearest neighbour on pixels {m.get('oneshot_pixels/acc', float('nan')):.2%}")
+        lines.append(
+            f"20-way one-shot (20 official runs): {m['oneshot/acc']:.2%}; "
+            f"nearest neighbour on pixels {m.get('oneshot_pixels/acc', float('nan')):.2%}"
+        )
     if result.collapsed:
         lines.append("COLLAPSED: the embeddings shrank to nearly one point; these numbers are not a model's")
     if result.run_id:
@@ -108,8 +128,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     loaded = load_plugins(args)
     cfg = config_from_args(args)
     tracker = None if args.no_track else Tracker(args.tracking_uri, system_metrics=args.system_metrics)
-    result = run_training(cfg, tracker=tracker, experiment=args.experiment or DEFAULT_EXPERIMENT,
-                          progress=show_progress(args), extra_tags=plugins.tags(loaded))
+    result = run_training(
+        cfg,
+        tracker=tracker,
+        experiment=args.experiment or DEFAULT_EXPERIMENT,
+        progress=show_progress(args),
+        extra_tags=plugins.tags(loaded),
+    )
     print(format_result(result))
     return 0
 
@@ -123,6 +148,7 @@ def register(sub: Any, full: bool) -> None:
     add_plugin_argument(train)
     train.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     train.add_argument("--experiment", help="MLflow experiment name (default siamese-bench-train)")
-    train.add_argument("--no-progress", action="store_true",
-                       help="no progress bar (none either when stderr is not a terminal)")
+    train.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (none either when stderr is not a terminal)"
+    )
     train.set_defaults(func=cmd_train)

@@ -21,8 +21,9 @@ def study_urls(tracking_uri: str, base: str) -> list[str]:
 
     client = MlflowClient(tracking_uri)
     experiments = sorted(client.search_experiments(), key=lambda e: e.name)
-    return [f"{e.name}: {base.rstrip('/')}/#/experiments/{e.experiment_id}/runs"
-            for e in experiments if e.name != "Default"]
+    return [
+        f"{e.name}: {base.rstrip('/')}/#/experiments/{e.experiment_id}/runs" for e in experiments if e.name != "Default"
+    ]
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -38,13 +39,29 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
     print(f"MLflow UI on {uri} at {base} (Ctrl-C stops it)", file=sys.stderr, flush=True)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    return subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
-                            "--port", str(args.port)], env=env)
+    return subprocess.call(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+        ],
+        env=env,
+    )
 
 
 def register(sub: Any, full: bool) -> None:
-    p = sub.add_parser("ui", help="the MLflow UI on the tracking store, and each study's runs view",
-                       description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+    p = sub.add_parser(
+        "ui",
+        help="the MLflow UI on the tracking store, and each study's runs view",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns.db")
     p.add_argument("--host", default="127.0.0.1", help="address the UI listens on (default %(default)s)")
     p.add_argument("--port", type=int, default=5000, help="port (default %(default)s)")

@@ -15,5 +15,7 @@ class ConfigError(UserError, ValueError):
 
 def missing_extra(err: ImportError, extra: str, what: str) -> ConfigError:
     """The one line for an optional part whose package is not installed: name the extra."""
-    return ConfigError(f"{what} needs the package {err.name or 'it imports'}, which is not installed: "
-                       f"pip install 'siamese-bench[{extra}]'")
+    return ConfigError(
+        f"{what} needs the package {err.name or 'it imports'}, which is not installed: "
+        f"pip install 'siamese-bench[{extra}]'"
+    )

@@ -94,8 +94,9 @@ def _load_file(path: Path) -> ModuleType:
         raise ConfigError(f"plugin {path}: line {err.lineno}: syntax error: {err.msg}") from None
     except ImportError as err:
         del sys.modules[name]
-        raise ConfigError(f"plugin {path}: {_where(err, path)}{err}: install what it imports, or fix the "
-                          "import") from None
+        raise ConfigError(
+            f"plugin {path}: {_where(err, path)}{err}: install what it imports, or fix the import"
+        ) from None
     except UserError as err:  # e.g. a name registered twice
         del sys.modules[name]
         raise ConfigError(f"plugin {path}: {_where(err, path)}{err}") from None
@@ -110,8 +111,10 @@ def _load_module(name: str) -> ModuleType:
         return importlib.import_module(name)
     except ModuleNotFoundError as err:
         if err.name and name.startswith(err.name):
-            raise ConfigError(f"plugin {name}: no such module (a file needs a path ending in .py; a module must "
-                              "be importable: installed, or on PYTHONPATH)") from None
+            raise ConfigError(
+                f"plugin {name}: no such module (a file needs a path ending in .py; a module must "
+                "be importable: installed, or on PYTHONPATH)"
+            ) from None
         raise ConfigError(f"plugin {name}: {err}: install what it imports") from None
     except UserError as err:
         raise ConfigError(f"plugin {name}: {err}") from None
@@ -132,8 +135,9 @@ def load(name: str) -> Plugin:
         path = Path(module.__file__ or name).resolve()
         if str(path) in _LOADED:
             return _LOADED[str(path)]
-    plugin = Plugin(module.__name__ if not is_path(name) else path.stem, str(path),
-                    _sha256(path) if path.is_file() else "")
+    plugin = Plugin(
+        module.__name__ if not is_path(name) else path.stem, str(path), _sha256(path) if path.is_file() else ""
+    )
     _LOADED[str(path)] = plugin
     return plugin
 

@@ -8,8 +8,24 @@ Omniglot at its native size first; full sequence sets before subsets.
 
 from __future__ import annotations
 
-RECIPE: dict[str, object] = {"encoder": "mlp", "optimizer": "rmsprop-keras", "init": "keras", "lr": 1e-3,
-                             "batch_size": 128, "epochs": 20}
+RECIPE: dict[str, object] = {
+    "encoder": "mlp",
+    "optimizer": "rmsprop-keras",
+    "init": "keras",
+    "lr": 1e-3,
+    "batch_size": 128,
+    "epochs": 20,
+}
 
-VARIANT_PREFERENCE = ("mnist-full", "mnist-5k", "digits", "omniglot-full-105", "omniglot-full-52",
-                      "omniglot-full-35", "omniglot-full-28", "japanese-vowels", "mnist-full-rows", "mnist-5k-rows")
+VARIANT_PREFERENCE = (
+    "mnist-full",
+    "mnist-5k",
+    "digits",
+    "omniglot-full-105",
+    "omniglot-full-52",
+    "omniglot-full-35",
+    "omniglot-full-28",
+    "japanese-vowels",
+    "mnist-full-rows",
+    "mnist-5k-rows",
+)

@@ -34,8 +34,9 @@ class Registry(Generic[T]):
             if name in self._items:
                 owner = getattr(self._items[name], "__module__", "?") or "?"
                 builtin = " (a built-in)" if owner.startswith("siamese_bench.") else ""
-                raise DuplicateNameError(f"{self.kind} {name!r} is already registered by {owner}{builtin}: "
-                                         "choose another name")
+                raise DuplicateNameError(
+                    f"{self.kind} {name!r} is already registered by {owner}{builtin}: choose another name"
+                )
             self._items[name] = obj
             return obj
 
@@ -49,9 +50,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}"
-            ) from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

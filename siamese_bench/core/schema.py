@@ -31,8 +31,9 @@ class Schema(BaseModel):
     noun: ClassVar[str] = "key"  # what an unknown key is called in messages ("option" for TrainConfig)
 
     @classmethod
-    def parse(cls: type[M], data: Any, where: str = "", lines: Mapping[Loc, int] | None = None,
-              flags: bool = False) -> M:
+    def parse(
+        cls: type[M], data: Any, where: str = "", lines: Mapping[Loc, int] | None = None, flags: bool = False
+    ) -> M:
         """Validate `data`; ConfigError of one line naming `where`, the line and the key (with
         `flags`, a top-level key is named as its command-line flag, --key). Building a model
         directly, Model(...), raises pydantic's own ValidationError instead."""
@@ -91,8 +92,11 @@ def model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
             return None
         if isinstance(part, int) or part not in current.model_fields:
             continue  # a list index or a dict key: the same item class carries on
-        classes = [c for c in _unwrap(current.model_fields[part].annotation)
-                   if isinstance(c, type) and issubclass(c, BaseModel)]
+        classes = [
+            c
+            for c in _unwrap(current.model_fields[part].annotation)
+            if isinstance(c, type) and issubclass(c, BaseModel)
+        ]
         current = classes[0] if classes else None
     return current
 
@@ -102,8 +106,13 @@ def _got(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def describe(err: ValidationError, model: type[BaseModel], where: str = "",
-             lines: Mapping[Loc, int] | None = None, flags: bool = False) -> str:
+def describe(
+    err: ValidationError,
+    model: type[BaseModel],
+    where: str = "",
+    lines: Mapping[Loc, int] | None = None,
+    flags: bool = False,
+) -> str:
     """One line for the first problem of a ValidationError (unknown keys of one mapping together)."""
     errors = err.errors(include_url=False)
     first = errors[0]
@@ -113,8 +122,9 @@ def describe(err: ValidationError, model: type[BaseModel], where: str = "",
     prefix += f"line {line}: " if line else ""
     if first["type"] == "extra_forbidden":
         parent = loc[:-1]
-        unknown = sorted(str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden"
-                         and tuple(e["loc"][:-1]) == parent)
+        unknown = sorted(
+            str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden" and tuple(e["loc"][:-1]) == parent
+        )
         owner = model_at(model, parent)
         noun = getattr(owner, "noun", "key") if owner else "key"
         valid = f"; valid: {', '.join(sorted(owner.model_fields))}" if owner else ""

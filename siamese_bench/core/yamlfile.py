@@ -29,8 +29,10 @@ def _yaml_error(path: Path, what: str, err: yaml.YAMLError) -> ConfigError:
     if isinstance(err, yaml.constructor.ConstructorError):
         where = f"line {mark.line + 1}" if mark else "somewhere"
         tag = (err.problem or "").split("tag", 1)[-1].strip(" '")
-        return ConfigError(f"{path}: {where}: the tag {tag!r} is not allowed: a {what} is plain data "
-                           "(read with YAML's safe loader, which builds no Python objects)")
+        return ConfigError(
+            f"{path}: {where}: the tag {tag!r} is not allowed: a {what} is plain data "
+            "(read with YAML's safe loader, which builds no Python objects)"
+        )
     where = f"line {mark.line + 1}: " if mark else ""
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
     return ConfigError(f"{path}: {where}not valid YAML: {problem}")

@@ -89,9 +89,7 @@ def data_home() -> Path:
     return Path(cache) / "siamese-bench"
 
 
-def stratified_split(
-    y: torch.Tensor, fraction: float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(y: torch.Tensor, fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (keep, held_out) with `fraction` of every class held out."""
     keep, held = [], []
     for c in torch.unique(y):
@@ -103,9 +101,7 @@ def stratified_split(
     return torch.cat(keep).sort().values, torch.cat(held).sort().values
 
 
-def class_split(
-    y: torch.Tensor, fraction: float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+def class_split(y: torch.Tensor, fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (keep, held_out) with a seeded `fraction` of the classes (at least one, never
     all) held out whole."""
     classes = torch.unique(y)

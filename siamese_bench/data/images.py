@@ -92,8 +92,15 @@ def load_mnist() -> LabelledData:
     )
     subset = load_mnist_5k()
     assert isinstance(subset, LabelledData), "the registry types loaders as any dataset; mnist-5k is labelled images"
-    return LabelledData("mnist", subset.variant, subset.x_train, subset.y_train, subset.x_test, subset.y_test,
-                        subset.source + " (fallback: full MNIST unavailable)")
+    return LabelledData(
+        "mnist",
+        subset.variant,
+        subset.x_train,
+        subset.y_train,
+        subset.x_test,
+        subset.y_test,
+        subset.source + " (fallback: full MNIST unavailable)",
+    )
 
 
 def _fixed_split(name: str, x: torch.Tensor, y: torch.Tensor, source: str) -> LabelledData:

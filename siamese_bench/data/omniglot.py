@@ -85,8 +85,9 @@ def verified(path: Path) -> Path:
     if not path.is_file():
         raise OmniglotUnavailable(f"{path}: not found")
     raw = path.read_bytes()
-    if hashlib.sha256(raw).hexdigest() != SHA256.get(path.name) and \
-            hashlib.md5(raw).hexdigest() != OFFICIAL_MD5.get(path.name):
+    if hashlib.sha256(raw).hexdigest() != SHA256.get(path.name) and hashlib.md5(raw).hexdigest() != OFFICIAL_MD5.get(
+        path.name
+    ):
         raise OmniglotUnavailable(f"{path}: checksum mismatch (expected sha256 {SHA256.get(path.name)})")
     return path
 
@@ -108,8 +109,7 @@ def download_archive(name: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".part")
     base = RUNS_URL if name == "all_runs.zip" else DOWNLOAD_URL
-    with urllib.request.urlopen(base + name, timeout=DOWNLOAD_TIMEOUT) as response, \
-            open(partial, "wb") as out:
+    with urllib.request.urlopen(base + name, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:
         shutil.copyfileobj(response, out)
     partial.replace(target)
     return verified(target)
@@ -132,14 +132,24 @@ def read_archive(path: str) -> Glyphs:
     cache = _cache_file(path)
     if cache.is_file():
         with np.load(cache) as z:
-            return Glyphs(torch.from_numpy(z["images"]), torch.from_numpy(z["alphabet"]),
-                          torch.from_numpy(z["character"]), tuple(z["alphabets"].tolist()), path)
+            return Glyphs(
+                torch.from_numpy(z["images"]),
+                torch.from_numpy(z["alphabet"]),
+                torch.from_numpy(z["character"]),
+                tuple(z["alphabets"].tolist()),
+                path,
+            )
     glyphs = _decode_archive(path)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(cache.stem + f".{os.getpid()}.part.npz")
-        np.savez(partial, images=glyphs.images.numpy(), alphabet=glyphs.alphabet.numpy(),
-                 character=glyphs.character.numpy(), alphabets=np.array(glyphs.alphabets))
+        np.savez(
+            partial,
+            images=glyphs.images.numpy(),
+            alphabet=glyphs.alphabet.numpy(),
+            character=glyphs.character.numpy(),
+            alphabets=np.array(glyphs.alphabets),
+        )
         partial.replace(cache)
     except OSError as err:  # a read-only data folder: work without the cache
         log.info("Omniglot: not caching decoded images (%s)", err)
@@ -164,8 +174,13 @@ def _decode_archive(path: str) -> Glyphs:
     alphabets = tuple(sorted(set(alphabet_names)))
     characters = sorted(set(character_names))
     a_id, c_id = {a: i for i, a in enumerate(alphabets)}, {c: i for i, c in enumerate(characters)}
-    return Glyphs(torch.from_numpy(images), torch.tensor([a_id[a] for a in alphabet_names]),
-                  torch.tensor([c_id[c] for c in character_names]), alphabets, path)
+    return Glyphs(
+        torch.from_numpy(images),
+        torch.tensor([a_id[a] for a in alphabet_names]),
+        torch.tensor([c_id[c] for c in character_names]),
+        alphabets,
+        path,
+    )
 
 
 def to_float(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -213,9 +228,12 @@ def _load_archives(folders: tuple[Path, ...]) -> tuple[Glyphs, Glyphs, str]:
         return read_archive(str(paths[0])), read_archive(str(paths[1])), "omniglot-full"
     except Exception as err:  # noqa: BLE001  (any download failure means: fall back)
         problems.append(f"download from {DOWNLOAD_URL}: {type(err).__name__}: {err}")
-    log.warning("!!! FULL OMNIGLOT NOT AVAILABLE -- FALLING BACK to Lake's two 5-alphabet background "
-                "sets (train = small1, test = small2). Set SIAMESE_BENCH_OMNIGLOT_DIR to a folder with "
-                "images_background.zip and images_evaluation.zip. Tried: %s", "; ".join(problems))
+    log.warning(
+        "!!! FULL OMNIGLOT NOT AVAILABLE -- FALLING BACK to Lake's two 5-alphabet background "
+        "sets (train = small1, test = small2). Set SIAMESE_BENCH_OMNIGLOT_DIR to a folder with "
+        "images_background.zip and images_evaluation.zip. Tried: %s",
+        "; ".join(problems),
+    )
     try:
         paths = [find_archive(name, folders) for name in SMALL]
     except OmniglotUnavailable as err:
@@ -235,8 +253,17 @@ def _view(name: str, argument: str, label: str, evaluations: tuple[str, ...] = (
     source = f"{train.path} + {test.path}"
     if variant == "omniglot-small":
         source += " (fallback: full Omniglot unavailable)"
-    return LabelledData(name, f"{variant}-{size}", x_train, y_train, x_test, y_test, source=source,
-                        holdout="classes", evaluations=evaluations)
+    return LabelledData(
+        name,
+        f"{variant}-{size}",
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        source=source,
+        holdout="classes",
+        evaluations=evaluations,
+    )
 
 
 @DATASETS.register("omniglot")

@@ -69,8 +69,15 @@ def load_japanese_vowels() -> LabelledData:
         parts[split] = (x, torch.from_numpy(np.asarray(labels).astype(np.int64) - 1))
     (x_train, y_train), (x_test, y_test) = parts["TRAIN"], parts["TEST"]
     x_train, x_test = standardise(x_train, x_test)
-    return LabelledData("japanese-vowels", "japanese-vowels", x_train, y_train, x_test, y_test,
-                     f"aeon {aeon.__version__}: aeon.datasets.load_japanese_vowels (bundled .ts files)")
+    return LabelledData(
+        "japanese-vowels",
+        "japanese-vowels",
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        f"aeon {aeon.__version__}: aeon.datasets.load_japanese_vowels (bundled .ts files)",
+    )
 
 
 def _rows(name: str, images: LabelledData | PairedData) -> LabelledData:
@@ -81,8 +88,15 @@ def _rows(name: str, images: LabelledData | PairedData) -> LabelledData:
         rows = x.squeeze(1)  # (N, 28, 28): step = image row
         return torch.cat([rows, torch.ones(*rows.shape[:2], 1)], dim=-1)
 
-    return LabelledData(name, f"{images.variant}-rows", seq(images.x_train), images.y_train, seq(images.x_test),
-                     images.y_test, f"{images.source} (rows as 28 steps of 28 pixels)")
+    return LabelledData(
+        name,
+        f"{images.variant}-rows",
+        seq(images.x_train),
+        images.y_train,
+        seq(images.x_test),
+        images.y_test,
+        f"{images.source} (rows as 28 steps of 28 pixels)",
+    )
 
 
 @DATASETS.register("mnist-rows")

@@ -51,8 +51,9 @@ class PairedData:
     @cached_property
     def digest(self) -> str:
         """Computed once per loaded dataset (a sweep worker trains many runs on one)."""
-        return tensor_digest(self.train.left, self.train.right, self.train.y,
-                             self.test.left, self.test.right, self.test.y)
+        return tensor_digest(
+            self.train.left, self.train.right, self.train.y, self.test.left, self.test.right, self.test.y
+        )
 
 
 def _header(path: Path, header: list[str]) -> tuple[int, int]:
@@ -62,21 +63,28 @@ def _header(path: Path, header: list[str]) -> tuple[int, int]:
     if not label_at:
         raise CSVFormatError(f"{path}: line 1: no '{LABEL_COLUMN}' column (expected v0..v(2k-1) and '{LABEL_COLUMN}')")
     if len(label_at) > 1:
-        raise CSVFormatError(f"{path}: line 1: more than one '{LABEL_COLUMN}' column (columns {label_at[0] + 1} "
-                             f"and {label_at[1] + 1})")
+        raise CSVFormatError(
+            f"{path}: line 1: more than one '{LABEL_COLUMN}' column (columns {label_at[0] + 1} and {label_at[1] + 1})"
+        )
     vectors = [(i, n) for i, n in enumerate(names) if i != label_at[0]]
     for expected, (i, n) in enumerate(vectors):
         if not VECTOR_COLUMN.match(n):
-            raise CSVFormatError(f"{path}: line 1, column {i + 1}: unexpected column {n!r} "
-                                 f"(only v0..v(2k-1) and '{LABEL_COLUMN}' are allowed)")
+            raise CSVFormatError(
+                f"{path}: line 1, column {i + 1}: unexpected column {n!r} "
+                f"(only v0..v(2k-1) and '{LABEL_COLUMN}' are allowed)"
+            )
         if n != f"v{expected}":
-            raise CSVFormatError(f"{path}: line 1, column {i + 1}: header {n!r} where 'v{expected}' was expected "
-                                 "(vector columns must be v0, v1, ... in order)")
+            raise CSVFormatError(
+                f"{path}: line 1, column {i + 1}: header {n!r} where 'v{expected}' was expected "
+                "(vector columns must be v0, v1, ... in order)"
+            )
     if not vectors:
         raise CSVFormatError(f"{path}: line 1: no vector columns v0..v(2k-1)")
     if len(vectors) % 2:
-        raise CSVFormatError(f"{path}: line 1: odd number of vector columns ({len(vectors)}): the left and "
-                             "right vectors must have the same length")
+        raise CSVFormatError(
+            f"{path}: line 1: odd number of vector columns ({len(vectors)}): the left and "
+            "right vectors must have the same length"
+        )
     return len(vectors) // 2, label_at[0]
 
 
@@ -124,8 +132,9 @@ def read_pairs_csv(path: str | Path) -> PairTable:
         raise CSVFormatError(f"{path}: no data rows after the header")
     y = torch.tensor(labels)
     if y.min() == y.max():
-        raise CSVFormatError(f"{path}: every row has class {int(y[0])}: a verification set needs both "
-                             "same (1) and different (0) pairs")
+        raise CSVFormatError(
+            f"{path}: every row has class {int(y[0])}: a verification set needs both same (1) and different (0) pairs"
+        )
     x = torch.tensor(values, dtype=torch.float32)  # (N, 2k)
     return PairTable(x[:, :k].contiguous(), x[:, k:].contiguous(), y)
 
@@ -138,8 +147,9 @@ def load_csv_pairs(argument: str) -> PairedData:
         raise CSVFormatError(f"dataset 'csv:{argument}': expected csv:TRAIN.csv,TEST.csv")
     train, test = (read_pairs_csv(p) for p in parts)
     if train.left.shape[1] != test.left.shape[1]:
-        raise CSVFormatError(f"{parts[1]}: vectors of {test.left.shape[1]} values, but {parts[0]} has "
-                             f"{train.left.shape[1]}")
+        raise CSVFormatError(
+            f"{parts[1]}: vectors of {test.left.shape[1]} values, but {parts[0]} has {train.left.shape[1]}"
+        )
     return PairedData(f"csv:{argument}", "csv", train, test, f"{parts[0]} + {parts[1]}")
 
 

@@ -48,10 +48,16 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
 
     def summary(self) -> dict[str, object]:
-        return {"rounds": self.rounds, "trials": self.trials, "seconds": round(self.seconds, 1),
-                "interval_level": self.level,
-                "rows": [{"id": r.id, "verdict": r.verdict, "seeds": r.seeds, "stopped": r.why,
-                          "projected_seeds": r.projected} for r in self.rows]}
+        return {
+            "rounds": self.rounds,
+            "trials": self.trials,
+            "seconds": round(self.seconds, 1),
+            "interval_level": self.level,
+            "rows": [
+                {"id": r.id, "verdict": r.verdict, "seeds": r.seeds, "stopped": r.why, "projected_seeds": r.projected}
+                for r in self.rows
+            ],
+        }
 
 
 @dataclass
@@ -72,8 +78,14 @@ def _judge(plan: Plan, tracking_uri: str, level: float) -> list[Finding]:
     return findings(studies, plan.rows, level)
 
 
-def _next_targets(plan: Plan, found: dict[str, Finding], states: dict[str, RowState], seeds: dict[str, int],
-                  max_seeds: int, per_look: float) -> dict[str, int]:
+def _next_targets(
+    plan: Plan,
+    found: dict[str, Finding],
+    states: dict[str, RowState],
+    seeds: dict[str, int],
+    max_seeds: int,
+    per_look: float,
+) -> dict[str, int]:
     """Seeds each cell should have after the next round. An open row's cells grow towards its
     projection, but at most doubling per round: three seeds estimate a spread poorly, so each
     round refines the projection before more seeds are spent on it."""
@@ -92,9 +104,11 @@ def _next_targets(plan: Plan, found: dict[str, Finding], states: dict[str, RowSt
             state.why = f"not decidable within --max-seeds {max_seeds} (its mean sits on a boundary)"
             continue
         if projected > max_seeds:
-            state.why = (f"not decidable within --max-seeds {max_seeds} (needs "
-                         + ("more than 1,000" if projected == BEYOND else f"about {int(projected)}")
-                         + " seeds at the spread seen)")
+            state.why = (
+                f"not decidable within --max-seeds {max_seeds} (needs "
+                + ("more than 1,000" if projected == BEYOND else f"about {int(projected)}")
+                + " seeds at the spread seen)"
+            )
             continue
         state.why = "open"
         for cell in plan.cells_of[row.id]:
@@ -104,6 +118,7 @@ def _next_targets(plan: Plan, found: dict[str, Finding], states: dict[str, RowSt
 
 def _fit(grow: dict[str, int], seeds: dict[str, int], per_trial: float, workers: int, left: float) -> dict[str, int]:
     """The round shrunk to what `left` seconds hold (at least one seed more per cell), or {}."""
+
     def cost(g: dict[str, int]) -> float:
         return per_trial * sum(n - seeds[c] for c, n in g.items()) / max(1, workers)
 
@@ -115,8 +130,9 @@ def _fit(grow: dict[str, int], seeds: dict[str, int], per_trial: float, workers:
     return grow
 
 
-def run(plan: Plan, engine: Engine, max_seeds: int, budget: float | None = None,
-        say: Callable[[str], None] = print) -> Outcome:
+def run(
+    plan: Plan, engine: Engine, max_seeds: int, budget: float | None = None, say: Callable[[str], None] = print
+) -> Outcome:
     """Rounds until every row is settled; returns each row's verdict, seeds and why it stopped."""
     started = time.monotonic()
     per_look = nominal_alpha(max_seeds)
@@ -125,14 +141,25 @@ def run(plan: Plan, engine: Engine, max_seeds: int, budget: float | None = None,
     seeds = {c: min(FIRST_LOOK, max_seeds) for c in cells}
     states = {row.id: RowState(row.id) for row in plan.rows}
     rounds, found_list, trial_seconds = 0, [], []
-    say(f"decide {plan.spec.name}: {len(plan.rows)} rows, {len(cells)} cells; each look reads "
-        f"{level * 100:.4g} % intervals (per-look one-sided level {per_look:.4f}, {max_seeds} seeds at most)")
+    say(
+        f"decide {plan.spec.name}: {len(plan.rows)} rows, {len(cells)} cells; each look reads "
+        f"{level * 100:.4g} % intervals (per-look one-sided level {per_look:.4f}, {max_seeds} seeds at most)"
+    )
     while True:
         points: list[Point] = [(c, s) for c in cells for s in range(seeds[c])]
         round_started = time.monotonic()
-        summary = Sweep(plan.spec, engine.storage_url, engine.tracker, engine.workers, progress=engine.progress,
-                        outage=engine.outage, threads=engine.threads, points=points,
-                        plugin_names=plan.plugins, **engine.sweep_options).run()
+        summary = Sweep(
+            plan.spec,
+            engine.storage_url,
+            engine.tracker,
+            engine.workers,
+            progress=engine.progress,
+            outage=engine.outage,
+            threads=engine.threads,
+            points=points,
+            plugin_names=plan.plugins,
+            **engine.sweep_options,
+        ).run()
         rounds += 1
         if summary.completed:
             trial_seconds.append((time.monotonic() - round_started) * engine.workers / summary.completed)
@@ -158,8 +185,10 @@ def run(plan: Plan, engine: Engine, max_seeds: int, budget: float | None = None,
             if not grow:
                 for state in states.values():
                     if state.why == "open":
-                        state.why = (f"--budget {budget / 60:g} min reached ({elapsed / 60:.1f} min spent; one more "
-                                     f"seed per open cell would take about {per_trial / 60:.1f} min per trial)")
+                        state.why = (
+                            f"--budget {budget / 60:g} min reached ({elapsed / 60:.1f} min spent; one more "
+                            f"seed per open cell would take about {per_trial / 60:.1f} min per trial)"
+                        )
                 break
         seeds.update(grow)
     trials = sum(seeds.values())
@@ -172,8 +201,11 @@ def finish_study(plan: Plan, tracker: Tracker, outcome: Outcome) -> None:
     if experiment is None:
         return
     for parent in tracker.search_runs(experiment, "tags.role = 'study'"):
-        tags = {"decide_rounds": str(outcome.rounds), "decide_trials": str(outcome.trials),
-                "decide_level": f"{outcome.level:.6f}"}
+        tags = {
+            "decide_rounds": str(outcome.rounds),
+            "decide_trials": str(outcome.trials),
+            "decide_level": f"{outcome.level:.6f}",
+        }
         tracker.set_tags(parent.info.run_id, tags)
         if parent.info.status != "FINISHED":
             tracker.set_status(parent.info.run_id, "FINISHED")
@@ -183,4 +215,3 @@ def line(state: RowState) -> str:
     seeds = f"{state.seeds} seeds" if state.seeds else "no run"
     projected = "" if state.projected is None or state.verdict != INCONCLUSIVE else f", projected {state.projected}"
     return f"{state.id}: {state.verdict} ({seeds}{projected}); {state.why}"
-

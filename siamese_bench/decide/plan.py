@@ -66,8 +66,16 @@ def make_plan(path: str | Path, max_seeds: int, extra_plugins: list[str] | None 
         if "variants" not in row.model_fields_set:
             row = row.model_copy(update={"variants": ANY_VARIANT})
         rows.append(row)
-    spec = StudySpec.parse({"name": claims.name or path.stem, "description": claims.notes,
-                            "base": base.model_dump(), "include": list(cells.values()),
-                            "seeds": list(range(max_seeds)), "plugins": names}, str(path))
+    spec = StudySpec.parse(
+        {
+            "name": claims.name or path.stem,
+            "description": claims.notes,
+            "base": base.model_dump(),
+            "include": list(cells.values()),
+            "seeds": list(range(max_seeds)),
+            "plugins": names,
+        },
+        str(path),
+    )
     spec._path = path
     return Plan(path, spec, rows, cells_of, names)

@@ -12,8 +12,13 @@ from siamese_bench.report.findings import RULE_METRIC, Finding
 from siamese_bench.report.rules import CHANCE_HIGH, CHANCE_LOW, LEARNS_AUC, ONESHOT_BAR, WORKS_ACC
 from siamese_bench.report.stats import Interval
 
-BARS = {"works": [WORKS_ACC], "oneshot": [ONESHOT_BAR], "learns": [LEARNS_AUC], "above-chance": [CHANCE_HIGH],
-        "chance": []}
+BARS = {
+    "works": [WORKS_ACC],
+    "oneshot": [ONESHOT_BAR],
+    "learns": [LEARNS_AUC],
+    "above-chance": [CHANCE_HIGH],
+    "chance": [],
+}
 
 
 def row_interval(f: Finding) -> Interval | None:

@@ -40,8 +40,9 @@ def accuracy_at(d: torch.Tensor, y: torch.Tensor, threshold: float) -> float:
     return float(binary_accuracy((d.detach().double().cpu() < threshold).long(), y.detach().cpu().long()))
 
 
-def pair_metrics(d: torch.Tensor, y: torch.Tensor, tuned_threshold: float | None = None,
-                 ranking: torch.Tensor | None = None) -> dict[str, float]:
+def pair_metrics(
+    d: torch.Tensor, y: torch.Tensor, tuned_threshold: float | None = None, ranking: torch.Tensor | None = None
+) -> dict[str, float]:
     """acc (fixed rule d < 0.5), auc, and acc_tuned at `tuned_threshold` (own best cut when None).
 
     AUC and the tuned cut use `ranking` (lower = more alike) when given: a probabilistic head's

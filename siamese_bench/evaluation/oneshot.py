@@ -45,8 +45,11 @@ class OneShotResult:
         return self.correct / self.trials
 
     def metrics(self, prefix: str = "oneshot/") -> dict[str, float]:
-        return {f"{prefix}acc": self.accuracy, f"{prefix}trials": float(self.trials),
-                **{f"{prefix}{name}": acc for name, acc in self.per_run.items()}}
+        return {
+            f"{prefix}acc": self.accuracy,
+            f"{prefix}trials": float(self.trials),
+            **{f"{prefix}{name}": acc for name, acc in self.per_run.items()},
+        }
 
 
 def score(runs: Sequence[OneShotTask], dissimilarity: Dissimilarity) -> OneShotResult:

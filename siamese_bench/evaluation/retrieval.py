@@ -55,5 +55,8 @@ def retrieval_metrics(embeddings: torch.Tensor, labels: torch.Tensor) -> dict[st
         queries += int(valid.sum())
     if queries == 0:
         return {}
-    return {"retrieval/precision_at_1": hits_1 / queries, "retrieval/r_precision": r_prec / queries,
-            "retrieval/map_at_r": map_r / queries}
+    return {
+        "retrieval/precision_at_1": hits_1 / queries,
+        "retrieval/r_precision": r_prec / queries,
+        "retrieval/map_at_r": map_r / queries,
+    }

@@ -18,20 +18,44 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _TRANSIENT_TEXT = (
-    "connection refused", "could not connect", "server closed the connection", "connection reset",
-    "connection aborted", "terminating connection", "the database system is starting up",
-    "the database system is shutting down", "the database system is in recovery mode", "broken pipe",
-    "max retries exceeded", "temporarily unavailable", "timed out", "ssl syscall error", "eof detected",
-    "cannot connect", "connection was closed", "remote end closed", "bad gateway", "service unavailable",
-    "response ended prematurely", "connection to server", "consuming input failed", "no connection to the server",
+    "connection refused",
+    "could not connect",
+    "server closed the connection",
+    "connection reset",
+    "connection aborted",
+    "terminating connection",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "broken pipe",
+    "max retries exceeded",
+    "temporarily unavailable",
+    "timed out",
+    "ssl syscall error",
+    "eof detected",
+    "cannot connect",
+    "connection was closed",
+    "remote end closed",
+    "bad gateway",
+    "service unavailable",
+    "response ended prematurely",
+    "connection to server",
+    "consuming input failed",
+    "no connection to the server",
     "database is locked",  # SQLite with several writers (a journal study shared by sweeps on one machine)
 )
 
 
 # errors that waiting will not mend, even when their text also matches a transient one ("connection to server ...")
 _LASTING_TEXT = (
-    "password authentication failed", "does not exist", "no pg_hba.conf entry", "permission denied for database",
-    "certificate verify failed", "does not match host name", "root certificate file", "not authenticated",
+    "password authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "permission denied for database",
+    "certificate verify failed",
+    "does not match host name",
+    "root certificate file",
+    "not authenticated",
 )
 
 
@@ -92,12 +116,15 @@ class Retrier:
                     raise
                 waited = time.monotonic() - started
                 if waited >= self.outage:
-                    raise StorageUnavailable(f"{what}: still unreachable after {waited:.0f} s "
-                                             f"({type(err).__name__}); the study stopped, rerun the same command "
-                                             "to resume once the server is back") from None
+                    raise StorageUnavailable(
+                        f"{what}: still unreachable after {waited:.0f} s "
+                        f"({type(err).__name__}); the study stopped, rerun the same command "
+                        "to resume once the server is back"
+                    ) from None
                 if not warned:
-                    log.warning("%s: server unreachable (%s), retrying for up to %.0f s", what, type(err).__name__,
-                                self.outage)
+                    log.warning(
+                        "%s: server unreachable (%s), retrying for up to %.0f s", what, type(err).__name__, self.outage
+                    )
                     warned = True
                 self.retries += 1
                 time.sleep(pause)

@@ -11,8 +11,14 @@ from typing import Any
 
 class RunTracker(ABC):
     @abstractmethod
-    def start_run(self, experiment: str, run_name: str, params: dict[str, Any], tags: dict[str, str],
-                  parent_run_id: str | None = None) -> str:
+    def start_run(
+        self,
+        experiment: str,
+        run_name: str,
+        params: dict[str, Any],
+        tags: dict[str, str],
+        parent_run_id: str | None = None,
+    ) -> str:
         """Open a run; returns its id."""
 
     @abstractmethod

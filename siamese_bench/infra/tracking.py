@@ -99,20 +99,31 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
     verify, auth = _tls_verify(), _credentials()
     try:  # verify on each request: a Session's would lose to $REQUESTS_CA_BUNDLE
         requests.get(base + "/health", timeout=timeout, verify=verify).raise_for_status()
-        resp = requests.get(base + "/api/2.0/mlflow/experiments/search", params={"max_results": 1}, auth=auth,
-                            timeout=timeout, verify=verify)
+        resp = requests.get(
+            base + "/api/2.0/mlflow/experiments/search",
+            params={"max_results": 1},
+            auth=auth,
+            timeout=timeout,
+            verify=verify,
+        )
     except requests.exceptions.SSLError:
-        raise TrackingError(f"tracking server {where}: its TLS certificate is not trusted here: set "
-                            "MLFLOW_TRACKING_SERVER_CERT_PATH to the services' CA file (source .services/env; other "
-                            "machines: siamese-bench services join BUNDLE)") from None
+        raise TrackingError(
+            f"tracking server {where}: its TLS certificate is not trusted here: set "
+            "MLFLOW_TRACKING_SERVER_CERT_PATH to the services' CA file (source .services/env; other "
+            "machines: siamese-bench services join BUNDLE)"
+        ) from None
     except requests.RequestException as err:
         hint = " (a server with TLS wants https://)" if uri.startswith("http://") else ""
-        raise TrackingError(f"tracking server {where} is not reachable ({type(err).__name__}){hint}: is it "
-                            "running (make services-status) and reachable from this machine?") from None
+        raise TrackingError(
+            f"tracking server {where} is not reachable ({type(err).__name__}){hint}: is it "
+            "running (make services-status) and reachable from this machine?"
+        ) from None
     if resp.status_code == 401:
         who = f"the credentials of MLFLOW_TRACKING_USERNAME={auth[0]}" if auth else "requests without an account"
-        raise TrackingError(f"tracking server {where} refused {who}: set MLFLOW_TRACKING_USERNAME and "
-                            "MLFLOW_TRACKING_PASSWORD to the app account (source .services/env)")
+        raise TrackingError(
+            f"tracking server {where} refused {who}: set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD to the app account (source .services/env)"
+        )
     if resp.status_code == 403:
         raise TrackingError(f"tracking server {where}: account {auth[0] if auth else '-'} may not read experiments")
 
@@ -154,8 +165,9 @@ class Tracker(RunTracker):
                 self.client.search_experiments(max_results=1)  # opens (and creates) the store now
         except Exception as err:  # noqa: BLE001  (MLflow raises many kinds here)
             first_line = (str(err).splitlines() or [type(err).__name__])[0]
-            raise TrackingError(f"cannot open tracking store {mask_url(self.uri)}: "
-                                f"{scrub(first_line, self.uri)[:300]}") from None
+            raise TrackingError(
+                f"cannot open tracking store {mask_url(self.uri)}: {scrub(first_line, self.uri)[:300]}"
+            ) from None
 
     def _call(self, what: str, fn):
         from mlflow.exceptions import MlflowException
@@ -178,8 +190,10 @@ class Tracker(RunTracker):
         db = _sqlite_path(self.uri)
         location = (db.parent / "mlartifacts" / name).as_uri() if db else None
         try:
-            return self._call("create experiment", lambda: self.client.create_experiment(
-                name, artifact_location=location, tags=EXPERIMENT_KIND))
+            return self._call(
+                "create experiment",
+                lambda: self.client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND),
+            )
         except TrackingError:
             exp = self.get_experiment(name)  # created by another process meanwhile
             if exp is None:
@@ -192,8 +206,9 @@ class Tracker(RunTracker):
             self._call("set experiment tag", lambda k=k, v=v: self.client.set_experiment_tag(exp_id, k, v))
 
     def search_runs(self, experiment, filter_string: str) -> list:
-        return self._call("search runs", lambda: self.client.search_runs([experiment.experiment_id],
-                                                                         filter_string=filter_string))
+        return self._call(
+            "search runs", lambda: self.client.search_runs([experiment.experiment_id], filter_string=filter_string)
+        )
 
     def run_status(self, run_id: str) -> str | None:
         """The run's status, or None when the store has no such run."""
@@ -210,19 +225,29 @@ class Tracker(RunTracker):
     def set_status(self, run_id: str, status: str) -> None:
         self._call("update run", lambda: self.client.update_run(run_id, status=status))
 
-    def start_run(self, experiment: str, run_name: str, params: dict[str, Any],
-                  tags: dict[str, str], parent_run_id: str | None = None) -> str:
+    def start_run(
+        self,
+        experiment: str,
+        run_name: str,
+        params: dict[str, Any],
+        tags: dict[str, str],
+        parent_run_id: str | None = None,
+    ) -> str:
         from mlflow.entities import Param
 
         all_tags = {"package_version": package_version(), "git_commit": git_commit(), **tags}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         exp_id = self.experiment_id(experiment)
-        run = self._call("create run", lambda: self.client.create_run(
-            exp_id, run_name=run_name, tags={k: str(v) for k, v in all_tags.items()}))
+        run = self._call(
+            "create run",
+            lambda: self.client.create_run(exp_id, run_name=run_name, tags={k: str(v) for k, v in all_tags.items()}),
+        )
         run_id = run.info.run_id
-        self._call("log params", lambda: self.client.log_batch(
-            run_id, params=[Param(k, _param_text(v)) for k, v in params.items()]))
+        self._call(
+            "log params",
+            lambda: self.client.log_batch(run_id, params=[Param(k, _param_text(v)) for k, v in params.items()]),
+        )
         if self.system_metrics:
             self._start_monitor(run_id)
         return run_id
@@ -232,9 +257,9 @@ class Tracker(RunTracker):
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         try:
-            monitor = SystemMetricsMonitor(run_id, sampling_interval=self.system_metrics_interval,
-                                           samples_before_logging=1,
-                                           tracking_uri=self.uri)
+            monitor = SystemMetricsMonitor(
+                run_id, sampling_interval=self.system_metrics_interval, samples_before_logging=1, tracking_uri=self.uri
+            )
             monitor.start()
             self._monitors[run_id] = monitor
         except Exception as err:  # noqa: BLE001  (psutil missing, ...): the run itself goes on
@@ -246,8 +271,13 @@ class Tracker(RunTracker):
 
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
-        dataset = Dataset(name=info["name"], digest=info["digest"], source_type="local",
-                          source=json.dumps({"source": info["source"]}), profile=json.dumps(info["sizes"]))
+        dataset = Dataset(
+            name=info["name"],
+            digest=info["digest"],
+            source_type="local",
+            source=json.dumps({"source": info["source"]}),
+            profile=json.dumps(info["sizes"]),
+        )
         entry = DatasetInput(dataset=dataset, tags=[InputTag("mlflow.data.context", "training")])
         try:
             self._call("log input", lambda: self.client.log_inputs(run_id, datasets=[entry]))

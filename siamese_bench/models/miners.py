@@ -19,8 +19,9 @@ class Miner:
 
     fields: ClassVar[tuple[str, ...]] = ("anchor", "positive", "negative")
 
-    def select(self, head: Head, emb: torch.Tensor, labels: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def select(
+        self, head: Head, emb: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
 

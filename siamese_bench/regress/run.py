@@ -13,16 +13,19 @@ from siamese_bench.regress.bounds import FALSE_ALARM, POWER, Bound, run_false_al
 from siamese_bench.regress.checks import Check, RegressChecks, load_checks
 
 
-def measure(spec: RegressChecks, check: Check, seeds: list[int], data,
-            overrides: dict[str, Any] | None = None) -> list[float]:
+def measure(
+    spec: RegressChecks, check: Check, seeds: list[int], data, overrides: dict[str, Any] | None = None
+) -> list[float]:
     from siamese_bench.training.run import run_training
 
     values = []
     for seed in seeds:
         result = run_training(spec.config(check, seed, overrides), data=data, progress=False, evaluate_train=False)
         if check.metric not in result.metrics:
-            raise ConfigError(f"check {check.id}: the run logged no {check.metric!r} (see the warnings above); "
-                              f"logged: {', '.join(sorted(k for k in result.metrics if '/' in k))}")
+            raise ConfigError(
+                f"check {check.id}: the run logged no {check.metric!r} (see the warnings above); "
+                f"logged: {', '.join(sorted(k for k in result.metrics if '/' in k))}"
+            )
         values.append(result.metrics[check.metric])
     return values
 
@@ -41,8 +44,9 @@ def _cell(check: Check) -> str:
     return ",".join(f"{k}={v}" for k, v in check.cell.items())
 
 
-def regress(spec: RegressChecks, overrides: dict[str, Any] | None = None,
-            seeds: int | None = None) -> tuple[list[dict[str, Any]], int]:
+def regress(
+    spec: RegressChecks, overrides: dict[str, Any] | None = None, seeds: int | None = None
+) -> tuple[list[dict[str, Any]], int]:
     """Rows of the result table and the number of failed checks. `overrides` change every
     check's cell (e.g. a degraded model, to show the checks catch it); `seeds` keeps only the
     first that many check seeds."""
@@ -53,34 +57,51 @@ def regress(spec: RegressChecks, overrides: dict[str, Any] | None = None,
             raise ConfigError(f"{spec.path}: check {check.id} has no threshold; run calibration first")
         data = datasets[spec.config(check, 0, overrides).dataset]
         cal = check.calibration
-        row = {"check": check.id, "cell": _cell(check), "metric": check.metric, "rule": check.rule(),
-               "data": data.variant, "mdd": cal.detectable_90 if cal else None, "detect": check.detect}
+        row = {
+            "check": check.id,
+            "cell": _cell(check),
+            "metric": check.metric,
+            "rule": check.rule(),
+            "data": data.variant,
+            "mdd": cal.detectable_90 if cal else None,
+            "detect": check.detect,
+        }
         if cal and data.variant != cal.data:  # e.g. a fallback to a data subset
             failed += 1
-            rows.append({**row, "mean": float("nan"), "values": [], "rule": f"data {cal.data}",
-                         "result": "WRONG DATA"})
+            rows.append({**row, "mean": float("nan"), "values": [], "rule": f"data {cal.data}", "result": "WRONG DATA"})
             continue
         values = measure(spec, check, spec.seeds_of(check)[:seeds], data, overrides)
         mean = statistics.fmean(values)
         ok = check.passes(mean)
         failed += not ok
-        rows.append({**row, "mean": mean, "values": values,
-                     "result": "ok" if ok else "OUT OF BOUNDS" if check.direction == "within" else "FELL SHORT"})
+        rows.append(
+            {
+                **row,
+                "mean": mean,
+                "values": values,
+                "result": "ok" if ok else "OUT OF BOUNDS" if check.direction == "within" else "FELL SHORT",
+            }
+        )
     return rows, failed
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'check':<11} {'metric':<11} {'mean':>7} {'rule':>18} {'detects':>8}  {'result':<13} "
-             "per seed / cell"]
+    lines = [f"{'check':<11} {'metric':<11} {'mean':>7} {'rule':>18} {'detects':>8}  {'result':<13} per seed / cell"]
     for r in rows:
         seeds = " ".join(f"{v:.4f}" for v in r["values"])
         mdd = f"{r['mdd']:.4f}" if r.get("mdd") is not None else "–"
-        lines.append(f"{r['check']:<11} {r['metric']:<11} {r['mean']:>7.4f} {r['rule']:>18} {mdd:>8}  "
-                     f"{r['result']:<13} {seeds} / {r['cell']} on {r['data']}")
-    lines.append("detects: the drop (for 'in [..]': the shift either way) of the true mean that fails the check "
-                 f"with {POWER:.0%} power")
-    lines.append(f"false alarms: a healthy pipeline fails a given check {FALSE_ALARM * 100:g} % of the time, and at "
-                 f"least one of these {len(rows)} checks {run_false_alarm(len(rows)) * 100:.1f} % of the time")
+        lines.append(
+            f"{r['check']:<11} {r['metric']:<11} {r['mean']:>7.4f} {r['rule']:>18} {mdd:>8}  "
+            f"{r['result']:<13} {seeds} / {r['cell']} on {r['data']}"
+        )
+    lines.append(
+        "detects: the drop (for 'in [..]': the shift either way) of the true mean that fails the check "
+        f"with {POWER:.0%} power"
+    )
+    lines.append(
+        f"false alarms: a healthy pipeline fails a given check {FALSE_ALARM * 100:g} % of the time, and at "
+        f"least one of these {len(rows)} checks {run_false_alarm(len(rows)) * 100:.1f} % of the time"
+    )
     return "\n".join(lines)
 
 
@@ -93,11 +114,18 @@ def calibration_block(check: Check, values: list[float], k: int, data_variant: s
     sign = {"at_least": "-", "at_most": "+", "within": "±"}[check.direction]
     return threshold, {
         "rule": f"prediction bound for the mean of k={k} check seeds: mean {sign} t({tail}, n-1) * sd * "
-                "sqrt(1/k + 1/n)",
-        "data": data_variant, "mean": round(bound.mean, 4), "sd": round(bound.sd, 4),
-        "min": round(min(values), 4), "max": round(max(values), 4), "n": bound.n, "k": k,
-        "t": round(bound.t, 4), "detectable_90": round(bound.detectable(), 4),
-        "values": [round(v, 4) for v in values]}
+        "sqrt(1/k + 1/n)",
+        "data": data_variant,
+        "mean": round(bound.mean, 4),
+        "sd": round(bound.sd, 4),
+        "min": round(min(values), 4),
+        "max": round(max(values), 4),
+        "n": bound.n,
+        "k": k,
+        "t": round(bound.t, 4),
+        "detectable_90": round(bound.detectable(), 4),
+        "values": [round(v, 4) for v in values],
+    }
 
 
 def problems(check: Check) -> list[str]:
@@ -106,12 +134,13 @@ def problems(check: Check) -> list[str]:
     out: list[str] = []
     mdd = check.calibration.detectable_90 if check.calibration else None
     if check.detect is not None and mdd is not None and mdd > check.detect:
-        out.append(f"{check.id}: detects a drop of {mdd:.4f} with 90 % power, not the target {check.detect}: "
-                   "add check seeds, calibration seeds or epochs")
+        out.append(
+            f"{check.id}: detects a drop of {mdd:.4f} with 90 % power, not the target {check.detect}: "
+            "add check seeds, calibration seeds or epochs"
+        )
     baseline = check.baseline
     if baseline is not None and check.threshold is not None and check.passes(baseline.value):
-        out.append(f"{check.id}: a trivial model ({baseline.what}, {baseline.value}) would pass "
-                   f"{check.rule()}")
+        out.append(f"{check.id}: a trivial model ({baseline.what}, {baseline.value}) would pass {check.rule()}")
     return out
 
 
@@ -126,8 +155,9 @@ def calibrate(spec: RegressChecks, only: set[str] | None = None) -> RegressCheck
     new_checks = []
     unknown = sorted((only or set()) - {c.id for c in spec.checks})
     if unknown:
-        raise ConfigError(f"--only: no check {', '.join(unknown)} in {spec.path}; "
-                          f"valid: {', '.join(c.id for c in spec.checks)}")
+        raise ConfigError(
+            f"--only: no check {', '.join(unknown)} in {spec.path}; valid: {', '.join(c.id for c in spec.checks)}"
+        )
     for check, item in zip(spec.checks, raw["checks"], strict=True):
         if only and check.id not in only:
             new_checks.append(item)
@@ -136,8 +166,11 @@ def calibrate(spec: RegressChecks, only: set[str] | None = None) -> RegressCheck
         values = measure(spec, check, spec.calibration_seeds, data)
         threshold, block = calibration_block(check, values, len(spec.seeds_of(check)), data.variant)
         new_checks.append({**item, check.direction: threshold, "calibration": block})
-        print(f"{check.id}: {check.metric} mean {block['mean']:.4f} sd {block['sd']:.4f} -> {check.direction} "
-              f"{threshold}; detects {block['detectable_90']:.4f} with 90 % power", flush=True)
+        print(
+            f"{check.id}: {check.metric} mean {block['mean']:.4f} sd {block['sd']:.4f} -> {check.direction} "
+            f"{threshold}; detects {block['detectable_90']:.4f} with 90 % power",
+            flush=True,
+        )
     raw["checks"] = new_checks
     spec.path.write_text(dump_yaml(raw))
     spec = load_checks(spec.path)

@@ -35,6 +35,7 @@ from siamese_bench.report.tables import Table, slug
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Report:
     """What build_report wrote, and the findings it judged (for --json and decide)."""
@@ -44,13 +45,21 @@ class Report:
     findings: list[Finding]
 
     def summary(self) -> dict[str, object]:
-        return {"report": str(self.pdf), "markdown": str(self.markdown),
-                "findings": [{"id": f.row.id, "verdict": f.verdict,
-                              "study": f.decided_on.study if f.decided_on else None,
-                              "data": f.decided_on.variant if f.decided_on else None,
-                              "p": None if not math.isfinite(f.p) else f.p,
-                              "p_holm": None if not math.isfinite(f.p_holm) else f.p_holm}
-                             for f in self.findings]}
+        return {
+            "report": str(self.pdf),
+            "markdown": str(self.markdown),
+            "findings": [
+                {
+                    "id": f.row.id,
+                    "verdict": f.verdict,
+                    "study": f.decided_on.study if f.decided_on else None,
+                    "data": f.decided_on.variant if f.decided_on else None,
+                    "p": None if not math.isfinite(f.p) else f.p,
+                    "p_holm": None if not math.isfinite(f.p_holm) else f.p_holm,
+                }
+                for f in self.findings
+            ],
+        }
 
 
 VERDICT_FILLS = {REPRODUCED: "#d5eedb", CONTRADICTED: "#f6d5d0", INCONCLUSIVE: "#f9ecc4"}
@@ -59,17 +68,24 @@ PNG_DPI = 150
 
 def _summary(study: Study) -> str:
     expected = len(study.cells) * len(study.seeds)
-    return (f"{study.name}: {', '.join(study.variants) or 'no finished run'}; {len(study.cells)} cells x "
-            f"{len(study.seeds)} seeds, {len(study.complete)} / {expected} grid runs finished")
+    return (
+        f"{study.name}: {', '.join(study.variants) or 'no finished run'}; {len(study.cells)} cells x "
+        f"{len(study.seeds)} seeds, {len(study.complete)} / {expected} grid runs finished"
+    )
 
 
 def by_variant(study: Study) -> list[Study]:
     """One view per data variant of a study that ran on several (figures never pool two data sets)."""
     if len(study.variants) < 2:
         return [study]
-    return [dataclasses.replace(study, name=f"{study.name} on {variant}",
-                                runs=study.runs[study.runs["dataset_variant"] == variant].reset_index(drop=True))
-            for variant in study.variants]
+    return [
+        dataclasses.replace(
+            study,
+            name=f"{study.name} on {variant}",
+            runs=study.runs[study.runs["dataset_variant"] == variant].reset_index(drop=True),
+        )
+        for variant in study.variants
+    ]
 
 
 def _draw_figures(client, studies: list[Study], found, cache: ArtifactCache, level: float) -> list[Plot]:
@@ -102,8 +118,15 @@ def _draw_figures(client, studies: list[Study], found, cache: ArtifactCache, lev
     return [p for p in plots if p is not None]
 
 
-def build_report(studies: list[str], tracking_uri: str, out_dir: Path, name: str | None = None,
-                 claims: list[ClaimRow] | None = None, builtin: bool = True, level: float = LEVEL) -> Report:
+def build_report(
+    studies: list[str],
+    tracking_uri: str,
+    out_dir: Path,
+    name: str | None = None,
+    claims: list[ClaimRow] | None = None,
+    builtin: bool = True,
+    level: float = LEVEL,
+) -> Report:
     """Write the report of `studies` into out_dir/<name>/: the built-in claim rows (unless not
     `builtin`) and a user's `claims`, each judged with intervals at `level`.
 
@@ -135,8 +158,12 @@ def build_report(studies: list[str], tracking_uri: str, out_dir: Path, name: str
     all_tables = [t_findings, *t_results, *t_compare, t_prov, t_missing, t_hw]
 
     pdf_path = folder / "report.pdf"
-    with tempfile.TemporaryDirectory(prefix="siamese-bench-report-") as tmp, \
-            matplotlib.rc_context(RC), sns.axes_style("whitegrid"), sns.plotting_context("paper"):
+    with (
+        tempfile.TemporaryDirectory(prefix="siamese-bench-report-") as tmp,
+        matplotlib.rc_context(RC),
+        sns.axes_style("whitegrid"),
+        sns.plotting_context("paper"),
+    ):
         cache = ArtifactCache(client, Path(tmp))
         plots = _draw_figures(client, loaded, found, cache, level)
         for plot in plots:
@@ -171,30 +198,42 @@ def _title_lines(studies: list[Study], found, uri: str) -> list[tuple[str, str]]
     ]
 
 
-def _assemble(name, studies, found, t_findings, t_results, t_compare, t_prov, t_missing, t_hw, plots,
-              level: float) -> ReportPdf:
-    doc = ReportPdf(f"Siamese-network ablations: {name}",
-                    "Heads, losses and margins, measured against the documented claims (CLAIMS.md)")
+def _assemble(
+    name, studies, found, t_findings, t_results, t_compare, t_prov, t_missing, t_hw, plots, level: float
+) -> ReportPdf:
+    doc = ReportPdf(
+        f"Siamese-network ablations: {name}",
+        "Heads, losses and margins, measured against the documented claims (CLAIMS.md)",
+    )
     doc.heading("1", "Findings", landscape=True)
-    doc.paragraph("One row per documented claim these studies test. Each verdict follows the rule written in its "
-                  f"row, applied to {level * 100:.4g} % t-intervals over seeds (a single seed gives no interval). The "
-                  "source's number is on its data; ours on the data variant named beside it.")
+    doc.paragraph(
+        "One row per documented claim these studies test. Each verdict follows the rule written in its "
+        f"row, applied to {level * 100:.4g} % t-intervals over seeds (a single seed gives no interval). The "
+        "source's number is on its data; ours on the data variant named beside it."
+    )
     doc.table(t_findings, size=7.2)
 
     doc.heading("2", "Results by cell")
     tuned = sum(s.tune_runs for s in studies)
-    text = ("Every cell of each study: test accuracy at the sources' fixed rule (same when d < 0.5), ROC AUC, and "
-            "accuracy at a threshold chosen on validation data, as mean ± sd over seeds.")
-    text += (f" Only grid runs are reported; the {tuned} tuning runs chose hyperparameters and are not results."
-             if tuned else " These studies had no tuning phase: every cell uses the recipe's hyperparameters.")
+    text = (
+        "Every cell of each study: test accuracy at the sources' fixed rule (same when d < 0.5), ROC AUC, and "
+        "accuracy at a threshold chosen on validation data, as mean ± sd over seeds."
+    )
+    text += (
+        f" Only grid runs are reported; the {tuned} tuning runs chose hyperparameters and are not results."
+        if tuned
+        else " These studies had no tuning phase: every cell uses the recipe's hyperparameters."
+    )
     doc.paragraph(text)
     for i, table in enumerate(t_results, start=1):
         doc.heading(f"2.{i}", studies[i - 1].name, level=2)
         doc.table(table)
 
     doc.heading("3", "Pairwise comparisons")
-    doc.paragraph("The comparisons that decide between the accounts of C2 and C3, and contrastive against triplet "
-                  "loss per head, each within one study. B − A in points of accuracy or in AUC.")
+    doc.paragraph(
+        "The comparisons that decide between the accounts of C2 and C3, and contrastive against triplet "
+        "loss per head, each within one study. B − A in points of accuracy or in AUC."
+    )
     for i, table in enumerate(t_compare, start=1):
         doc.heading(f"3.{i}", studies[i - 1].name, level=2)
         if table.view.empty:
@@ -203,12 +242,15 @@ def _assemble(name, studies, found, t_findings, t_results, t_compare, t_prov, t_
             doc.table(table, size=7)
 
     for i, plot in enumerate(plots, start=1):
-        doc.figure(plot.figure, f"4.{i}", plot.title, plot.caption, plot.bottom,
-                   section=("4", "Figures") if i == 1 else None)
+        doc.figure(
+            plot.figure, f"4.{i}", plot.title, plot.caption, plot.bottom, section=("4", "Figures") if i == 1 else None
+        )
 
     doc.heading("5", "Provenance")
-    doc.paragraph("What produced these numbers, read from the runs' tags and parameters, and every expected "
-                  "cell x seed that has no finished run.")
+    doc.paragraph(
+        "What produced these numbers, read from the runs' tags and parameters, and every expected "
+        "cell x seed that has no finished run."
+    )
     doc.heading("5.1", "Runs", level=2)
     doc.table(t_prov)
     doc.heading("5.2", "Missing or failed runs", level=2)

@@ -20,8 +20,13 @@ RuleName = Literal["works", "chance", "learns", "above-chance", "oneshot", "bett
 Pick = Literal["recipe", "best-oneshot"]
 # The smallest difference that matters in an "A beats B" row, per metric, unless the row gives
 # its own: smaller effects are "no difference that matters" however many seeds make them significant.
-SMALLEST_EFFECT = {"test/auc": 0.01, "test/acc": 0.01, "test/acc_tuned": 0.01, "mix/acc_tuned": 0.01,
-                   "oneshot/acc": 0.02}
+SMALLEST_EFFECT = {
+    "test/auc": 0.01,
+    "test/acc": 0.01,
+    "test/acc_tuned": 0.01,
+    "mix/acc_tuned": 0.01,
+    "oneshot/acc": 0.02,
+}
 DEFAULT_EFFECT = 0.01
 
 
@@ -31,23 +36,36 @@ class ClaimRow(Schema):
     source: str = Field(description="the source's number and the data it is on")
     select: dict[str, Any] = Field(description="the cell that tests the claim: head, loss, margin, or cell: ID")
     rule: RuleName = Field(description="how the verdict is read (docs/claims.md)")
-    reference: float | None = Field(None, ge=0, le=1, description="the source's test accuracy, checked on full "
-                                    "MNIST only (C1)")
+    reference: float | None = Field(
+        None, ge=0, le=1, description="the source's test accuracy, checked on full MNIST only (C1)"
+    )
     tolerance: float = Field(0.015, gt=0, description="half-width of the equivalence band around `reference`")
-    variants: tuple[str, ...] = Field(("mnist-full", "mnist-5k", "digits"), min_length=1,
-                                      description="data variants the claim is about, preferred first; "
-                                      "a trailing * matches a prefix")
+    variants: tuple[str, ...] = Field(
+        ("mnist-full", "mnist-5k", "digits"),
+        min_length=1,
+        description="data variants the claim is about, preferred first; a trailing * matches a prefix",
+    )
     versus: dict[str, Any] | None = Field(None, description="comparison rows: the cell `select` is claimed to beat")
     metric: str = Field("test/auc", description="what a comparison row compares")
-    smallest_effect: float | None = Field(None, gt=0, description="comparison rows: the smallest difference that "
-                                          "matters (δ); default by metric")
-    faithful: dict[str, Any] | None = Field(None, description="what a run needs to be the claim's own setup; "
-                                            "falling short on a reduced setup cannot contradict the claim")
+    smallest_effect: float | None = Field(
+        None, gt=0, description="comparison rows: the smallest difference that matters (δ); default by metric"
+    )
+    faithful: dict[str, Any] | None = Field(
+        None,
+        description="what a run needs to be the claim's own setup; "
+        "falling short on a reduced setup cannot contradict the claim",
+    )
     reduced_note: str = Field("", description="what the reduced setup lacks, for the reason")
-    pick: Pick = Field("recipe", description="which matching cell is the evidence: closest to the recipe, or the "
-                       "best one-shot cell of a study (K1's bar)")
-    family: str | None = Field(None, description="the rows corrected together (Holm); default: the id's first "
-                               "word, so 'C3 subtract-mlp' and 'C3 abs-diff-dense' are one family")
+    pick: Pick = Field(
+        "recipe",
+        description="which matching cell is the evidence: closest to the recipe, or the "
+        "best one-shot cell of a study (K1's bar)",
+    )
+    family: str | None = Field(
+        None,
+        description="the rows corrected together (Holm); default: the id's first "
+        "word, so 'C3 subtract-mlp' and 'C3 abs-diff-dense' are one family",
+    )
 
     @model_validator(mode="after")
     def _better_needs_versus(self) -> ClaimRow:

@@ -10,12 +10,12 @@ from typing import Any
 
 import pandas as pd
 
-from siamese_bench.report.load import Study, diverged, match, parse_cell, rank_cells, variant_rank
+from siamese_bench.report.load import Study, diverged, parse_cell, variant_rank
+from siamese_bench.report.select import match, rank_cells
 from siamese_bench.report.stats import LEVEL, UNIT, Interval, oneshot_interval, t_interval
 
 ONESHOT_TRIALS = 400  # Lake's 20 runs x 20 test images, when a run did not log oneshot/trials
-RETRIEVAL_NAMES = {"retrieval/precision_at_1": "P@1", "retrieval/r_precision": "R-prec",
-                   "retrieval/map_at_r": "MAP@R"}
+RETRIEVAL_NAMES = {"retrieval/precision_at_1": "P@1", "retrieval/r_precision": "R-prec", "retrieval/map_at_r": "MAP@R"}
 
 
 def pct(x: float) -> str:
@@ -38,7 +38,7 @@ class Evidence:
     acc: Interval  # test/acc, fixed rule d < 0.5
     auc: Interval  # test/auc
     train: Interval  # train_eval/acc
-    score: int = 0  # recipe values the cell keeps (see load.RECIPE): ranks cells across studies
+    score: int = 0  # recipe values the cell keeps (see select.RECIPE): ranks cells across studies
     collapsed: int = 0  # runs whose embeddings collapsed (train.is_collapsed): reported as such
     oneshot: Interval | None = None  # 20-way one-shot accuracy (K1), when logged
     oneshot_pixels: float = math.nan  # the pixel nearest-neighbour baseline on the same runs
@@ -74,23 +74,29 @@ class Evidence:
         else:
             auc = num3(self.auc.mean)
         train = f"{self.train.mean * 100:.2f} %" if math.isfinite(self.train.mean) else "–"
-        text = (f"{self.variant} ({self.study}, {self.epochs} ep.): test acc {self.acc.text(unit=' %')}, "
-                f"AUC {auc}; train acc {train}")
+        text = (
+            f"{self.variant} ({self.study}, {self.epochs} ep.): test acc {self.acc.text(unit=' %')}, "
+            f"AUC {auc}; train acc {train}"
+        )
         if self.retrieval:
             parts = [f"{RETRIEVAL_NAMES[k]} {iv.mean:.3f}" for k, iv in self.retrieval.items() if iv.n]
             if parts:
                 text += "; retrieval " + ", ".join(parts)
         if self.oneshot is not None and self.oneshot.n:
-            background = ("the 30 background alphabets" if self.variant.startswith("omniglot-full")
-                          else "Lake's two 5-alphabet small sets (fallback)")
-            text += (f"; 20-way one-shot {self.oneshot.text(unit=' %')} (interval includes the 400 trials' "
-                     f"binomial error; pixel nearest neighbour {pct(self.oneshot_pixels)}; trained on {background})")
+            background = (
+                "the 30 background alphabets"
+                if self.variant.startswith("omniglot-full")
+                else "Lake's two 5-alphabet small sets (fallback)"
+            )
+            text += (
+                f"; 20-way one-shot {self.oneshot.text(unit=' %')} (interval includes the 400 trials' "
+                f"binomial error; pixel nearest neighbour {pct(self.oneshot_pixels)}; trained on {background})"
+            )
         if self.collapsed:
             text += f"; COLLAPSED in {self.collapsed} of {self.acc.n} runs (embeddings shrank to a point)"
         if self.diverged:
             text += f"; DIVERGED in {self.diverged} of {self.seeds_tried} seeds (NaN loss)"
         return text
-
 
 
 def _better(ev: Evidence, than: Evidence | None, pick: str = "recipe") -> bool:
@@ -128,8 +134,10 @@ def lever_note(study: Study, ev: Evidence) -> str:
     others.sort(reverse=True)
     listed = "; ".join(f"{what} {100 * (base_mean + d):.1f} % ({100 * d:+.1f}, n = {n})" for d, what, n in others)
     top = max(others, key=lambda o: abs(o[0]))  # the first of a tie: the larger gain
-    return (f"against the base cell {ref} ({100 * base_mean:.1f} %, n = {base_n}), each lever changed: {listed}; "
-            f"the lever that mattered most: {top[1]} ({100 * top[0]:+.1f} points)")
+    return (
+        f"against the base cell {ref} ({100 * base_mean:.1f} %, n = {base_n}), each lever changed: {listed}; "
+        f"the lever that mattered most: {top[1]} ({100 * top[0]:+.1f} points)"
+    )
 
 
 def in_variants(column: pd.Series, variants: tuple[str, ...]) -> pd.Series:
@@ -148,8 +156,11 @@ def _unfinished_seeds(study: Study, cell: str, variant: str) -> tuple[set[int], 
     if runs.empty:
         return set(), set()
     mine = runs[(runs["cell"] == cell) & (runs["dataset_variant"] == variant)]
-    finished = set(done.loc[(done["cell"] == cell) & (done["dataset_variant"] == variant), "seed"]) \
-        if not done.empty else set()
+    finished = (
+        set(done.loc[(done["cell"] == cell) & (done["dataset_variant"] == variant), "seed"])
+        if not done.empty
+        else set()
+    )
     open_seeds = set(mine["seed"]) - finished
     bad = set(mine.loc[diverged(mine), "seed"]) & open_seeds
     return bad, open_seeds - bad
@@ -170,8 +181,13 @@ def _best_oneshot_cell(rows: pd.DataFrame) -> str | None:
     return str(means.sort_index().idxmax())  # sorted first: a tie goes to the first cell id
 
 
-def gather(studies: list[Study], select: dict[str, Any], variants: tuple[str, ...] | None = None,
-           pick: str = "recipe", level: float = LEVEL) -> list[Evidence]:
+def gather(
+    studies: list[Study],
+    select: dict[str, Any],
+    variants: tuple[str, ...] | None = None,
+    pick: str = "recipe",
+    level: float = LEVEL,
+) -> list[Evidence]:
     """Per dataset variant (only `variants`, when given: a cell of the same head and loss on
     other data, e.g. C4's vector pairs, is no evidence for an MNIST claim), the study and cell
     closest to the recipe, then with the most seeds; with pick="best-oneshot", the cell of
@@ -192,20 +208,28 @@ def gather(studies: list[Study], select: dict[str, Any], variants: tuple[str, ..
                     continue
                 cell = best_cell
                 considered[str(variant)] = considered.get(str(variant), 0) + int(
-                    rows.loc[rows["oneshot/acc"].notna(), "cell"].nunique())
+                    rows.loc[rows["oneshot/acc"].notna(), "cell"].nunique()
+                )
                 top = rank_cells(rows[rows["cell"] == cell]).iloc[0]
             runs = rows[rows["cell"] == cell].sort_values("seed")
             retrieval = {k: t_interval(runs[k], level=level, bounds=UNIT) for k in RETRIEVAL_NAMES if k in runs}
-            ev = Evidence(study.name, str(variant), cell, int(runs["epochs"].iloc[0]), runs,
-                          t_interval(runs["test/acc"], level=level, bounds=UNIT),
-                          t_interval(runs["test/auc"], level=level, bounds=UNIT),
-                          t_interval(runs["train_eval/acc"], level=level, bounds=UNIT), score=int(top["score"]),
-                          collapsed=int((runs["collapsed"] > 0).sum()) if "collapsed" in runs else 0,
-                          oneshot=_oneshot_interval(runs, level),
-                          oneshot_pixels=float(runs["oneshot_pixels/acc"].mean())
-                          if "oneshot_pixels/acc" in runs else math.nan,
-                          diverged=len(_unfinished_seeds(study, cell, str(variant))[0]),
-                          retrieval={k: iv for k, iv in retrieval.items() if iv.n} or None, level=level)
+            ev = Evidence(
+                study.name,
+                str(variant),
+                cell,
+                int(runs["epochs"].iloc[0]),
+                runs,
+                t_interval(runs["test/acc"], level=level, bounds=UNIT),
+                t_interval(runs["test/auc"], level=level, bounds=UNIT),
+                t_interval(runs["train_eval/acc"], level=level, bounds=UNIT),
+                score=int(top["score"]),
+                collapsed=int((runs["collapsed"] > 0).sum()) if "collapsed" in runs else 0,
+                oneshot=_oneshot_interval(runs, level),
+                oneshot_pixels=float(runs["oneshot_pixels/acc"].mean()) if "oneshot_pixels/acc" in runs else math.nan,
+                diverged=len(_unfinished_seeds(study, cell, str(variant))[0]),
+                retrieval={k: iv for k, iv in retrieval.items() if iv.n} or None,
+                level=level,
+            )
             if _better(ev, best.get(str(variant)), pick):
                 best[str(variant)] = ev
     best = {v: replace(ev, selected_from=max(1, considered.get(v, 1))) for v, ev in best.items()}

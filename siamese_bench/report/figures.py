@@ -43,9 +43,11 @@ def t_bounds(values) -> tuple[float, float]:
 
 def clipped(top: float):
     """errorbar= for metrics bounded by `top` (100 % or AUC 1)."""
+
     def bounds(values) -> tuple[float, float]:
         lo, hi = t_bounds(values)
         return lo, min(hi, top)
+
     return bounds
 
 
@@ -104,14 +106,27 @@ class Palettes:
         return cls(dict(zip(heads, sns.color_palette("tab10", max(10, len(heads))), strict=False)), losses)
 
 
-def page(content_height: float, nrows: int, ncols: int, left: float = 0.1, right: float = 0.96,
-         hspace: float = 0.45, wspace: float = 0.3, **kw):
+def page(
+    content_height: float,
+    nrows: int,
+    ncols: int,
+    left: float = 0.1,
+    right: float = 0.96,
+    hspace: float = 0.45,
+    wspace: float = 0.3,
+    **kw,
+):
     """A page-sized figure with an nrows x ncols grid in the plot area; returns (fig, axes, bottom)."""
     w, h = PORTRAIT
     fig = Figure(figsize=PORTRAIT)
     top, bottom = FIGURE_TOP_IN, FIGURE_TOP_IN + content_height
-    axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=dict(
-        left=left, right=right, top=1 - top / h, bottom=1 - bottom / h, hspace=hspace, wspace=wspace), **kw)
+    axes = fig.subplots(
+        nrows,
+        ncols,
+        squeeze=False,
+        gridspec_kw=dict(left=left, right=right, top=1 - top / h, bottom=1 - bottom / h, hspace=hspace, wspace=wspace),
+        **kw,
+    )
     return fig, axes, bottom + LABEL_ROOM
 
 
@@ -121,7 +136,7 @@ def ordered(values, order) -> list:
 
 
 def cell_title(head: str, loss: str, margin: float) -> str:
-    """"head + loss, m=1"; no margin where the loss has none (its margin is NaN, see load.py)."""
+    """ "head + loss, m=1"; no margin where the loss has none (its margin is NaN, see load.py)."""
     m = "" if not math.isfinite(margin) else f", m={margin:g}"
     return f"{head} + {loss}{m}"
 
@@ -133,16 +148,19 @@ def cell_labels(frame: pd.DataFrame) -> pd.Series:
     parsed = [parse_cell(str(c)) for c in frame["cell"]]
     keys = {k for p in parsed for k in p} - {"head", "loss", "margin"}
     varying = [k for k in keys if len({p.get(k) for p in parsed}) > 1]
-    labels = [", ".join([str(h), *(str(p[k]) for k in sorted(varying) if k in p)])
-              for p, h in zip(parsed, frame["head"], strict=True)]
+    labels = [
+        ", ".join([str(h), *(str(p[k]) for k in sorted(varying) if k in p)])
+        for p, h in zip(parsed, frame["head"], strict=True)
+    ]
     return pd.Series(labels, index=frame.index, dtype=object)
 
 
 def labels_in_order(frame: pd.DataFrame, study: Study) -> list[str]:
     heads = study_heads(study)
     labels = list(dict.fromkeys(frame.sort_values("optuna_trial")["label"]))
-    return sorted(labels, key=lambda x: (heads.index(x.split(",")[0]) if x.split(",")[0] in heads else 99,
-                                         labels.index(x)))
+    return sorted(
+        labels, key=lambda x: (heads.index(x.split(",")[0]) if x.split(",")[0] in heads else 99, labels.index(x))
+    )
 
 
 def study_heads(study: Study) -> list[str]:

@@ -58,8 +58,14 @@ def roc_curves(found: list[Finding], cache: ArtifactCache, index: int) -> Plot |
                 lacking.append(str(run.seed))
                 continue
             fpr, tpr, _ = roc_curve(npz["test_y"].astype(int), -npz["test_d"].astype(float))
-            label = None if drawn else (f"{claim.split()[0]}: {cell_title(run.head, run.loss, run.margin)} — AUC "
-                                        f"{ev.auc.mean:.3f} ({ev.variant}, n={ev.auc.n})")
+            label = (
+                None
+                if drawn
+                else (
+                    f"{claim.split()[0]}: {cell_title(run.head, run.loss, run.margin)} — AUC "
+                    f"{ev.auc.mean:.3f} ({ev.variant}, n={ev.auc.n})"
+                )
+            )
             ax.plot(fpr, tpr, color=color, lw=1.4 if not drawn else 0.7, alpha=1 if not drawn else 0.6, label=label)
             drawn += 1
         if lacking:
@@ -73,9 +79,11 @@ def roc_curves(found: list[Finding], cache: ArtifactCache, index: int) -> Plot |
     ax.tick_params(labelsize=7.5)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), fontsize=7, frameon=False)
     bottom += 0.2 + 0.16 * len(cells)
-    caption = ("ROC curves on the test pairs of the claims' cells (the preferred data variant of each), from the "
-               "final dissimilarities stored with each run; one thick line for the first seed, thin lines for the "
-               "others. The dotted diagonal is chance.")
+    caption = (
+        "ROC curves on the test pairs of the claims' cells (the preferred data variant of each), from the "
+        "final dissimilarities stored with each run; one thick line for the first seed, thin lines for the "
+        "others. The dotted diagonal is chance."
+    )
     if notes:
         caption += " Missing: " + "; ".join(notes) + "."
     return Plot(f"fig-{index:02d}-roc", "ROC curves of the claims' cells", caption, fig, bottom + 0.1, notes)
@@ -96,8 +104,9 @@ def distance_histograms(found: list[Finding], cache: ArtifactCache, index: int) 
         claim, ev = cells[k]
         run, npz = _first_distances(ev, cache)
         first = ev.runs.iloc[0]
-        ax.set_title(f"{claim.split()[0]}: {cell_title(first['head'], first['loss'], first['margin'])}",
-                     fontsize=7.5, loc="left")
+        ax.set_title(
+            f"{claim.split()[0]}: {cell_title(first['head'], first['loss'], first['margin'])}", fontsize=7.5, loc="left"
+        )
         ax.tick_params(labelsize=6.5)
         if npz is None:
             notes.append(f"{ev.cell}: outputs/distances.npz missing")
@@ -105,9 +114,18 @@ def distance_histograms(found: list[Finding], cache: ArtifactCache, index: int) 
             continue
         d = npz["test_d"].astype(float)
         pair = np.where(npz["test_y"].astype(int) == 1, "same", "different")
-        sns.histplot(x=d, hue=pair, hue_order=["same", "different"],
-                     palette={"same": "#2a9d8f", "different": "#e76f51"},
-                     stat="density", common_norm=False, bins=40, element="step", ax=ax, legend=k == 0)
+        sns.histplot(
+            x=d,
+            hue=pair,
+            hue_order=["same", "different"],
+            palette={"same": "#2a9d8f", "different": "#e76f51"},
+            stat="density",
+            common_norm=False,
+            bins=40,
+            element="step",
+            ax=ax,
+            legend=k == 0,
+        )
         ax.axvline(0.5, color="black", ls=":", lw=0.9)
         thr = float(run.get("test/threshold", math.nan))
         if math.isfinite(thr):
@@ -116,8 +134,10 @@ def distance_histograms(found: list[Finding], cache: ArtifactCache, index: int) 
         ax.set_ylabel("density" if k % ncols == 0 else "", fontsize=7)
         if k == 0 and ax.get_legend():
             sns.move_legend(ax, "upper right", fontsize=6.5, title=None, frameon=False)
-    caption = ("Test dissimilarities of same and different pairs (lower = more alike), first finished seed of each "
-               "claim's cell. Dotted: the sources' fixed rule d = 0.5; dashed: the threshold chosen on validation.")
+    caption = (
+        "Test dissimilarities of same and different pairs (lower = more alike), first finished seed of each "
+        "claim's cell. Dotted: the sources' fixed rule d = 0.5; dashed: the threshold chosen on validation."
+    )
     if notes:
         caption += " Missing: " + "; ".join(notes) + "."
     return Plot(f"fig-{index:02d}-distances", "Distances of same and different pairs", caption, fig, bottom, notes)
@@ -152,8 +172,10 @@ def _embedding_picks(study: Study, cache: ArtifactCache) -> tuple[list[Pick], li
                 break
             skipped.append(cell)
         if skipped and picks and picks[-1][0] == which:
-            notes.append(f"in {study.name}, {len(skipped)} {which} cell(s) by AUC stored no embeddings.npz "
-                         f"({'; '.join(skipped)}), so the {which} cell with embeddings is shown")
+            notes.append(
+                f"in {study.name}, {len(skipped)} {which} cell(s) by AUC stored no embeddings.npz "
+                f"({'; '.join(skipped)}), so the {which} cell with embeddings is shown"
+            )
     return picks, notes
 
 
@@ -173,38 +195,71 @@ def embeddings(studies: list[Study], cache: ArtifactCache, index: int) -> Plot:
             study, notes = candidate, notes + found_notes
             break
         if not candidate.complete.empty:
-            notes.append(f"no two cells of {candidate.name} stored outputs/embeddings.npz "
-                         "(runs from before it was logged)")
+            notes.append(
+                f"no two cells of {candidate.name} stored outputs/embeddings.npz (runs from before it was logged)"
+            )
     fig, axes, bottom = page(3.7, 1, 2, wspace=0.15, left=0.06, right=0.86)
     if study is None:
         for ax in axes[0]:
             ax.set_axis_off()
-        axes[0, 0].text(0, 0.5, "No run of these studies stored outputs/embeddings.npz:\nno projection to show.",
-                        fontsize=10, color="grey", transform=axes[0, 0].transAxes, va="center")
+        axes[0, 0].text(
+            0,
+            0.5,
+            "No run of these studies stored outputs/embeddings.npz:\nno projection to show.",
+            fontsize=10,
+            color="grey",
+            transform=axes[0, 0].transAxes,
+            va="center",
+        )
     for k, ax in enumerate(axes[0] if study is not None else []):
         ax.set_xticks([])
         ax.set_yticks([])
         which, cell, value, run, npz, skipped = picks[k]
         label = cell_labels(pd.DataFrame({"cell": [cell], "head": [run.head]})).iloc[0]
-        ax.set_title(f"{which}{' with embeddings' if skipped else ''} by test AUC ({value:.3f}):\n"
-                     f"{cell_title(label, run.loss, run.margin)}", fontsize=7.5, loc="left")
+        ax.set_title(
+            f"{which}{' with embeddings' if skipped else ''} by test AUC ({value:.3f}):\n"
+            f"{cell_title(label, run.loss, run.margin)}",
+            fontsize=7.5,
+            loc="left",
+        )
         emb = npz["embedding"].astype(np.float32)
-        xy = (PCA(n_components=2, random_state=0).fit_transform(emb) if emb.shape[1] >= 2
-              else np.c_[emb, np.zeros(len(emb))])
+        xy = (
+            PCA(n_components=2, random_state=0).fit_transform(emb)
+            if emb.shape[1] >= 2
+            else np.c_[emb, np.zeros(len(emb))]
+        )
         labels = npz["label"].astype(int)
         few = len(np.unique(labels)) <= 10  # beyond ten classes (alphabets, characters) no legend
-        sns.scatterplot(x=xy[:, 0], y=xy[:, 1], hue=labels, palette="tab10" if few else "husl", s=6, linewidth=0,
-                        ax=ax, legend=k == 0 and few)
+        sns.scatterplot(
+            x=xy[:, 0],
+            y=xy[:, 1],
+            hue=labels,
+            palette="tab10" if few else "husl",
+            s=6,
+            linewidth=0,
+            ax=ax,
+            legend=k == 0 and few,
+        )
         ax.set_xlabel(f"PC 1 ({run.dataset_variant}, seed {run.seed}, {len(emb)} test images)", fontsize=7)
         ax.set_ylabel("PC 2", fontsize=7)
         if ax.get_legend():
-            sns.move_legend(ax, "upper left", bbox_to_anchor=(2.2, 1.0), title="class", fontsize=6.5,
-                            title_fontsize=7, frameon=False, markerscale=2)
+            sns.move_legend(
+                ax,
+                "upper left",
+                bbox_to_anchor=(2.2, 1.0),
+                title="class",
+                fontsize=6.5,
+                title_fontsize=7,
+                frameon=False,
+                markerscale=2,
+            )
     name = study.name if study is not None else "no study"
-    caption = (f"{name}: test embeddings (the first test images, up to 1,000) projected on their two principal "
-               "components and coloured by class, for the cells with the best and the worst mean test ROC AUC.")
+    caption = (
+        f"{name}: test embeddings (the first test images, up to 1,000) projected on their two principal "
+        "components and coloured by class, for the cells with the best and the worst mean test ROC AUC."
+    )
     if notes:
         caption += " Note: " + "; ".join(notes) + "."
-    return Plot(f"fig-{index:02d}-embeddings", f"Embeddings of the best and worst cells: {name}", caption, fig, bottom,
-                notes)
-
+    return Plot(
+        f"fig-{index:02d}-embeddings", f"Embeddings of the best and worst cells: {name}", caption, fig, bottom, notes
+    )

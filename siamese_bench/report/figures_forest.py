@@ -27,8 +27,13 @@ from siamese_bench.report.rules import (
 )
 from siamese_bench.report.stats import Interval, paired_comparison
 
-BARS = {"works": WORKS_ACC, "learns": LEARNS_AUC, "oneshot": ONESHOT_BAR, "chance": CHANCE_AUC,
-        "above-chance": CHANCE_AUC + CHANCE_MARGIN}
+BARS = {
+    "works": WORKS_ACC,
+    "learns": LEARNS_AUC,
+    "oneshot": ONESHOT_BAR,
+    "chance": CHANCE_AUC,
+    "above-chance": CHANCE_AUC + CHANCE_MARGIN,
+}
 VERDICT_COLOURS = {REPRODUCED: "#2a7f3f", CONTRADICTED: "#b2352b"}
 UNDECIDED = "#8a6d00"
 
@@ -106,10 +111,12 @@ def forest(found: list[Finding], index: int, level: float) -> Plot | None:
     lines = [line for f in found if (line := finding_line(f)) is not None]
     if not lines:
         return None
-    caption = (f"Every row of the findings on its own metric, with its {level * 100:.4g} % interval over seeds "
-               "(green: reproduced, red: contradicted, ochre: inconclusive). Comparison rows: the seed-paired "
-               "difference, claimed better minus compared cell; the grey band is the no-difference band (±δ). "
-               "Single-cell rows: the rule's metric minus its bar (for 'at chance', minus 0.5, the band ±0.05).")
+    caption = (
+        f"Every row of the findings on its own metric, with its {level * 100:.4g} % interval over seeds "
+        "(green: reproduced, red: contradicted, ochre: inconclusive). Comparison rows: the seed-paired "
+        "difference, claimed better minus compared cell; the grey band is the no-difference band (±δ). "
+        "Single-cell rows: the rule's metric minus its bar (for 'at chance', minus 0.5, the band ±0.05)."
+    )
     return _draw(lines, "What each finding compares", index, f"fig-{index:02d}-forest", caption)
 
 
@@ -122,7 +129,8 @@ def levers(found: list[Finding], studies: list[Study], index: int) -> Plot | Non
     lines = lever_lines(study, decided.variant)
     if not lines:
         return None
-    caption = (f"{study.name} ({decided.variant}): each cell's one-shot accuracy minus the base cell's, paired "
-               "by seed, with its 95 % interval: which lever mattered, and by how much.")
+    caption = (
+        f"{study.name} ({decided.variant}): each cell's one-shot accuracy minus the base cell's, paired "
+        "by seed, with its 95 % interval: which lever mattered, and by how much."
+    )
     return _draw(lines, f"Levers against the base cell: {study.name}", index, f"fig-{index:02d}-levers", caption)
-

@@ -16,7 +16,7 @@ import pandas as pd
 
 from siamese_bench.report.claims import CLAIMS, ClaimRow
 from siamese_bench.report.evidence import Evidence, gather, in_variants, lever_note, unfinished
-from siamese_bench.report.load import Study, match, rank_cells
+from siamese_bench.report.load import Study
 from siamese_bench.report.rules import (
     CONTRADICTED,
     FULL_MNIST,
@@ -31,6 +31,7 @@ from siamese_bench.report.rules import (
     pct,
     pval,
 )
+from siamese_bench.report.select import match, rank_cells
 from siamese_bench.report.stats import LEVEL, Interval, Paired, holm, paired_comparison
 
 ALL_CLAIM_IDS = ("C1", "C2", "C3", "C4", "C5", "C6", "K1", "H1")
@@ -71,25 +72,39 @@ def _reference(row: ClaimRow, evidence: list[Evidence], j: Judgement) -> Judgeme
         return Judgement(INCONCLUSIVE if demote else j.verdict, j.why + why, j.p)
     a = full.acc
     if a.no_spread:
-        return Judgement(INCONCLUSIVE if demote else j.verdict, j.why + "; the full-MNIST seeds have zero spread: "
-                         "no interval to hold against the number", j.p)
+        return Judgement(
+            INCONCLUSIVE if demote else j.verdict,
+            j.why + "; the full-MNIST seeds have zero spread: no interval to hold against the number",
+            j.p,
+        )
     if not a.has_interval:
         inside = low <= a.mean <= high
-        why = (f"; one full-MNIST seed ({pct(a.mean)}) is {'consistent with' if inside else 'outside'} {band}, "
-               "but one seed cannot decide")
+        why = (
+            f"; one full-MNIST seed ({pct(a.mean)}) is {'consistent with' if inside else 'outside'} {band}, "
+            "but one seed cannot decide"
+        )
         return Judgement(INCONCLUSIVE if demote else j.verdict, j.why + why, j.p)
     if a.hi < low or a.lo > high:
         side = "lower" if a.hi < low else "higher"
         p = a.p_below(low) if a.hi < low else a.p_above(high)
-        return Judgement(CONTRADICTED, j.why + f"; but the number is not reproduced ({side}): the full-MNIST acc CI "
-                         f"[{pct(a.lo)}, {pct(a.hi)}] lies wholly {'below' if a.hi < low else 'above'} {band}", p)
+        return Judgement(
+            CONTRADICTED,
+            j.why + f"; but the number is not reproduced ({side}): the full-MNIST acc CI "
+            f"[{pct(a.lo)}, {pct(a.hi)}] lies wholly {'below' if a.hi < low else 'above'} {band}",
+            p,
+        )
     p_eq = a.p_within(low, high)
     if a.lo >= low and a.hi <= high:
-        return Judgement(j.verdict, j.why + f"; full-MNIST acc CI [{pct(a.lo)}, {pct(a.hi)}] inside {band}",
-                         max(j.p, p_eq) if j.verdict == REPRODUCED else j.p)
-    return Judgement(INCONCLUSIVE if demote else j.verdict,
-                     j.why + f"; full-MNIST acc CI [{pct(a.lo)}, {pct(a.hi)}] overlaps an edge of {band}",
-                     min_p(j.p, p_eq) if demote else j.p)
+        return Judgement(
+            j.verdict,
+            j.why + f"; full-MNIST acc CI [{pct(a.lo)}, {pct(a.hi)}] inside {band}",
+            max(j.p, p_eq) if j.verdict == REPRODUCED else j.p,
+        )
+    return Judgement(
+        INCONCLUSIVE if demote else j.verdict,
+        j.why + f"; full-MNIST acc CI [{pct(a.lo)}, {pct(a.hi)}] overlaps an edge of {band}",
+        min_p(j.p, p_eq) if demote else j.p,
+    )
 
 
 def judge(row: ClaimRow, evidence: list[Evidence]) -> tuple[Evidence | None, str, str]:
@@ -97,8 +112,13 @@ def judge(row: ClaimRow, evidence: list[Evidence]) -> tuple[Evidence | None, str
     return decided, j.verdict, j.why
 
 
-RULE_METRIC = {"works": "test/acc", "chance": "test/auc", "learns": "test/auc", "above-chance": "test/auc",
-               "oneshot": "oneshot/acc"}  # what each single-cell rule reads
+RULE_METRIC = {
+    "works": "test/acc",
+    "chance": "test/auc",
+    "learns": "test/auc",
+    "above-chance": "test/auc",
+    "oneshot": "oneshot/acc",
+}  # what each single-cell rule reads
 
 
 def _interval(ev: Evidence, metric: str) -> Interval:
@@ -141,8 +161,9 @@ def _paired_on(row: ClaimRow, ev: Evidence, study: Study, level: float) -> tuple
     return paired_comparison(by_seed(rows), by_seed(ev.runs), level=level), versus_cell
 
 
-def judge_comparison(row: ClaimRow, evidence: list[Evidence], studies: list[Study], level: float = LEVEL
-                     ) -> tuple[Evidence | None, Judgement, Paired | None, str]:
+def judge_comparison(
+    row: ClaimRow, evidence: list[Evidence], studies: list[Study], level: float = LEVEL
+) -> tuple[Evidence | None, Judgement, Paired | None, str]:
     """A comparison row: on every data variant where both cells ran, the seed-paired difference
     of row.metric between the claimed-better cell and row.versus, within one study. The
     preferred variant decides, unless another gives the opposite verdict: then it depends on
@@ -160,12 +181,18 @@ def judge_comparison(row: ClaimRow, evidence: list[Evidence], studies: list[Stud
         if p.diff.has_interval:
             diff += f" [{p.diff.lo * scale:+.{digits}f}, {p.diff.hi * scale:+.{digits}f}]"
         j = paired_judgement(p, row.delta, scale, digits)
-        text = (f"on {ev.variant} ({ev.study}), {name}: {p.mean_b * scale:.{digits}f} vs {p.mean_a * scale:.{digits}f} "
-                f"({versus_cell}), difference {diff} over {p.n} paired seeds: {j.why}")
+        text = (
+            f"on {ev.variant} ({ev.study}), {name}: {p.mean_b * scale:.{digits}f} vs {p.mean_a * scale:.{digits}f} "
+            f"({versus_cell}), difference {diff} over {p.n} paired seeds: {j.why}"
+        )
         judged.append((ev, replace(j, why=text), p, versus_cell))
     if not judged:
-        return (evidence[0] if evidence else None), Judgement(
-            INCONCLUSIVE, "the compared cell did not run on the same data"), None, ""
+        return (
+            (evidence[0] if evidence else None),
+            Judgement(INCONCLUSIVE, "the compared cell did not run on the same data"),
+            None,
+            "",
+        )
     ev, j, p, versus_cell = next((x for x in judged if x[2].enough), judged[0])
     reason = "; ".join(x[1].why for x in judged)
     verdict = j.verdict
@@ -231,9 +258,14 @@ def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS, level: float
         verdict, reason = j.verdict, j.why
         if row.pick == "best-oneshot" and decided is not None:
             reason += f"; best cell {decided.cell} of {decided.study}; " + lever_note(
-                next(s for s in studies if s.name == decided.study), decided)
-        if verdict == CONTRADICTED and row.faithful and decided is not None \
-                and match(decided.runs, row.faithful).shape[0] < len(decided.runs):
+                next(s for s in studies if s.name == decided.study), decided
+            )
+        if (
+            verdict == CONTRADICTED
+            and row.faithful
+            and decided is not None
+            and match(decided.runs, row.faithful).shape[0] < len(decided.runs)
+        ):
             verdict = INCONCLUSIVE
             reason += f"; but on a reduced setup ({row.reduced_note}), which cannot contradict the claim"
         bad = decided.diverged if decided is not None else 0
@@ -244,8 +276,10 @@ def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS, level: float
                 reason += ": a design that diverges cannot be reproduced as working"
         failed = unfinished(studies, decided, (decided.cell if decided else "", versus_cell))
         if failed:
-            reason += f" ({failed} cell x seed run{'s' if failed > 1 else ''} of the compared cells failed or " \
-                      "unfinished (killed, lost): not counted, the sweep re-runs them)"
+            reason += (
+                f" ({failed} cell x seed run{'s' if failed > 1 else ''} of the compared cells failed or "
+                "unfinished (killed, lost): not counted, the sweep re-runs them)"
+            )
         out.append(Finding(row, evidence, decided, verdict, reason, failed, paired, versus_cell, j.p, diverged=bad))
     return _holm_gate(out, claims, (1 - level) / 2)
 

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from siamese_bench.core.errors import ConfigError
-from siamese_bench.core.recipe import RECIPE as RECIPE_VALUES
 from siamese_bench.core.recipe import VARIANT_PREFERENCE
 from siamese_bench.core.redact import mask_url, scrub
 from siamese_bench.core.store import LOSS_USES_MARGIN, OBJECTIVE, STUDY_CELLS
@@ -31,11 +30,30 @@ from siamese_bench.infra.tracking import check_reachable
 
 log = logging.getLogger(__name__)
 
-FINAL_METRICS = ("test/acc", "test/auc", "test/acc_tuned", "test/threshold", "test/loss",
-                 "train_eval/acc", "train_eval/auc", "train_eval/acc_tuned", "val/auc", "val/acc",
-                 "val/acc_tuned", "seconds", "collapsed", "oneshot/acc", "oneshot_pixels/acc", "oneshot/trials",
-                 "retrieval/precision_at_1", "retrieval/r_precision", "retrieval/map_at_r",
-                 "mix/acc", "mix/auc", "mix/acc_tuned")
+FINAL_METRICS = (
+    "test/acc",
+    "test/auc",
+    "test/acc_tuned",
+    "test/threshold",
+    "test/loss",
+    "train_eval/acc",
+    "train_eval/auc",
+    "train_eval/acc_tuned",
+    "val/auc",
+    "val/acc",
+    "val/acc_tuned",
+    "seconds",
+    "collapsed",
+    "oneshot/acc",
+    "oneshot_pixels/acc",
+    "oneshot/trials",
+    "retrieval/precision_at_1",
+    "retrieval/r_precision",
+    "retrieval/map_at_r",
+    "mix/acc",
+    "mix/auc",
+    "mix/acc_tuned",
+)
 CURVE_METRICS = ("val/auc", "train/loss")
 VARIANT_ORDER = VARIANT_PREFERENCE  # preferred evidence first (recipe.py says why)
 PARAM_COLUMNS = ("encoder", "optimizer", "lr", "batch_size", "init", "triplet_negatives", "triplet_mining")
@@ -77,8 +95,11 @@ class Study:
         """Finished grid runs with final metrics, one per cell x seed x data variant (the latest)."""
         if self.runs.empty:
             return self.runs
-        ok = (self.runs["status"] == "FINISHED") & (self.runs["optuna_state"].isin(["COMPLETE", ""])) \
+        ok = (
+            (self.runs["status"] == "FINISHED")
+            & (self.runs["optuna_state"].isin(["COMPLETE", ""]))
             & self.runs["test/acc"].notna()
+        )
         done = self.runs[ok].sort_values("start_time")
         return done.drop_duplicates(["cell", "seed", "dataset_variant"], keep="last").reset_index(drop=True)
 
@@ -214,10 +235,32 @@ def _run_row(run) -> dict[str, Any]:
     return row
 
 
-RUN_COLUMNS = ["run_id", "cell", "seed", "status", "optuna_state", "fail_reason", "optuna_trial", "head", "loss",
-               "margin", "loss_uses_margin", "objective", "dataset_variant", "dataset_source", "epochs",
-               "n_train_samples", "n_parameters", "package_version", "git_commit", "start_time", "end_time",
-               "artifact_uri", *(f"param.{k}" for k in PARAM_COLUMNS), *FINAL_METRICS]
+RUN_COLUMNS = [
+    "run_id",
+    "cell",
+    "seed",
+    "status",
+    "optuna_state",
+    "fail_reason",
+    "optuna_trial",
+    "head",
+    "loss",
+    "margin",
+    "loss_uses_margin",
+    "objective",
+    "dataset_variant",
+    "dataset_source",
+    "epochs",
+    "n_train_samples",
+    "n_parameters",
+    "package_version",
+    "git_commit",
+    "start_time",
+    "end_time",
+    "artifact_uri",
+    *(f"param.{k}" for k in PARAM_COLUMNS),
+    *FINAL_METRICS,
+]
 
 
 def _declared_cells(client, run_id: str) -> list[str] | None:
@@ -238,8 +281,9 @@ def load_study(client, name: str, uri: str) -> Study:
     exp = client.get_experiment_by_name(name)
     if exp is None or exp.lifecycle_stage != "active":
         known = sorted(e.name for e in client.search_experiments() if e.name != "Default")
-        raise ConfigError(f"study {name!r} not found in tracking store {uri}"
-                          f" (studies there: {', '.join(known) or 'none'})")
+        raise ConfigError(
+            f"study {name!r} not found in tracking store {uri} (studies there: {', '.join(known) or 'none'})"
+        )
     runs = _all_runs(client, exp.experiment_id)
     parents = sorted((r for r in runs if r.data.tags.get("role") == "study"), key=lambda r: r.info.start_time or 0)
     children = [r for r in runs if r.data.tags.get("role") != "study"]
@@ -322,42 +366,3 @@ class ArtifactCache:
 
 # C1's recipe (recipe.py, TrainConfig's defaults): when a study varies other factors too, the
 # claims' rows use the cells that keep these values (compared as MLflow stores params: text).
-RECIPE = {f"param.{k}": str(v) for k, v in RECIPE_VALUES.items() if k != "epochs"}
-
-
-def match(frame: pd.DataFrame, select: dict[str, Any]) -> pd.DataFrame:
-    """Rows whose head, loss, margin ... equal `select` (margin compared as a number); any other
-    training option is read from the cell's factor tags; a key no run has matches nothing."""
-    if frame.empty:
-        return frame
-    keep = pd.Series(True, index=frame.index)
-    for key, value in select.items():
-        if key not in frame and f"factor.{key}" in frame:  # a study factor that is not a column (decide's cells)
-            key = f"factor.{key}"
-        if key not in frame:
-            return frame.iloc[0:0]
-        if key == "margin":
-            keep &= np.isclose(frame["margin"].astype(float), float(value))
-        else:
-            keep &= frame[key].astype(str) == str(value)
-    return frame[keep]
-
-
-def rank_cells(rows: pd.DataFrame) -> pd.DataFrame:
-    """Matching cells, best first: closest to the recipe (score = recipe values kept), then most
-    seeds, then by cell id (so the order of the rows never decides). Columns cell, score, n."""
-    if rows.empty:
-        return pd.DataFrame({"cell": pd.Series(dtype=str), "score": pd.Series(dtype=int),
-                             "n": pd.Series(dtype=int)})
-    score = sum((rows[k].astype(str) == v).astype(int) for k, v in RECIPE.items() if k in rows)
-    ranked = rows.assign(_score=score).groupby("cell").agg(score=("_score", "max"), n=("seed", "nunique"))
-    ranked = ranked.reset_index()
-    ranked["cell"] = ranked["cell"].astype(str)
-    return ranked.sort_values(["score", "n", "cell"], ascending=[False, False, True], kind="stable") \
-        .reset_index(drop=True)
-
-
-def best_cell(rows: pd.DataFrame) -> str | None:
-    """Of several matching cells, the one closest to the recipe, then with the most seeds."""
-    ranked = rank_cells(rows)
-    return None if ranked.empty else str(ranked["cell"].iloc[0])

@@ -10,84 +10,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties, findfont, get_font
 from matplotlib.patches import Rectangle
 from matplotlib.typing import RcKeyType
 
+from siamese_bench.report.pdf_text import FAMILY, line_height, text_width, wrap
 from siamese_bench.report.tables import Table
 
 PORTRAIT = (8.27, 11.69)  # A4, inches
 LANDSCAPE = (11.69, 8.27)
 MARGIN_X, MARGIN_TOP, MARGIN_BOTTOM = 0.7, 0.75, 0.8
 FIGURE_TOP_IN = 1.75  # figure pages: space kept above the plot for the headings
-FAMILY = "DejaVu Sans"
 BODY, SMALL, H1, H2 = 9.5, 7.5, 15, 11.5
 INK, MUTED, RULE_GREY, HEADER_FILL, STRIPE = "#1a1a1a", "#555555", "#9aa5b1", "#dfe6ee", "#f4f6f8"
 RC: dict[RcKeyType, Any] = {"pdf.fonttype": 42, "ps.fonttype": 42, "font.family": FAMILY, "svg.fonttype": "none"}
-
-
-@lru_cache(maxsize=8)
-def _font(bold: bool, italic: bool):
-    prop = FontProperties(family=FAMILY, weight="bold" if bold else "normal", style="italic" if italic else "normal")
-    return get_font(findfont(prop))
-
-
-@lru_cache(maxsize=65536)
-def text_width(text: str, size: float, bold: bool = False, italic: bool = False) -> float:
-    """Width of one line of text in inches."""
-    font = _font(bold, italic)
-    font.set_size(size, 720)  # measured at 10x resolution: hinting rounds advances to whole pixels
-    font.set_text(text, 0.0)
-    return font.get_width_height()[0] / 64 / 720
-
-
-def _split_long(word: str, width: float, size: float, bold: bool) -> list[str]:
-    """Break a word wider than the line after , / = or -, else between characters."""
-    pieces, current = [], ""
-    for ch in word:
-        if current and text_width(current + ch, size, bold) > width:
-            cut = max(current.rfind(c) for c in ",/=-") + 1
-            if 0 < cut < len(current):
-                pieces.append(current[:cut])
-                current = current[cut:]
-            else:
-                pieces.append(current)
-                current = ""
-        current += ch
-    return pieces + [current] if current else pieces
-
-
-def wrap(text: str, width: float, size: float, bold: bool = False, italic: bool = False) -> list[str]:
-    """Greedy word wrap to `width` inches; keeps explicit newlines."""
-    lines: list[str] = []
-    for para in str(text).split("\n"):
-        current = ""
-        for word in para.split(" "):
-            if not word:
-                continue
-            candidate = f"{current} {word}" if current else word
-            if text_width(candidate, size, bold, italic) <= width:
-                current = candidate
-                continue
-            if current:
-                lines.append(current)
-            if text_width(word, size, bold, italic) > width:
-                *head, current = _split_long(word, width, size, bold)
-                lines.extend(head)
-            else:
-                current = word
-        lines.append(current)
-    return lines
-
-
-def line_height(size: float) -> float:
-    return size * 1.28 / 72
 
 
 @dataclass
@@ -113,10 +53,29 @@ class Page:
         ax.patch.set_visible(False)  # figure pages: the plot underneath must show
         self.ax = ax
 
-    def text(self, x: float, y: float, s: str, size: float = BODY, bold: bool = False, italic: bool = False,
-             color: str = INK, ha: str = "left") -> None:
-        self.ax.text(x, y, s, fontsize=size, fontweight="bold" if bold else "normal",
-                     fontstyle="italic" if italic else "normal", color=color, ha=ha, va="top", family=FAMILY)
+    def text(
+        self,
+        x: float,
+        y: float,
+        s: str,
+        size: float = BODY,
+        bold: bool = False,
+        italic: bool = False,
+        color: str = INK,
+        ha: str = "left",
+    ) -> None:
+        self.ax.text(
+            x,
+            y,
+            s,
+            fontsize=size,
+            fontweight="bold" if bold else "normal",
+            fontstyle="italic" if italic else "normal",
+            color=color,
+            ha=ha,
+            va="top",
+            family=FAMILY,
+        )
 
 
 @dataclass
@@ -187,8 +146,9 @@ class ReportPdf:
             self._draw_heading(page, *pending, level=2)
         return page
 
-    def paragraph(self, text: str, size: float = BODY, italic: bool = False, color: str = INK,
-                  gap: float = 0.1) -> None:
+    def paragraph(
+        self, text: str, size: float = BODY, italic: bool = False, color: str = INK, gap: float = 0.1
+    ) -> None:
         page = self.page
         width = page.width - 2 * MARGIN_X
         lines = wrap(text, width, size, italic=italic)
@@ -205,12 +165,14 @@ class ReportPdf:
         number = self.tables
         view = table.view.astype(object).fillna("–").astype(str)  # pandas 3 keeps NaN through astype(str)
         if view.empty:
-            self._start(3 * line_height(BODY)).text(MARGIN_X, self.page.y, f"Table {number}. {table.title}",
-                                                    size=BODY, bold=True)
+            self._start(3 * line_height(BODY)).text(
+                MARGIN_X, self.page.y, f"Table {number}. {table.title}", size=BODY, bold=True
+            )
             self.page.y += line_height(BODY) + 0.04
             note = f" {table.note}" if table.note else ""
-            self.paragraph(f"No rows: nothing these studies ran falls in this table.{note}", size=SMALL,
-                           italic=True, color=MUTED)
+            self.paragraph(
+                f"No rows: nothing these studies ran falls in this table.{note}", size=SMALL, italic=True, color=MUTED
+            )
             return
         page = self.page
         if landscape is not None and (page.width > page.height) != landscape:
@@ -228,8 +190,10 @@ class ReportPdf:
 
         header = [cell_lines(None, c, c) for c in cols]
         header_h = max(len(h) for h in header) * lh + 2 * pad
-        rows = [[cell_lines(i, c, v) for c, v in zip(cols, row, strict=True)]
-                for i, row in enumerate(view.itertuples(index=False))]
+        rows = [
+            [cell_lines(i, c, v) for c, v in zip(cols, row, strict=True)]
+            for i, row in enumerate(view.itertuples(index=False))
+        ]
         heights = [max(len(x) for x in lines) * lh + 2 * pad for lines in rows]
         total = line_height(BODY) + 0.04 + header_h + sum(heights)
         first = line_height(BODY) + 0.04 + header_h + sum(heights[:2])
@@ -280,9 +244,19 @@ class ReportPdf:
         """Relative widths (given, else by content) scaled to `width`; no column narrower than its
         longest word (so headers like "seed" never break mid-word when there is room)."""
         cols = list(view.columns)
-        floor = {c: min(1.4, max([text_width(w, size, True) for w in str(c).split()]
-                                 + [text_width(w, size) for t in view[c][:300] for w in str(t).split()] + [0.15]))
-                 + 2 * pad + 0.01 for c in cols}
+        floor = {
+            c: min(
+                1.4,
+                max(
+                    [text_width(w, size, True) for w in str(c).split()]
+                    + [text_width(w, size) for t in view[c][:300] for w in str(t).split()]
+                    + [0.15]
+                ),
+            )
+            + 2 * pad
+            + 0.01
+            for c in cols
+        }
         if table.widths and all(c in table.widths for c in cols):
             rel = {c: table.widths[c] for c in cols}
         else:  # by content: the widest line of each column, capped
@@ -309,8 +283,15 @@ class ReportPdf:
         return out
 
     # -- figures ---------------------------------------------------------------------------------
-    def figure(self, figure: Figure, number: str, title: str, caption: str, bottom: float,
-               section: tuple[str, str] | None = None) -> None:
+    def figure(
+        self,
+        figure: Figure,
+        number: str,
+        title: str,
+        caption: str,
+        bottom: float,
+        section: tuple[str, str] | None = None,
+    ) -> None:
         """A page holding one figure made by figures.py (page-sized, plot below FIGURE_TOP_IN,
         ending at `bottom` inches from the top); headings above it, the caption below it."""
         self.figures += 1
@@ -354,8 +335,7 @@ class ReportPdf:
         page.y += line_height(H2) + 0.05
         for k, e in enumerate(self.contents):
             if page.room < 2 * line_height(BODY) and k < len(self.contents) - 1:
-                page.text(MARGIN_X, page.y, f"… and {len(self.contents) - k} more entries", size=BODY - 1,
-                          color=MUTED)
+                page.text(MARGIN_X, page.y, f"… and {len(self.contents) - k} more entries", size=BODY - 1, color=MUTED)
                 break
             indent = 0.0 if e.level == 1 else 0.3
             size = BODY if e.level == 1 else BODY - 1

@@ -79,8 +79,10 @@ def _at_least(iv: Interval, bar: float, name: str) -> Judgement:
     if not iv.has_interval:
         if iv.n == 1:
             side = "consistent with" if iv.mean >= bar else "below"
-            return Judgement(INCONCLUSIVE, f"n=1 ({name} {pct(iv.mean)}, {side} {_bar(bar)}): one seed "
-                             "cannot reproduce or contradict")
+            return Judgement(
+                INCONCLUSIVE,
+                f"n=1 ({name} {pct(iv.mean)}, {side} {_bar(bar)}): one seed cannot reproduce or contradict",
+            )
         return Judgement(INCONCLUSIVE, "no run: no interval")
     if iv.no_spread:
         return Judgement(INCONCLUSIVE, zero_spread(f"{name} {pct(iv.mean)}", iv.n))
@@ -124,8 +126,11 @@ def _side_of_chance(u: Interval) -> str | None:
 
 def _chance_tests(u: Interval) -> dict[str | None, float]:
     """The p-value behind each side (None: the smallest of the three, for an undecided row)."""
-    ps: dict[str | None, float] = {"inside": u.p_within(CHANCE_LOW, CHANCE_HIGH), "above": u.p_above(CHANCE_HIGH),
-                                   "below": u.p_below(CHANCE_LOW)}
+    ps: dict[str | None, float] = {
+        "inside": u.p_within(CHANCE_LOW, CHANCE_HIGH),
+        "above": u.p_above(CHANCE_HIGH),
+        "below": u.p_below(CHANCE_LOW),
+    }
     return {**ps, None: min_p(*ps.values())}
 
 
@@ -166,8 +171,11 @@ def _learns(ev: Evidence) -> Judgement:
     p = _chance_tests(u)
     if _side_of_chance(u) == "inside":
         return Judgement(CONTRADICTED, f"still at chance: {_band(u)} inside {_BAND}", p["inside"])
-    return Judgement(INCONCLUSIVE, f"{_band(u)} neither ≥ {LEARNS_AUC} nor inside the chance band",
-                     min_p(u.p_above(LEARNS_AUC), p["inside"]))
+    return Judgement(
+        INCONCLUSIVE,
+        f"{_band(u)} neither ≥ {LEARNS_AUC} nor inside the chance band",
+        min_p(u.p_above(LEARNS_AUC), p["inside"]),
+    )
 
 
 def _above_chance(ev: Evidence) -> Judgement:
@@ -185,44 +193,65 @@ def _oneshot(ev: Evidence) -> Judgement:
     iv = oneshot_interval(ev.runs["oneshot/acc"], ev.trials(), p0=ONESHOT_BAR, level=level)
     j = _at_least(iv, ONESHOT_BAR, "one-shot")
     if m > 1:
-        j = replace(j, why=f"{j.why} (the best of {m} cells, so a {level * 100:.2f} % interval: Bonferroni for the "
-                    "pick)", p=min(1.0, j.p * m) if math.isfinite(j.p) else j.p)
+        j = replace(
+            j,
+            why=f"{j.why} (the best of {m} cells, so a {level * 100:.2f} % interval: Bonferroni for the pick)",
+            p=min(1.0, j.p * m) if math.isfinite(j.p) else j.p,
+        )
     return j
 
 
 RULES: dict[str, Rule] = {
     # C1: "works" at the sources' own rule and bar.
-    "works": Rule(f"reproduced if test acc (d < 0.5) {{ci}} CI low ≥ {_bar(WORKS_ACC)}; contradicted if CI high "
-                  f"< {_bar(WORKS_ACC)}; else (or n < {MIN_SEEDS}, or zero spread) inconclusive", _works),
+    "works": Rule(
+        f"reproduced if test acc (d < 0.5) {{ci}} CI low ≥ {_bar(WORKS_ACC)}; contradicted if CI high "
+        f"< {_bar(WORKS_ACC)}; else (or n < {MIN_SEEDS}, or zero spread) inconclusive",
+        _works,
+    ),
     # C2 and the transforms the odd-function account says fail: equivalent to chance, both sides.
-    "chance": Rule(f"reproduced if the test AUC {{ci}} CI lies inside the chance band {_BAND} (equivalence, two "
-                   f"one-sided tests); contradicted if it lies wholly above it (it learns) or wholly below it (an "
-                   f"inverted signal: learned backwards); else (or n < {MIN_SEEDS}, or zero spread) inconclusive",
-                   _chance),
+    "chance": Rule(
+        f"reproduced if the test AUC {{ci}} CI lies inside the chance band {_BAND} (equivalence, two "
+        f"one-sided tests); contradicted if it lies wholly above it (it learns) or wholly below it (an "
+        f"inverted signal: learned backwards); else (or n < {MIN_SEEDS}, or zero spread) inconclusive",
+        _chance,
+    ),
     # C3's fixes: the claim is that the head leaves chance and learns, not that it matches C1's
     # number on every data size, so it is judged on threshold-free AUC.
-    "learns": Rule(f"reproduced if AUC {{ci}} CI low ≥ {LEARNS_AUC}; contradicted if still at chance (AUC CI inside "
-                   f"{_BAND}); else (or n < {MIN_SEEDS}, or zero spread) inconclusive", _learns),
-    "above-chance": Rule(f"reproduced if AUC {{ci}} CI low > {CHANCE_HIGH}; contradicted if the CI lies inside the "
-                         f"chance band {_BAND} or wholly below it; else (or n < {MIN_SEEDS}, or zero spread) "
-                         "inconclusive",
-                         _above_chance),
-    "oneshot": Rule(f"reproduced if the 20-way one-shot accuracy {{ci}} CI low ≥ {_bar(ONESHOT_BAR)} (the low end "
-                    f"of re-implementations; the interval adds the binomial error of the 400 fixed trials, taken at "
-                    f"the bar, to the spread over seeds; the best of m cells is tested at level α / m); "
-                    f"contradicted if CI high < {_bar(ONESHOT_BAR)} with Koch's encoder (a smaller one falling short "
-                    f"is inconclusive); else (or n < {MIN_SEEDS}, or zero spread) inconclusive", _oneshot),
+    "learns": Rule(
+        f"reproduced if AUC {{ci}} CI low ≥ {LEARNS_AUC}; contradicted if still at chance (AUC CI inside "
+        f"{_BAND}); else (or n < {MIN_SEEDS}, or zero spread) inconclusive",
+        _learns,
+    ),
+    "above-chance": Rule(
+        f"reproduced if AUC {{ci}} CI low > {CHANCE_HIGH}; contradicted if the CI lies inside the "
+        f"chance band {_BAND} or wholly below it; else (or n < {MIN_SEEDS}, or zero spread) "
+        "inconclusive",
+        _above_chance,
+    ),
+    "oneshot": Rule(
+        f"reproduced if the 20-way one-shot accuracy {{ci}} CI low ≥ {_bar(ONESHOT_BAR)} (the low end "
+        f"of re-implementations; the interval adds the binomial error of the 400 fixed trials, taken at "
+        f"the bar, to the spread over seeds; the best of m cells is tested at level α / m); "
+        f"contradicted if CI high < {_bar(ONESHOT_BAR)} with Koch's encoder (a smaller one falling short "
+        f"is inconclusive); else (or n < {MIN_SEEDS}, or zero spread) inconclusive",
+        _oneshot,
+    ),
     # Comparison rows (ClaimRow.versus): judged on seed-paired differences, see judge_comparison.
-    "better": Rule("reproduced if the paired difference (claimed better − compared cell) has a {ci} CI whose low "
-                   "end is at least the smallest effect that matters (δ): better by δ or more; contradicted if the "
-                   "CI lies below 0, or inside (−δ, δ) (no difference that matters); else (or fewer than "
-                   f"{MIN_SEEDS_TO_TELL} paired seeds, or zero spread) inconclusive; decided on the preferred data "
-                   "variant, inconclusive when another variant gives the opposite verdict",
-                   lambda ev: Judgement(INCONCLUSIVE, "judged on the paired difference")),
+    "better": Rule(
+        "reproduced if the paired difference (claimed better − compared cell) has a {ci} CI whose low "
+        "end is at least the smallest effect that matters (δ): better by δ or more; contradicted if the "
+        "CI lies below 0, or inside (−δ, δ) (no difference that matters); else (or fewer than "
+        f"{MIN_SEEDS_TO_TELL} paired seeds, or zero spread) inconclusive; decided on the preferred data "
+        "variant, inconclusive when another variant gives the opposite verdict",
+        lambda ev: Judgement(INCONCLUSIVE, "judged on the paired difference"),
+    ),
 }
-METRIC_NAMES = {"test/auc": "test ROC AUC", "test/acc_tuned": "test acc at the validation threshold",
-                "test/acc": "test acc (d < 0.5)",
-                "mix/acc_tuned": "acc on pairs across training and test alphabets (C6's mix), validation threshold"}
+METRIC_NAMES = {
+    "test/auc": "test ROC AUC",
+    "test/acc_tuned": "test acc at the validation threshold",
+    "test/acc": "test acc (d < 0.5)",
+    "mix/acc_tuned": "acc on pairs across training and test alphabets (C6's mix), validation threshold",
+}
 
 
 def paired_judgement(p: Paired, delta: float, scale: float = 1.0, digits: int = 3) -> Judgement:
@@ -241,17 +270,24 @@ def paired_judgement(p: Paired, delta: float, scale: float = 1.0, digits: int = 
     band = f"±{delta * scale:g}{' points' if scale == 100 else ''}"
     equivalent = d.p_within(-delta, delta)
     if d.lo > -delta and d.hi < delta:
-        return Judgement(CONTRADICTED, f"CI inside the no-difference band {band}: no difference that matters",
-                         equivalent)
+        return Judgement(
+            CONTRADICTED, f"CI inside the no-difference band {band}: no difference that matters", equivalent
+        )
     if d.lo >= delta:
-        return Judgement(REPRODUCED, f"CI low ≥ the smallest effect that matters ({delta * scale:g}): better by at "
-                         "least that", d.p_above(delta))
+        return Judgement(
+            REPRODUCED,
+            f"CI low ≥ the smallest effect that matters ({delta * scale:g}): better by at least that",
+            d.p_above(delta),
+        )
     if d.hi < 0:
         return Judgement(CONTRADICTED, "CI below 0: the compared cell is better", d.p_below(0))
     if d.lo > 0:
-        return Judgement(INCONCLUSIVE, f"CI above 0 but its low end {d.lo * scale:+.{digits}f} is below the smallest "
-                         f"effect that matters ({delta * scale:g}): better, maybe by less than matters",
-                         min_p(d.p_above(delta), equivalent))
+        return Judgement(
+            INCONCLUSIVE,
+            f"CI above 0 but its low end {d.lo * scale:+.{digits}f} is below the smallest "
+            f"effect that matters ({delta * scale:g}): better, maybe by less than matters",
+            min_p(d.p_above(delta), equivalent),
+        )
     return Judgement(INCONCLUSIVE, "CI contains 0", min_p(d.p_above(delta), d.p_below(0), equivalent))
 
 
@@ -264,12 +300,16 @@ def rule_text(row: ClaimRow, level: float = LEVEL) -> str:
     """The rule of a claim row in words, with the row's own parameters and the intervals' level."""
     text = RULES[row.rule].text.replace("{ci}", ci_name(level))
     if row.versus is not None:
-        text += (f", on {METRIC_NAMES.get(row.metric, row.metric)} (δ = {row.delta:g}), seeds "
-                 "paired within one study and data")
+        text += (
+            f", on {METRIC_NAMES.get(row.metric, row.metric)} (δ = {row.delta:g}), seeds "
+            "paired within one study and data"
+        )
     if row.reference is not None:
         ref, tol = row.reference * 100, row.tolerance * 100
-        text += (f"; reproduced also needs the full-MNIST {ci_name(level)} CI inside {ref:.2f} ± {tol:.1f} % "
-                 f"(equivalence to the source's number; else inconclusive, also with fewer than {MIN_SEEDS} "
-                 "full-MNIST seeds); contradicted (the number is not reproduced: higher or lower) whenever the "
-                 "full-MNIST CI lies wholly outside that band")
+        text += (
+            f"; reproduced also needs the full-MNIST {ci_name(level)} CI inside {ref:.2f} ± {tol:.1f} % "
+            f"(equivalence to the source's number; else inconclusive, also with fewer than {MIN_SEEDS} "
+            "full-MNIST seeds); contradicted (the number is not reproduced: higher or lower) whenever the "
+            "full-MNIST CI lies wholly outside that band"
+        )
     return text

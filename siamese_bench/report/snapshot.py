@@ -24,8 +24,12 @@ from siamese_bench.report.results import results_table
 
 # The groups the docs report, one name per study (spec file, study, report folder and make target).
 GROUPS: dict[str, tuple[str, ...]] = {
-    "mnist": ("mnist", "mnist-full"), "vectors": ("vectors",), "mining": ("mining",), "sequences": ("sequences",),
-    "omniglot": ("omniglot", "omniglot-full"), "oneshot": ("oneshot",),
+    "mnist": ("mnist", "mnist-full"),
+    "vectors": ("vectors",),
+    "mining": ("mining",),
+    "sequences": ("sequences",),
+    "omniglot": ("omniglot", "omniglot-full"),
+    "oneshot": ("oneshot",),
 }
 SNAPSHOT_VERSION = 1
 
@@ -49,8 +53,10 @@ def snapshot(studies: list[Study]) -> dict[str, Any]:
             value = getattr(s, f.name)
             if f.name == "runs":
                 frame = value.drop(columns=[c for c in ("artifact_uri",) if c in value])
-                item["runs"] = {"columns": list(frame.columns),
-                                "rows": [[_plain(v) for v in row] for row in frame.itertuples(index=False)]}
+                item["runs"] = {
+                    "columns": list(frame.columns),
+                    "rows": [[_plain(v) for v in row] for row in frame.itertuples(index=False)],
+                }
             else:
                 item[f.name] = value
         out.append(item)
@@ -82,8 +88,11 @@ def glance(found: list[Finding]) -> str:
         if f.paired is not None and f.paired.diff.n:
             d = f.paired.diff
             scale = 1 if f.row.metric.endswith("auc") else 100
-            measured = (f"{f.row.metric} difference {d.mean * scale:+.3g} [{d.lo * scale:+.3g}, {d.hi * scale:+.3g}]"
-                        if d.has_interval else f"{f.row.metric} difference {d.mean * scale:+.3g}")
+            measured = (
+                f"{f.row.metric} difference {d.mean * scale:+.3g} [{d.lo * scale:+.3g}, {d.hi * scale:+.3g}]"
+                if d.has_interval
+                else f"{f.row.metric} difference {d.mean * scale:+.3g}"
+            )
         elif ev is not None and f.row.rule == "oneshot" and ev.oneshot is not None:
             measured = f"one-shot {ev.oneshot.text(unit=' %')}"
         elif ev is not None and f.row.rule in ("chance", "learns", "above-chance"):
@@ -102,10 +111,17 @@ def results_markdown(studies: list[Study]) -> tuple[str, str]:
     by_name = {s.name: s for s in studies}
     everything = findings(studies, CLAIMS)
     missing = not_covered(studies, everything)
-    parts = ["# Results", "",
-             "Written by `make docs` (`siamese-bench docs --results`) from the tracking store, through the snapshot "
-             "docs/results.json; nothing here is typed by hand. Rules and families: [claims.md](claims.md).", "",
-             "## Every claim", "", glance(everything), ""]
+    parts = [
+        "# Results",
+        "",
+        "Written by `make docs` (`siamese-bench docs --results`) from the tracking store, through the snapshot "
+        "docs/results.json; nothing here is typed by hand. Rules and families: [claims.md](claims.md).",
+        "",
+        "## Every claim",
+        "",
+        glance(everything),
+        "",
+    ]
     if missing:
         parts += [f"Not covered by these studies: {', '.join(missing)}.", ""]
     for group, names in GROUPS.items():
@@ -121,9 +137,15 @@ def results_markdown(studies: list[Study]) -> tuple[str, str]:
             parts += [f"### {table.title}", "", table.markdown(), "", table.note, ""]
     versions = sorted({str(v) for s in studies for v in s.runs.get("package_version", []) if v})
     commits = sorted({str(c)[:10] for s in studies for c in s.runs.get("git_commit", []) if c})
-    parts += ["## Provenance", "", f"Runs made by siamese-bench {', '.join(versions) or '?'} at commit(s) "
-              f"{', '.join(commits) or '?'}; studies: " + "; ".join(
-                  f"{s.name} ({len(s.complete)} finished runs)" for s in studies) + ".", ""]
+    parts += [
+        "## Provenance",
+        "",
+        f"Runs made by siamese-bench {', '.join(versions) or '?'} at commit(s) "
+        f"{', '.join(commits) or '?'}; studies: "
+        + "; ".join(f"{s.name} ({len(s.complete)} finished runs)" for s in studies)
+        + ".",
+        "",
+    ]
     return "\n".join(parts), glance(everything)
 
 

@@ -89,8 +89,12 @@ def _t_quantile(q: float, df: float) -> float:
     return float(stats.t.ppf(q, df))
 
 
-def t_interval(values: Iterable[float], level: float = LEVEL,
-               bounds: tuple[float, float] | None = None, extra_variance: float = 0.0) -> Interval:
+def t_interval(
+    values: Iterable[float],
+    level: float = LEVEL,
+    bounds: tuple[float, float] | None = None,
+    extra_variance: float = 0.0,
+) -> Interval:
     """Mean, sd and t-interval over seeds; `bounds` clips the interval to a metric's range
     (e.g. 0..1). `extra_variance` adds a variance of the mean that more seeds do not shrink,
     e.g. the sampling error of a fixed test set every seed shares (see oneshot_interval)."""
@@ -106,7 +110,7 @@ def t_interval(values: Iterable[float], level: float = LEVEL,
     se = math.sqrt(spread + extra_variance)
     # Welch-Satterthwaite: the extra variance is known (not estimated from the seeds), so only
     # the spread term carries the seeds' n - 1 degrees of freedom; with no extra, df = n - 1.
-    df = float(n - 1) if extra_variance <= 0 else (se ** 4 / (spread ** 2 / (n - 1)) if spread > 0 else math.inf)
+    df = float(n - 1) if extra_variance <= 0 else (se**4 / (spread**2 / (n - 1)) if spread > 0 else math.inf)
     half = _t_quantile(0.5 + level / 2, df) * se
     lo, hi = mean - half, mean + half
     if bounds is not None:
@@ -114,8 +118,7 @@ def t_interval(values: Iterable[float], level: float = LEVEL,
     return Interval(mean, sd, n, lo, hi, se, df)
 
 
-def oneshot_interval(values: Iterable[float], trials: int, p0: float | None = None,
-                     level: float = LEVEL) -> Interval:
+def oneshot_interval(values: Iterable[float], trials: int, p0: float | None = None, level: float = LEVEL) -> Interval:
     """One-shot accuracy over seeds, each scored on the same `trials` fixed trials (K1: Lake's
     20 runs x 20 = 400). The spread over seeds misses that those trials are themselves a
     sample: add the binomial variance of a proportion over `trials`, p(1 - p) / trials, which
@@ -191,6 +194,6 @@ def paired_comparison(a: Mapping[int, float], b: Mapping[int, float], level: flo
     if diff.n >= 2 and diff.sd > 0:
         d_z = diff.mean / diff.sd
         p = 2 * float(special.stdtr(diff.df, -abs(diff.mean) / diff.se))  # the paired t-test, two-sided
-    return Paired(len(seeds), float(xa.mean()) if seeds else math.nan,
-                  float(xb.mean()) if seeds else math.nan, diff, d_z, p)
-
+    return Paired(
+        len(seeds), float(xa.mean()) if seeds else math.nan, float(xb.mean()) if seeds else math.nan, diff, d_z, p
+    )

@@ -48,9 +48,11 @@ def tuning_budget(study: optuna.Study) -> tuple[int, int]:
     """(trials spent, trials running) of a cell's tuning study: lost trials are not spent."""
     trials = study.get_trials(deepcopy=False)
     running = sum(t.state == TrialState.RUNNING for t in trials)
-    spent = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                or (t.state == TrialState.FAIL and failure_kind(t) not in ("lost", "superseded"))
-                for t in trials)
+    spent = sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and failure_kind(t) not in ("lost", "superseded"))
+        for t in trials
+    )
     return spent, running
 
 
@@ -77,8 +79,9 @@ def new_claimed_trial(study: optuna.Study, token: str, attrs: dict[str, object])
     return create_running_trial(study, {**owner_attrs(), "claim": token, **attrs})
 
 
-def claim_grid_point(study: optuna.Study, token: str, wanted: Sequence[Point],
-                     attrs_of: Callable[[Point], dict[str, Any]]) -> optuna.Trial | None:
+def claim_grid_point(
+    study: optuna.Study, token: str, wanted: Sequence[Point], attrs_of: Callable[[Point], dict[str, Any]]
+) -> optuna.Trial | None:
     """The trial of this claim: one an earlier attempt created (adopted), else a new one for the
     first of the `wanted` points; None when nothing is wanted."""
     trial = claimed_trial(study, token)
@@ -87,8 +90,9 @@ def claim_grid_point(study: optuna.Study, token: str, wanted: Sequence[Point],
     return trial
 
 
-def claim_tuning_trial(studies: dict[str, optuna.Study], token: str,
-                       counts: dict[str, tuple[int, int]], per_cell: int) -> tuple[str, optuna.Trial] | None:
+def claim_tuning_trial(
+    studies: dict[str, optuna.Study], token: str, counts: dict[str, tuple[int, int]], per_cell: int
+) -> tuple[str, optuna.Trial] | None:
     """(cell id, trial) of this claim: a trial an earlier attempt created (adopted), else a new
     one in the cell with the fewest trials spent or running among those under `per_cell`."""
     adopted = [(cid, t) for cid, s in studies.items() if (t := claimed_trial(s, token))]

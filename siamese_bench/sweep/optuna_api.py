@@ -46,8 +46,10 @@ def _private(obj: object, name: str, api: str) -> Any:
     try:
         return getattr(obj, name)
     except AttributeError:
-        raise OptunaAPIChanged(f"optuna {optuna.__version__}: {api} is gone; siamese_bench/sweep/optuna_api.py "
-                               "relies on it (run tests/sweep/test_optuna_api.py)") from None
+        raise OptunaAPIChanged(
+            f"optuna {optuna.__version__}: {api} is gone; siamese_bench/sweep/optuna_api.py "
+            "relies on it (run tests/sweep/test_optuna_api.py)"
+        ) from None
 
 
 def study_storage(study: optuna.Study) -> BaseStorage:
@@ -72,8 +74,10 @@ def trial_handle(study: optuna.Study, trial_id: int) -> optuna.Trial:
     try:
         inspect.signature(optuna.Trial).bind(study, trial_id)
     except TypeError as err:
-        raise OptunaAPIChanged(f"optuna {optuna.__version__}: optuna.Trial(study, trial_id) changed ({err}); "
-                               "siamese_bench/sweep/optuna_api.py relies on it") from None
+        raise OptunaAPIChanged(
+            f"optuna {optuna.__version__}: optuna.Trial(study, trial_id) changed ({err}); "
+            "siamese_bench/sweep/optuna_api.py relies on it"
+        ) from None
     return optuna.Trial(study, trial_id)
 
 
@@ -81,9 +85,19 @@ def create_running_trial(study: optuna.Study, user_attrs: dict[str, Any]) -> opt
     """A new RUNNING trial with `user_attrs`, in one write (`BaseStorage.create_new_trial` with a
     template trial, reached through `Study._storage` and `Study._study_id`): Study.ask() cannot
     create a trial with attributes, and attributes set one at a time can be cut by an outage."""
-    template = FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
-                           datetime_complete=None, params={}, distributions={}, user_attrs=dict(user_attrs),
-                           system_attrs={}, intermediate_values={}, trial_id=0)
+    template = FrozenTrial(
+        number=0,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=datetime.now(),
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs=dict(user_attrs),
+        system_attrs={},
+        intermediate_values={},
+        trial_id=0,
+    )
     new_id = study_storage(study).create_new_trial(study_id(study), template_trial=template)
     return trial_handle(study, new_id)
 

@@ -43,15 +43,21 @@ class ParentRun:
                 if self.tracker.run_tags(run_id).get("spec_fingerprint") != self.spec.fingerprint():
                     self._record_cells(run_id)
                 return run_id
-            log.warning("MLflow parent run %s not found in %s: creating a new one", run_id,
-                        mask_url(self.tracker.uri))
+            log.warning("MLflow parent run %s not found in %s: creating a new one", run_id, mask_url(self.tracker.uri))
         run_id = self.tracker.start_run(
-            self.spec.name, f"study {self.spec.name}",
+            self.spec.name,
+            f"study {self.spec.name}",
             params={"spec_path": str(self.spec.path), "cells": len(self.spec.cells()), "seeds": self.spec.seeds},
-            tags={"optuna_study": self.spec.name, "optuna_storage": mask_url(self.storage_url), "role": "study",
-                  "spec_fingerprint": self.spec.fingerprint()})
-        self.tracker.set_experiment_tags(self.spec.name, {"optuna_study": self.spec.name,
-                                                          "optuna_storage": mask_url(self.storage_url)})
+            tags={
+                "optuna_study": self.spec.name,
+                "optuna_storage": mask_url(self.storage_url),
+                "role": "study",
+                "spec_fingerprint": self.spec.fingerprint(),
+            },
+        )
+        self.tracker.set_experiment_tags(
+            self.spec.name, {"optuna_study": self.spec.name, "optuna_storage": mask_url(self.storage_url)}
+        )
         self._record_cells(run_id)
         study.set_user_attr("mlflow_parent_run_id", run_id)
         study.set_user_attr("mlflow_experiment", self.spec.name)
@@ -61,8 +67,11 @@ class ParentRun:
     def _record_cells(self, run_id: str) -> None:
         """The spec's cells and seeds as the parent run's artifact, so a report lists the cells
         that never ran without reading (or importing) the spec."""
-        cells = {"cells": [c.id for c in self.spec.cells()], "seeds": self.spec.seeds,
-                 "fingerprint": self.spec.fingerprint()}
+        cells = {
+            "cells": [c.id for c in self.spec.cells()],
+            "seeds": self.spec.seeds,
+            "fingerprint": self.spec.fingerprint(),
+        }
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(STUDY_CELLS).name
             path.write_text(json.dumps(cells, indent=1))
@@ -81,8 +90,9 @@ class ParentRun:
         trials = study.get_trials(deepcopy=False)
         running = {t.number for t in trials if t.state == TrialState.RUNNING}
         silent = {t.number: silent_reason(t) for t in trials if t.state == TrialState.FAIL and failed_silently(t)}
-        for run in self.tracker.search_runs(experiment, f"attributes.status = 'RUNNING' and "
-                                                        f"tags.optuna_study = '{study.study_name}'"):
+        for run in self.tracker.search_runs(
+            experiment, f"attributes.status = 'RUNNING' and tags.optuna_study = '{study.study_name}'"
+        ):
             if "optuna_trial" in run.data.tags and (number := int(run.data.tags["optuna_trial"])) not in running:
                 reason = silent.get(number, "lost: sweep died")
                 self.tracker.set_tags(run.info.run_id, {"optuna_state": "FAIL", "fail_reason": reason})

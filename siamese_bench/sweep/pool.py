@@ -22,6 +22,11 @@ from siamese_bench.sweep.worker import Task, worker_main
 log = logging.getLogger(__name__)
 
 
+def available_cores() -> int:
+    """The cores this process may use (its affinity mask, e.g. under taskset or a container's cpuset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @dataclass
 class Outcome:
     kind: str  # "done", "pruned" or "failed"
@@ -30,7 +35,6 @@ class Outcome:
     epochs: int = 0
     data_variant: str = ""
     failure: str = "error"  # for "failed": diverged, error or lost (see failure_kind)
-
 
 
 @dataclass
@@ -75,9 +79,16 @@ class WorkerPool:
         for w in self.workers:
             w.proc.kill()
 
-    def run(self, next_task: Callable[[], Task | None], on_start: Callable[[Task, str], None],
-            on_finish: Callable[[Task, Outcome], None], settled: Callable[[], bool], poll: float = 2.0,
-            housekeeping: Callable[[], None] | None = None, every: float = 10.0) -> None:
+    def run(
+        self,
+        next_task: Callable[[], Task | None],
+        on_start: Callable[[Task, str], None],
+        on_finish: Callable[[Task, Outcome], None],
+        settled: Callable[[], bool],
+        poll: float = 2.0,
+        housekeeping: Callable[[], None] | None = None,
+        every: float = 10.0,
+    ) -> None:
         """Keep every worker busy. next_task() returns None when nothing can be claimed now;
         then the pool tries again every `poll` seconds, and returns once nothing is in flight
         here and settled() says no trial is left anywhere. While every worker is busy,
@@ -143,8 +154,9 @@ class WorkerPool:
         try:
             self._apply(message, task, on_start)
         except Exception as err:  # noqa: BLE001  (a tracking hiccup must not stop the study)
-            log.warning("MLflow %s call for %s failed: %s: %s", type(message).__name__, task.run_name,
-                        type(err).__name__, err)
+            log.warning(
+                "MLflow %s call for %s failed: %s: %s", type(message).__name__, task.run_name, type(err).__name__, err
+            )
         return False
 
     def _lost(self, w: WorkerHandle, on_finish) -> None:
@@ -158,8 +170,9 @@ class WorkerPool:
     def _apply(self, message: msg.Message, task: Task, on_start) -> None:
         """Make a worker's tracking call on the parent's tracker."""
         if isinstance(message, msg.StartRun):
-            run_id = self.tracker.start_run(message.experiment, message.run_name, message.params, message.tags,
-                                            message.parent_run_id)
+            run_id = self.tracker.start_run(
+                message.experiment, message.run_name, message.params, message.tags, message.parent_run_id
+            )
             self.run_ids[task.key] = run_id
             on_start(task, run_id)
             return

@@ -36,18 +36,21 @@ class SweepSummary:
 
 
 class Recorder:
-    def __init__(self, storage: BaseStorage, tracker: Tracker, retry: Retrier, summary: SweepSummary,
-                 tune_metric: str) -> None:
+    def __init__(
+        self, storage: BaseStorage, tracker: Tracker, retry: Retrier, summary: SweepSummary, tune_metric: str
+    ) -> None:
         self.storage, self.tracker, self.retry = storage, tracker, retry
         self.summary, self.tune_metric = summary, tune_metric
 
-    def record(self, study: optuna.Study, trial_id: int, task: Task, outcome: Outcome, run_id: str | None,
-               run_ended: bool) -> tuple[str, str]:
+    def record(
+        self, study: optuna.Study, trial_id: int, task: Task, outcome: Outcome, run_id: str | None, run_ended: bool
+    ) -> tuple[str, str]:
         """End the task's MLflow run if its worker could not, then write the outcome to its
         trial. Returns the trial's state and a line for the user."""
         if run_id and not run_ended:  # its worker could not end it: never leave it RUNNING
-            self.tracker.end_run(run_id, "FINISHED" if outcome.kind == "done" else
-                                 "KILLED" if outcome.kind == "pruned" else "FAILED")
+            self.tracker.end_run(
+                run_id, "FINISHED" if outcome.kind == "done" else "KILLED" if outcome.kind == "pruned" else "FAILED"
+            )
         try:
             return self.retry(lambda: self.write(study, trial_id, task, outcome), "record trial")
         except UpdateFinishedTrialError:
@@ -85,10 +88,12 @@ class Recorder:
             if math.isfinite(value):
                 study.tell(number, value)
                 self.summary.completed += 1
-                line = (f"{task.run_name}: test acc {outcome.metrics.get('test/acc', float('nan')):.4f}, "
-                        f"auc {outcome.metrics.get('test/auc', float('nan')):.4f} "
-                        f"({outcome.metrics.get('seconds', 0):.0f} s)"
-                        + (" COLLAPSED (embeddings shrank to a point)" if outcome.metrics.get("collapsed") else ""))
+                line = (
+                    f"{task.run_name}: test acc {outcome.metrics.get('test/acc', float('nan')):.4f}, "
+                    f"auc {outcome.metrics.get('test/auc', float('nan')):.4f} "
+                    f"({outcome.metrics.get('seconds', 0):.0f} s)"
+                    + (" COLLAPSED (embeddings shrank to a point)" if outcome.metrics.get("collapsed") else "")
+                )
                 return "COMPLETE", line
             self.storage.set_trial_user_attr(trial_id, "fail_reason", "objective is not finite")
             self.storage.set_trial_user_attr(trial_id, "failure", "diverged")

@@ -90,12 +90,14 @@ def _owner_alive(trial: FrozenTrial) -> bool:
 
 def _is_this_process(trial: FrozenTrial) -> bool:
     attrs = trial.user_attrs
-    return (attrs.get("host") == socket.gethostname() and attrs.get("pid") == os.getpid()
-            and attrs.get("pid_start") == _start_time(os.getpid()))
+    return (
+        attrs.get("host") == socket.gethostname()
+        and attrs.get("pid") == os.getpid()
+        and attrs.get("pid_start") == _start_time(os.getpid())
+    )
 
 
-def _fail_silent(study: optuna.Study, mine: set[int] | frozenset[int],
-                 running: list[FrozenTrial]) -> list[FrozenTrial]:
+def _fail_silent(study: optuna.Study, mine: set[int] | frozenset[int], running: list[FrozenTrial]) -> list[FrozenTrial]:
     """Fail the trials whose heartbeat is older than the grace period, with Optuna's public
     fail_stale_trials; return them (as they were while RUNNING). Our own trials get a heartbeat
     first, so a live trial of this process is never among them even after an outage longer
@@ -106,12 +108,16 @@ def _fail_silent(study: optuna.Study, mine: set[int] | frozenset[int],
         warnings.simplefilter("ignore", ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     was_running = {t.number: t for t in running}
-    return [was_running[t.number] for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.number in was_running and failed_silently(t)]
+    return [
+        was_running[t.number]
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t.number in was_running and failed_silently(t)
+    ]
 
 
-def fail_dead_trials(study: optuna.Study, mine: set[int] | frozenset[int] = frozenset(),
-                     claiming: str | None = None) -> list[FrozenTrial]:
+def fail_dead_trials(
+    study: optuna.Study, mine: set[int] | frozenset[int] = frozenset(), claiming: str | None = None
+) -> list[FrozenTrial]:
     """Mark FAIL (failure "lost") the RUNNING trials whose sweep is gone: on another machine by
     its missing heartbeats, on this machine by its PID. `mine` are the trial ids this process
     runs now, `claiming` the token of the claim it is making (its trial, if an earlier attempt
@@ -122,8 +128,11 @@ def fail_dead_trials(study: optuna.Study, mine: set[int] | frozenset[int] = froz
     silent = {t.number for t in stale}
     for trial in running:
         tid = trial_id(trial)
-        if trial.number in silent or tid in mine or (claiming is not None
-                                                     and trial.user_attrs.get("claim") == claiming):
+        if (
+            trial.number in silent
+            or tid in mine
+            or (claiming is not None and trial.user_attrs.get("claim") == claiming)
+        ):
             continue
         if not _owner_alive(trial):
             reason = "lost: its sweep process died"

@@ -19,7 +19,6 @@ finished task's outcome); this module composes them into the grid and tuning pha
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -48,7 +47,7 @@ from siamese_bench.sweep.heartbeat import HeartbeatThread
 from siamese_bench.sweep.locks import study_lock
 from siamese_bench.sweep.optuna_api import trial_id
 from siamese_bench.sweep.parent_run import ParentRun
-from siamese_bench.sweep.pool import Outcome, WorkerPool
+from siamese_bench.sweep.pool import Outcome, WorkerPool, available_cores
 from siamese_bench.sweep.recording import Recorder, SweepSummary
 from siamese_bench.sweep.recovery import fail_dead_trials
 from siamese_bench.sweep.spec import StudySpec
@@ -59,15 +58,22 @@ from siamese_bench.sweep.worker import PruneTarget, Task
 log = logging.getLogger(__name__)
 
 
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 class Sweep:
-    def __init__(self, spec: StudySpec, storage_url: str, tracker: Tracker, workers: int,
-                 progress: bool = True, heartbeats: Heartbeats | None = None, outage: float = 300.0,
-                 poll: float = 2.0, threads: int | None = None, seeds: Sequence[int] | None = None,
-                 points: Sequence[Point] | None = None, plugin_names: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        spec: StudySpec,
+        storage_url: str,
+        tracker: Tracker,
+        workers: int,
+        progress: bool = True,
+        heartbeats: Heartbeats | None = None,
+        outage: float = 300.0,
+        poll: float = 2.0,
+        threads: int | None = None,
+        seeds: Sequence[int] | None = None,
+        points: Sequence[Point] | None = None,
+        plugin_names: Sequence[str] = (),
+    ) -> None:
         self.spec, self.storage_url, self.tracker = spec, storage_url, tracker
         self.workers, self.progress, self.poll, self.threads = workers, progress, poll, threads
         self.heartbeats = heartbeats or Heartbeats()
@@ -100,9 +106,11 @@ class Sweep:
 
     def locked(self, what: str, fn: Callable[[], Any], retry: Retrier | None = None) -> Any:
         """fn() under the study lock, tried again from the start after a server outage."""
+
         def attempt():
             with study_lock(self.storage_url, self.spec.name):
                 return fn()
+
         return (retry or self.retry)(attempt, f"{what} ({mask_url(self.storage_url)})")
 
     def recover(self, study: optuna.Study) -> int:
@@ -111,9 +119,13 @@ class Sweep:
         stale = fail_dead_trials(study, mine=self.holdings.mine, claiming=self.holdings.claiming)
         for trial in stale:
             self.summary.stale += 1
-            log.warning("trial %d of %s (%s) was left RUNNING by a dead sweep on %s: failed, its point re-runs",
-                        trial.number, study.study_name, trial.user_attrs.get("cell", "?"),
-                        trial.user_attrs.get("host", "?"))
+            log.warning(
+                "trial %d of %s (%s) was left RUNNING by a dead sweep on %s: failed, its point re-runs",
+                trial.number,
+                study.study_name,
+                trial.user_attrs.get("cell", "?"),
+                trial.user_attrs.get("host", "?"),
+            )
         if stale:
             self.parent.close_orphan_runs(study)
         return len(stale)
@@ -123,18 +135,25 @@ class Sweep:
         user attributes, not as Optuna parameters: a categorical parameter's choices are frozen
         with the study, so a spec that gains a seed or a cell could not resume. Points are
         claimed under the study lock, so no sampler is involved."""
+
         def open_study():
-            study = optuna.create_study(study_name=self.spec.name, storage=self.storage, direction="maximize",
-                                        load_if_exists=True)
+            study = optuna.create_study(
+                study_name=self.spec.name, storage=self.storage, direction="maximize", load_if_exists=True
+            )
             old = study.user_attrs.get("spec_fingerprint")
             if old != self.spec.fingerprint():
                 if old:
-                    log.warning("!!! study %s was created from a different spec (fingerprint %s, now %s): "
-                                "finished cells are kept, new cells are added", self.spec.name, old,
-                                self.spec.fingerprint())
+                    log.warning(
+                        "!!! study %s was created from a different spec (fingerprint %s, now %s): "
+                        "finished cells are kept, new cells are added",
+                        self.spec.name,
+                        old,
+                        self.spec.fingerprint(),
+                    )
                 study.set_user_attr("spec_fingerprint", self.spec.fingerprint())
                 study.set_user_attr("spec_path", str(self.spec.path))
             return study
+
         return self.locked("open study", open_study)
 
     # -- running ---------------------------------------------------------------------------
@@ -189,9 +208,16 @@ class Sweep:
         self.summary.points_failed = sum(s in ("diverged", "failed") for s in states.values())
         others_running = bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         complete = sum(s == "complete" for s in states.values())
-        self.parent.settle(study, done, stop=(interrupted or mine_done) and not others_running,
-                           metrics={"trials_completed": complete, "points_failed": self.summary.points_failed,
-                                    "sweep_seconds": self.summary.seconds})
+        self.parent.settle(
+            study,
+            done,
+            stop=(interrupted or mine_done) and not others_running,
+            metrics={
+                "trials_completed": complete,
+                "points_failed": self.summary.points_failed,
+                "sweep_seconds": self.summary.seconds,
+            },
+        )
 
     def _bar(self, total: int, desc: str) -> tqdm:
         return tqdm(total=total, desc=desc, unit="trial", disable=not self.progress, dynamic_ncols=True)
@@ -199,17 +225,27 @@ class Sweep:
     def run_grid(self, pool: WorkerPool, study: optuna.Study, tuned: dict[str, dict[str, float]]) -> None:
         states = self.locked("count points", lambda: point_states(study, self.all_points))
         todo = sum(states[p] in ("open", "running") for p in self.points)
-        log.info("study %s: %d cells x %d seeds = %d trials%s; %d settled earlier, %d to run",
-                 self.spec.name, len(self.cells), len(self.seeds), len(self.points), self.spec.seeds_note(self.seeds),
-                 len(self.points) - todo,
-                 todo)
+        log.info(
+            "study %s: %d cells x %d seeds = %d trials%s; %d settled earlier, %d to run",
+            self.spec.name,
+            len(self.cells),
+            len(self.seeds),
+            len(self.points),
+            self.spec.seeds_note(self.seeds),
+            len(self.points) - todo,
+            todo,
+        )
         bar = self._bar(len(self.points), "grid")
         settled = {"flag": False}
 
         def attrs_of(point: Point) -> dict[str, Any]:
             cell_id, seed = point
-            return {"cell": cell_id, "seed": seed, **self.cells[cell_id].values,
-                    **{f"tuned.{k}": v for k, v in (tuned.get(cell_id) or {}).items()}}
+            return {
+                "cell": cell_id,
+                "seed": seed,
+                **self.cells[cell_id].values,
+                **{f"tuned.{k}": v for k, v in (tuned.get(cell_id) or {}).items()},
+            }
 
         def claim() -> Task | None:
             self.recover(study)
@@ -224,17 +260,34 @@ class Sweep:
                 cell_id, seed = trial.user_attrs["cell"], trial.user_attrs["seed"]
                 self.holdings.hold(trial_id(trial), f"grid:{trial.number}")
                 cfg = self.spec.config_for(self.cells[cell_id], seed, tuned.get(cell_id) or {})
-                return Task(key=f"grid:{trial.number}", config=cfg, experiment=self.spec.name,
-                            run_name=f"{cell_id} seed={seed}", parent_run_id=self.parent.run_id,
-                            tags={"optuna_study": self.spec.name, "optuna_trial": str(trial.number),
-                                  "cell": cell_id, "phase": "grid", "host": socket.gethostname(), **self.plugin_tags,
-                                  **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()}},
-                            plugins=self.plugins)
+                return Task(
+                    key=f"grid:{trial.number}",
+                    config=cfg,
+                    experiment=self.spec.name,
+                    run_name=f"{cell_id} seed={seed}",
+                    parent_run_id=self.parent.run_id,
+                    tags={
+                        "optuna_study": self.spec.name,
+                        "optuna_trial": str(trial.number),
+                        "cell": cell_id,
+                        "phase": "grid",
+                        "host": socket.gethostname(),
+                        **self.plugin_tags,
+                        **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()},
+                    },
+                    plugins=self.plugins,
+                )
             bar.set_description("grid (waiting for other sweeps)" if not settled["flag"] else "grid")
             return None
 
-        self._run_phase(pool, bar, lambda: self.claim_locked("claim a point", claim), lambda: settled["flag"],
-                        lambda task: study, [study])
+        self._run_phase(
+            pool,
+            bar,
+            lambda: self.claim_locked("claim a point", claim),
+            lambda: settled["flag"],
+            lambda task: study,
+            [study],
+        )
         bar.close()
 
     def run_tuning(self, pool: WorkerPool) -> dict[str, dict[str, float]]:
@@ -262,8 +315,9 @@ class Sweep:
                 counts[cid] = tuning_budget(s)
             bar.n = sum(min(spent, tune.trials_per_cell) for spent, _ in counts.values())
             bar.refresh()
-            settled["flag"] = (not any(spent + running < tune.trials_per_cell for spent, running in counts.values())
-                               and not any(running for _, running in counts.values()))
+            settled["flag"] = not any(
+                spent + running < tune.trials_per_cell for spent, running in counts.values()
+            ) and not any(running for _, running in counts.values())
             assert self.holdings.claiming is not None, "claim() runs under claim_locked, which sets the token"
             claimed = claim_tuning_trial(studies, self.holdings.claiming, counts, tune.trials_per_cell)
             if claimed is None:
@@ -274,15 +328,32 @@ class Sweep:
             self.holdings.hold(trial_id(trial), f"tune:{cell_id}:{trial.number}")
             cfg = self.spec.config_for(cell, tune.seed, params)
             target = PruneTarget(study.study_name, self.storage_url, trial_id(trial), tune.pruner, tune.metric)
-            return Task(key=f"tune:{cell_id}:{trial.number}", config=cfg,
-                        experiment=self.spec.name, run_name=f"tune {cell_id} #{trial.number}",
-                        parent_run_id=self.parent.run_id, prune=target,
-                        tags={"optuna_study": study.study_name, "optuna_trial": str(trial.number),
-                              "cell": cell_id, "phase": "tune", "host": socket.gethostname(), **self.plugin_tags},
-                        plugins=self.plugins)
+            return Task(
+                key=f"tune:{cell_id}:{trial.number}",
+                config=cfg,
+                experiment=self.spec.name,
+                run_name=f"tune {cell_id} #{trial.number}",
+                parent_run_id=self.parent.run_id,
+                prune=target,
+                tags={
+                    "optuna_study": study.study_name,
+                    "optuna_trial": str(trial.number),
+                    "cell": cell_id,
+                    "phase": "tune",
+                    "host": socket.gethostname(),
+                    **self.plugin_tags,
+                },
+                plugins=self.plugins,
+            )
 
-        self._run_phase(pool, bar, lambda: self.claim_locked("claim a tuning trial", claim), lambda: settled["flag"],
-                        lambda task: studies[task.key.split(":")[1]], list(studies.values()))
+        self._run_phase(
+            pool,
+            bar,
+            lambda: self.claim_locked("claim a tuning trial", claim),
+            lambda: settled["flag"],
+            lambda task: studies[task.key.split(":")[1]],
+            list(studies.values()),
+        )
         bar.close()
         for s in studies.values():
             run, budget = epochs_spent(s, self.spec.base.epochs)
@@ -290,8 +361,9 @@ class Sweep:
             self.summary.tune_epochs_budget += budget
         return {cell_id: params for cell_id, s in studies.items() if (params := best_params(s))}
 
-    def _run_phase(self, pool: WorkerPool, bar: tqdm, next_task, settled, study_of,
-                   studies: list[optuna.Study]) -> None:
+    def _run_phase(
+        self, pool: WorkerPool, bar: tqdm, next_task, settled, study_of, studies: list[optuna.Study]
+    ) -> None:
         def on_start(task: Task, run_id: str) -> None:
             trial_id = self.holdings.trial_ids[task.key]
             self.retry(lambda: self.storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id), "link run")
@@ -299,8 +371,9 @@ class Sweep:
         def on_finish(task: Task, outcome: Outcome) -> None:
             run_id = pool.run_ids.get(task.key)
             try:
-                state, line = self.recorder.record(study_of(task), self.holdings.trial_ids[task.key], task, outcome,
-                                                   run_id, task.key in pool.ended)
+                state, line = self.recorder.record(
+                    study_of(task), self.holdings.trial_ids[task.key], task, outcome, run_id, task.key in pool.ended
+                )
             finally:
                 self.holdings.release(task.key)
             self.recorder.tag(run_id, state, outcome)
@@ -310,7 +383,15 @@ class Sweep:
             def check():
                 for study in studies:
                     self.recover(study)
+
             self.locked("check for dead sweeps", check, Retrier(min(self.retry.outage, 30)))  # not worth a long wait
 
-        pool.run(next_task, on_start, on_finish, settled, poll=self.poll, housekeeping=housekeeping,
-                 every=self.heartbeats.interval)
+        pool.run(
+            next_task,
+            on_start,
+            on_finish,
+            settled,
+            poll=self.poll,
+            housekeeping=housekeeping,
+            every=self.heartbeats.interval,
+        )

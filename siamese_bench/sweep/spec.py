@@ -87,8 +87,11 @@ class StudySpec(Schema):
     exclude: list[Exclusion] = []
     include: list[dict[str, Any]] = Field([], description="extra cells beyond the product")
     tune: TuneSpec | None = None
-    plugins: list[str] = Field([], description="plugin files (relative to this spec) or modules: your own heads, "
-                               "losses, encoders, miners or datasets (docs/extending.md)")
+    plugins: list[str] = Field(
+        [],
+        description="plugin files (relative to this spec) or modules: your own heads, "
+        "losses, encoders, miners or datasets (docs/extending.md)",
+    )
     _path: Path = PrivateAttr(default=Path("<spec>"))
     _configs: dict[str, TrainConfig] = PrivateAttr(default_factory=dict)
 
@@ -121,8 +124,11 @@ class StudySpec(Schema):
 
     def cells(self) -> list[Cell]:
         names = list(self.factors)
-        crossed = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*self.factors.values())
-                   ] if names else []
+        crossed = (
+            [dict(zip(names, combo, strict=True)) for combo in itertools.product(*self.factors.values())]
+            if names
+            else []
+        )
         cells, seen = [], set()
         for values in crossed + [dict(v) for v in self.include]:
             if values in crossed and any(e.matches(values) for e in self.exclude):
@@ -165,8 +171,10 @@ class StudySpec(Schema):
             return list(self.seeds)
         unknown = [s for s in wanted if s not in self.seeds]
         if unknown or not wanted:
-            raise ConfigError(f"--seeds {','.join(map(str, wanted))}: the spec {self.path} has seeds "
-                              f"{', '.join(map(str, self.seeds))}; choose among them")
+            raise ConfigError(
+                f"--seeds {','.join(map(str, wanted))}: the spec {self.path} has seeds "
+                f"{', '.join(map(str, self.seeds))}; choose among them"
+            )
         return [s for s in self.seeds if s in wanted]
 
     def seeds_note(self, seeds: Sequence[int]) -> str:
@@ -176,9 +184,16 @@ class StudySpec(Schema):
         return f" (--seeds {','.join(map(str, seeds))} of the spec's {len(self.seeds)})"
 
     def fingerprint(self) -> str:
-        text = json.dumps({"base": self.base.model_dump(), "cells": [c.id for c in self.cells()],
-                           "seeds": self.seeds, "tune": self.tune.model_dump() if self.tune else None},
-                          sort_keys=True, default=str)
+        text = json.dumps(
+            {
+                "base": self.base.model_dump(),
+                "cells": [c.id for c in self.cells()],
+                "seeds": self.seeds,
+                "tune": self.tune.model_dump() if self.tune else None,
+            },
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -201,6 +216,7 @@ def load_spec(path: str | Path) -> StudySpec:
         try:
             spec._configs[cell.id] = check_config(spec.base.with_values(cell.values))
         except ConfigError as err:
-            raise ConfigError(f"{path}: line {lines.get(('factors',), 1)}: cell {cell.id}: {err} "
-                              "(exclude it with a reason)") from None
+            raise ConfigError(
+                f"{path}: line {lines.get(('factors',), 1)}: cell {cell.id}: {err} (exclude it with a reason)"
+            ) from None
     return spec

@@ -38,8 +38,10 @@ class Heartbeats:
 
     def __post_init__(self) -> None:
         if self.interval < 1 or self.grace <= self.interval:
-            raise ConfigError(f"heartbeats: need interval >= 1 s and grace > interval, got interval "
-                              f"{self.interval} s, grace {self.grace} s")
+            raise ConfigError(
+                f"heartbeats: need interval >= 1 s and grace > interval, got interval "
+                f"{self.interval} s, grace {self.grace} s"
+            )
 
 
 def resolve_storage_url(explicit: str | None = None) -> str:
@@ -53,8 +55,10 @@ def is_rdb(url: str) -> bool:
 def make_storage(url: str, heartbeats: Heartbeats | None = None) -> BaseStorage:
     """An Optuna storage for `url`; a ConfigError naming the masked URL when it cannot be used."""
     if url.startswith(("mysql", "oracle", "mssql")):
-        raise ConfigError(f"storage {mask_url(url)}: only PostgreSQL (postgresql://...) or SQLite RDB URLs "
-                          "are supported, or a journal file path")
+        raise ConfigError(
+            f"storage {mask_url(url)}: only PostgreSQL (postgresql://...) or SQLite RDB URLs "
+            "are supported, or a journal file path"
+        )
     if not is_rdb(url):
         path = Path(url.removeprefix("journal://"))
         try:
@@ -73,8 +77,10 @@ def make_storage(url: str, heartbeats: Heartbeats | None = None) -> BaseStorage:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=hb.interval, grace_period=hb.grace)
     except ImportError as err:
-        raise ConfigError(f"storage {mask_url(url)}: the database driver is missing ({err.name}): "
-                          "reinstall with `make venv` (psycopg2-binary is a dependency)") from None
+        raise ConfigError(
+            f"storage {mask_url(url)}: the database driver is missing ({err.name}): "
+            "reinstall with `make venv` (psycopg2-binary is a dependency)"
+        ) from None
     except Exception as err:  # noqa: BLE001  (SQLAlchemy and the driver raise many kinds)
         raise ConfigError(describe_storage_error(url, err)) from None
 
@@ -91,16 +97,37 @@ def describe_storage_error(url: str, err: BaseException) -> str:
     elif "does not exist" in low and "role" in low:
         hint = "the user does not exist on that server"
     elif "no pg_hba.conf entry" in low:
-        hint = ("the server refuses this connection: without TLS, or from a role or address it does not allow; use "
-                "the URL of .services/env, or `siamese-bench services join BUNDLE` on this machine")
+        hint = (
+            "the server refuses this connection: without TLS, or from a role or address it does not allow; use "
+            "the URL of .services/env, or `siamese-bench services join BUNDLE` on this machine"
+        )
     elif "permission denied for database" in low:
         hint = "this role may use the database optuna only: check the URL's database"
-    elif any(s in low for s in ("root certificate file", "certificate verify failed", "does not match host name",
-                                "server certificate")):
-        hint = ("the server's certificate cannot be checked: the CA file is missing, or this address is not in the "
-                "certificate (`siamese-bench services up --address HOST` on the server)")
-    elif any(s in low for s in ("connection refused", "could not connect", "timeout expired", "could not translate",
-                                "name or service not known", "no route to host", "server closed")):
+    elif any(
+        s in low
+        for s in (
+            "root certificate file",
+            "certificate verify failed",
+            "does not match host name",
+            "server certificate",
+        )
+    ):
+        hint = (
+            "the server's certificate cannot be checked: the CA file is missing, or this address is not in the "
+            "certificate (`siamese-bench services up --address HOST` on the server)"
+        )
+    elif any(
+        s in low
+        for s in (
+            "connection refused",
+            "could not connect",
+            "timeout expired",
+            "could not translate",
+            "name or service not known",
+            "no route to host",
+            "server closed",
+        )
+    ):
         hint = "the server is not reachable: is it running (make services-status) and reachable from here?"
     else:
         hint = "see the database's own message"

@@ -13,8 +13,7 @@ METRICS = ("test/acc", "test/acc_tuned", "test/auc", "train_eval/acc")
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per COMPLETE trial: cell, factor values, seed and final metrics."""
-    rows = [dict(t.user_attrs, trial=t.number)
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    rows = [dict(t.user_attrs, trial=t.number) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     return pd.DataFrame(rows)
 
 

@@ -30,9 +30,14 @@ def tune_sampler(spec: StudySpec, cell: Cell) -> optuna.samplers.TPESampler:
 
 def open_tuning_study(spec: StudySpec, cell: Cell, storage: optuna.storages.BaseStorage) -> optuna.Study:
     assert spec.tune is not None, "a tuning study belongs to a spec with a tune section"
-    return optuna.create_study(study_name=tune_study_name(spec, cell), storage=storage, direction="maximize",
-                               sampler=tune_sampler(spec, cell), pruner=make_pruner(spec.tune.pruner),
-                               load_if_exists=True)
+    return optuna.create_study(
+        study_name=tune_study_name(spec, cell),
+        storage=storage,
+        direction="maximize",
+        sampler=tune_sampler(spec, cell),
+        pruner=make_pruner(spec.tune.pruner),
+        load_if_exists=True,
+    )
 
 
 def suggest(trial: optuna.Trial, tune: TuneSpec) -> dict[str, float]:

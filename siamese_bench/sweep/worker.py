@@ -106,8 +106,9 @@ class OptunaPruning(pl.Callback):
         from siamese_bench.sweep.storage import make_storage
         from siamese_bench.sweep.tuning import make_pruner
 
-        study = optuna.load_study(study_name=target.study_name, storage=make_storage(target.storage_url),
-                                  pruner=make_pruner(target.pruner))
+        study = optuna.load_study(
+            study_name=target.study_name, storage=make_storage(target.storage_url), pruner=make_pruner(target.pruner)
+        )
         self.trial = trial_handle(study, target.trial_id)
         self.metric = target.metric
 
@@ -162,10 +163,17 @@ def worker_main(conn, threads: int, parent_pid: int) -> None:
             if cfg.dataset not in datasets:
                 datasets[cfg.dataset] = load_dataset(cfg.dataset)
             callbacks = [counter] + ([OptunaPruning(task.prune)] if task.prune else [])
-            result = run_training(cfg, tracker=QueueTracker(results, task.key), experiment=task.experiment,
-                                  data=datasets[cfg.dataset], parent_run_id=task.parent_run_id,
-                                  run_name=task.run_name, extra_tags=task.tags, callbacks=callbacks,
-                                  progress=False)
+            result = run_training(
+                cfg,
+                tracker=QueueTracker(results, task.key),
+                experiment=task.experiment,
+                data=datasets[cfg.dataset],
+                parent_run_id=task.parent_run_id,
+                run_name=task.run_name,
+                extra_tags=task.tags,
+                callbacks=callbacks,
+                progress=False,
+            )
             results.put(msg.Done(task.key, result.metrics, counter.epochs, result.data_variant))
         except PrunedError as err:
             results.put(msg.Pruned(task.key, str(err), counter.epochs))

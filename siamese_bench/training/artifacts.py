@@ -18,12 +18,16 @@ from siamese_bench.training.build import build_module
 from siamese_bench.training.module import SiameseModule
 
 
-def log_model(tracker: RunTracker, run_id: str, cfg: TrainConfig, input_shape: tuple[int, ...],
-               module: SiameseModule) -> None:
+def log_model(
+    tracker: RunTracker, run_id: str, cfg: TrainConfig, input_shape: tuple[int, ...], module: SiameseModule
+) -> None:
     """Config, input shape and weights, enough for load_model() to rebuild the trained model
     (siamese-bench oneshot scores runs from it)."""
-    state = {"config": cfg.model_dump(), "input_shape": list(input_shape),
-             "state_dict": {k: v.cpu() for k, v in module.state_dict().items()}}
+    state = {
+        "config": cfg.model_dump(),
+        "input_shape": list(input_shape),
+        "state_dict": {k: v.cpu() for k, v in module.state_dict().items()},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(MODEL_ARTIFACT).name
         torch.save(state, path)
@@ -55,8 +59,12 @@ def test_embeddings(module: SiameseModule, data: LabelledData | PairedData) -> d
     return {"embedding": emb.cpu().half().numpy(), "label": label[:EMBEDDING_SAMPLE].numpy()}
 
 
-def log_outputs(tracker: RunTracker, run_id: str, outputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                 embeddings: dict[str, np.ndarray]) -> None:
+def log_outputs(
+    tracker: RunTracker,
+    run_id: str,
+    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    embeddings: dict[str, np.ndarray],
+) -> None:
     """Final dissimilarities and labels per split (distances.npz) and a sample of test
     embeddings (embeddings.npz), so reports can draw ROC curves, histograms and projections
     without retraining."""

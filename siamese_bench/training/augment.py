@@ -36,8 +36,9 @@ def _maybe(values: torch.Tensor, neutral: float, gen: torch.Generator | None) ->
     return torch.where(keep, values, torch.full_like(values, neutral))
 
 
-def affine_matrices(n: int, size: int, gen: torch.Generator | None = None,
-                    device: torch.device | str = "cpu") -> torch.Tensor:
+def affine_matrices(
+    n: int, size: int, gen: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """(n, 2, 3) random affine maps in affine_grid's normalised coordinates ([-1, 1])."""
     device = torch.device(device)
     angle = _maybe(_uniform(n, -ROTATION_DEGREES, ROTATION_DEGREES, gen, device), 0.0, gen) * math.pi / 180

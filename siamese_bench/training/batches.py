@@ -41,25 +41,31 @@ def build_batches(cfg: TrainConfig, data: LabelledData | PairedData, objective: 
     from cfg.seed."""
     if isinstance(data, PairedData):
         return build_pair_batches(cfg, data)
-    x_tr, y_tr, x_val, y_val = split_validation(data.x_train, data.y_train, cfg.val_fraction, cfg.seed,
-                                                  data.holdout)
+    x_tr, y_tr, x_val, y_val = split_validation(data.x_train, data.y_train, cfg.val_fraction, cfg.seed, data.holdout)
     bs, eval_bs = cfg.batch_size, max(cfg.batch_size, 1024)  # no gradients: bigger is cheaper
     sample = objective.sampler(y_tr, cfg.seed, cfg.triplet_negatives)
     if cfg.pair_draws > 1:
-        sample = with_draws(lambda y, seed: objective.sampler(y, seed, cfg.triplet_negatives), y_tr, cfg.seed,
-                            cfg.pair_draws)
+        sample = with_draws(
+            lambda y, seed: objective.sampler(y, seed, cfg.triplet_negatives), y_tr, cfg.seed, cfg.pair_draws
+        )
     return {
         "train": TensorBatches(x_tr, sample, bs, cfg.seed, resample=cfg.resample_negatives),
         "val": TensorBatches(x_val, pair_stream(y_val, cfg.seed, 100), eval_bs, cfg.seed, shuffle=False),
         "train_eval": TensorBatches(x_tr, pair_stream(y_tr, cfg.seed, 0), eval_bs, cfg.seed, shuffle=False),
-        "test": TensorBatches(data.x_test, pair_stream(data.y_test, cfg.seed, 200), eval_bs, cfg.seed,
-                              shuffle=False),
+        "test": TensorBatches(data.x_test, pair_stream(data.y_test, cfg.seed, 200), eval_bs, cfg.seed, shuffle=False),
     }
 
 
 def dataset_input(data: LabelledData | PairedData, split_sizes: dict[str, int]) -> dict[str, Any]:
     """What MLflow records as the run's input dataset: name, content digest, source, sizes."""
-    sizes = ({"train_images": len(data.y_train), "test_images": len(data.y_test)} if isinstance(data, LabelledData)
-             else {"train_pairs": len(data.train.y), "test_pairs": len(data.test.y)})
-    return {"name": data.variant, "digest": data.digest, "source": data.source,
-            "sizes": {**sizes, **{f"{k}_items": v for k, v in split_sizes.items()}}}
+    sizes = (
+        {"train_images": len(data.y_train), "test_images": len(data.y_test)}
+        if isinstance(data, LabelledData)
+        else {"train_pairs": len(data.train.y), "test_pairs": len(data.test.y)}
+    )
+    return {
+        "name": data.variant,
+        "digest": data.digest,
+        "source": data.source,
+        "sizes": {**sizes, **{f"{k}_items": v for k, v in split_sizes.items()}},
+    }

@@ -30,8 +30,15 @@ from siamese_bench.training.optim import INITS, OPTIMIZERS, SCHEDULES
 
 # What a TrainConfig field's `choices` names (core/config.py): the registry its values come from.
 REGISTRIES: dict[str, Registry[Any]] = {
-    "dataset": DATASETS, "encoder": ENCODERS, "head": HEADS, "loss": LOSSES, "miner": MINERS,
-    "augmentation": AUGMENTATIONS, "optimizer": OPTIMIZERS, "lr schedule": SCHEDULES, "init": INITS,
+    "dataset": DATASETS,
+    "encoder": ENCODERS,
+    "head": HEADS,
+    "loss": LOSSES,
+    "miner": MINERS,
+    "augmentation": AUGMENTATIONS,
+    "optimizer": OPTIMIZERS,
+    "lr schedule": SCHEDULES,
+    "init": INITS,
 }
 PROBE_INPUT_SHAPE = (1, 105, 105)  # any valid image shape, big enough for every encoder: checks option values
 
@@ -54,12 +61,15 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         registry = choices_of(field)
         value = cfg.dataset_kind if field == "dataset" else getattr(cfg, field)
         if registry is not None and value not in registry:
-            raise ConfigError(f"{_flag(field)}: unknown {registry.kind} {value!r}; "
-                              f"valid: {', '.join(registry.names())}")
+            raise ConfigError(
+                f"{_flag(field)}: unknown {registry.kind} {value!r}; valid: {', '.join(registry.names())}"
+            )
     _check_dataset_argument(cfg)
     if getattr(DATASETS.get(cfg.dataset_kind), "paired", False) and objective_class(cfg.loss).needs_classes:
-        raise ConfigError(f"--loss {cfg.loss!r} needs class labels to draw triplets; dataset {cfg.dataset_kind!r} "
-                          "holds ready-made pairs only")
+        raise ConfigError(
+            f"--loss {cfg.loss!r} needs class labels to draw triplets; dataset {cfg.dataset_kind!r} "
+            "holds ready-made pairs only"
+        )
     try:
         check_compatible(cfg.head, cfg.loss)
     except ValueError as err:
@@ -114,8 +124,11 @@ def run_params(cfg: TrainConfig) -> dict[str, Any]:
 def run_traits(cfg: TrainConfig) -> dict[str, str]:
     """What the report needs to know of a run's loss without importing it: MLflow tags."""
     loss = LOSSES.get(cfg.loss)
-    return {LOSS_USES_MARGIN: str(loss.uses_margin).lower(), LOSS_NEEDS_LOGIT: str(loss.needs_logit).lower(),
-            OBJECTIVE: "triplets" if objective_class(cfg.loss).needs_classes else "pairs"}
+    return {
+        LOSS_USES_MARGIN: str(loss.uses_margin).lower(),
+        LOSS_NEEDS_LOGIT: str(loss.needs_logit).lower(),
+        OBJECTIVE: "triplets" if objective_class(cfg.loss).needs_classes else "pairs",
+    }
 
 
 def build_loss(cfg: TrainConfig) -> Loss:
@@ -138,18 +151,26 @@ def optimizer_factory(cfg: TrainConfig) -> OptimizerFactory:
     return build
 
 
-def build_module(cfg: TrainConfig, input_shape: tuple[int, ...],
-                 eval_stages: tuple[str, ...] = ("train_eval", "test")) -> SiameseModule:
+def build_module(
+    cfg: TrainConfig, input_shape: tuple[int, ...], eval_stages: tuple[str, ...] = ("train_eval", "test")
+) -> SiameseModule:
     """Encoder, head, loss and optimizer factory from the config, initialised from cfg.seed."""
     pl.seed_everything(cfg.seed, verbose=False)
     encoder = ENCODERS.get(cfg.encoder)(input_shape, **cfg.encoder_options)
     head = HEADS.get(cfg.head)(encoder.out_features)
     if cfg.augment != "none" and len(input_shape) != 3:
-        raise ConfigError(f"--augment {cfg.augment}: distortions need images, but dataset {cfg.dataset!r} "
-                          f"gives inputs of shape {tuple(input_shape)}")
-    module = SiameseModule(encoder, head, build_objective(build_loss(cfg), cfg.triplet_mining),
-                           optimizer_factory(cfg), eval_stages=eval_stages,
-                           augment=None if cfg.augment == "none" else AUGMENTATIONS.get(cfg.augment),
-                           seed=cfg.seed)
+        raise ConfigError(
+            f"--augment {cfg.augment}: distortions need images, but dataset {cfg.dataset!r} "
+            f"gives inputs of shape {tuple(input_shape)}"
+        )
+    module = SiameseModule(
+        encoder,
+        head,
+        build_objective(build_loss(cfg), cfg.triplet_mining),
+        optimizer_factory(cfg),
+        eval_stages=eval_stages,
+        augment=None if cfg.augment == "none" else AUGMENTATIONS.get(cfg.augment),
+        seed=cfg.seed,
+    )
     INITS.get(cfg.init)(module)
     return module

@@ -35,11 +35,15 @@ def place_data(setting: str, accelerator: str, dataset_bytes: int, free_bytes: i
     on_cuda = accelerator == "cuda"
     if setting == "device":
         if not on_cuda:
-            raise ConfigError(f"--data-placement device needs a CUDA GPU, and training here runs on {accelerator} "
-                              "(use --data-placement auto or host)")
+            raise ConfigError(
+                f"--data-placement device needs a CUDA GPU, and training here runs on {accelerator} "
+                "(use --data-placement auto or host)"
+            )
         if dataset_bytes > free_bytes:
-            raise ConfigError(f"--data-placement device: the dataset takes {dataset_bytes / 2**20:,.0f} MiB, the "
-                              f"GPU has {free_bytes / 2**20:,.0f} MiB free (use --data-placement auto or host)")
+            raise ConfigError(
+                f"--data-placement device: the dataset takes {dataset_bytes / 2**20:,.0f} MiB, the "
+                f"GPU has {free_bytes / 2**20:,.0f} MiB free (use --data-placement auto or host)"
+            )
         return "device"
     return "device" if on_cuda and dataset_bytes <= DEVICE_SHARE * free_bytes else "host"
 

@@ -48,14 +48,16 @@ def trained_pair(module: SiameseModule, batch_size: int = EVAL_BATCH) -> Trained
     @torch.no_grad()
     def embed(x: torch.Tensor) -> torch.Tensor:
         module.eval()
-        return torch.cat([module.encoder(x[i:i + batch_size].to(device())).cpu() for i in range(0, len(x), batch_size)])
+        return torch.cat(
+            [module.encoder(x[i : i + batch_size].to(device())).cpu() for i in range(0, len(x), batch_size)]
+        )
 
     @torch.no_grad()
     def compare(x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         module.eval()
         d, rank = [], []
         for i in range(0, len(x1), batch_size):
-            out = module.compare(x1[i:i + batch_size].to(device()), x2[i:i + batch_size].to(device()))
+            out = module.compare(x1[i : i + batch_size].to(device()), x2[i : i + batch_size].to(device()))
             d.append(out.dissimilarity.cpu())
             rank.append(out.ranking.cpu())
         return torch.cat(d), torch.cat(rank)

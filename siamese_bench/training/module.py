@@ -31,9 +31,16 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter], int], Any]
 
 
 class SiameseModule(pl.LightningModule):
-    def __init__(self, encoder: nn.Module, head: Head, objective: Objective,
-                 optimizer_factory: OptimizerFactory, eval_stages: tuple[str, ...] = ("test",),
-                 augment: Augmentation | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        head: Head,
+        objective: Objective,
+        optimizer_factory: OptimizerFactory,
+        eval_stages: tuple[str, ...] = ("test",),
+        augment: Augmentation | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.augment, self.seed = augment, seed
         self._augment_gen: torch.Generator | None = None
@@ -86,8 +93,9 @@ class SiameseModule(pl.LightningModule):
         self._stat_sums[-1] += result.size
         if batch_idx == self._last_batch:
             means = self._stat_sums[:-1] / self._stat_sums[-1]
-            self.log_dict(dict(zip(self.objective.stat_names, means, strict=True)), on_step=False, on_epoch=True,
-                          batch_size=1)
+            self.log_dict(
+                dict(zip(self.objective.stat_names, means, strict=True)), on_step=False, on_epoch=True, batch_size=1
+            )
         return result.loss
 
     def _eval_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
@@ -95,12 +103,24 @@ class SiameseModule(pl.LightningModule):
         self._eval_outputs.setdefault(stage, []).append((out.dissimilarity.detach(), out.ranking.detach(), batch["y"]))
         # Spread of the embeddings (mean per-dimension sd): near 0 when a run has collapsed
         # every input to one point, the signature of a constant loss (PITFALLS.md).
-        self.log(f"{stage}/embedding_spread", emb.float().std(dim=0).mean(), on_step=False, on_epoch=True,
-                 add_dataloader_idx=False, batch_size=len(emb))
+        self.log(
+            f"{stage}/embedding_spread",
+            emb.float().std(dim=0).mean(),
+            on_step=False,
+            on_epoch=True,
+            add_dataloader_idx=False,
+            batch_size=len(emb),
+        )
         loss = self.objective.eval_loss(out, batch["y"])
         if loss is not None:
-            self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, add_dataloader_idx=False,
-                     batch_size=len(batch["y"]))
+            self.log(
+                f"{stage}/loss",
+                loss,
+                on_step=False,
+                on_epoch=True,
+                add_dataloader_idx=False,
+                batch_size=len(batch["y"]),
+            )
 
     def _collect(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(dissimilarity, ranking, y) of every pair the stage saw."""

@@ -48,8 +48,7 @@ SCHEDULES.register("constant")(lambda optimizer, steps, decay: None)
 @SCHEDULES.register("cosine")
 def cosine(optimizer: torch.optim.Optimizer, steps: int, decay: float) -> dict:
     """Cosine from lr to 0 over the run, stepped after every optimizer step."""
-    return {"scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps)),
-            "interval": "step"}
+    return {"scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps)), "interval": "step"}
 
 
 @SCHEDULES.register("epoch-decay")

@@ -67,8 +67,11 @@ def is_collapsed(initial_spread: float, history: list[dict[str, float]], triplet
     if spreads and reference > 0 and spreads[-1] < COLLAPSE_RATIO * reference:
         return True
     last = history[-1]
-    return (triplet_margin is not None and last.get("train/active_fraction", 0.0) > 1 - AT_MARGIN
-            and abs(last.get("train/loss", math.nan) - triplet_margin) < AT_MARGIN * triplet_margin)
+    return (
+        triplet_margin is not None
+        and last.get("train/active_fraction", 0.0) > 1 - AT_MARGIN
+        and abs(last.get("train/loss", math.nan) - triplet_margin) < AT_MARGIN * triplet_margin
+    )
 
 
 @torch.no_grad()
@@ -100,18 +103,27 @@ class EpochRecorder(pl.Callback):
             raise DivergedError(f"training loss is {loss} at epoch {trainer.current_epoch}")
 
 
-def make_trainer(cfg: TrainConfig, callbacks: Sequence[pl.Callback], progress: bool,
-                 steps_per_epoch: int, accelerator: str = "auto") -> pl.Trainer:
+def make_trainer(
+    cfg: TrainConfig, callbacks: Sequence[pl.Callback], progress: bool, steps_per_epoch: int, accelerator: str = "auto"
+) -> pl.Trainer:
     bars: list[pl.Callback] = []
     if progress:
         from pytorch_lightning.callbacks import TQDMProgressBar
 
         bars = [TQDMProgressBar(refresh_rate=max(1, steps_per_epoch // 20))]  # ~20 redraws/epoch
     return pl.Trainer(
-        max_epochs=cfg.epochs, max_steps=cfg.max_steps or -1, gradient_clip_val=cfg.gradient_clip,
-        precision=cfg.precision, accelerator=accelerator, devices=1, logger=False,
-        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-        enable_progress_bar=progress, callbacks=[*callbacks, *bars],
+        max_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        gradient_clip_val=cfg.gradient_clip,
+        precision=cfg.precision,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        enable_progress_bar=progress,
+        callbacks=[*callbacks, *bars],
     )
 
 
@@ -146,33 +158,44 @@ def run_training(
     started = time.perf_counter()
     data = data or load_dataset(cfg.dataset)
     try:  # a forward pass on a real batch: an encoder that cannot take this data fails here, named
-        module = build_module(cfg, data.input_shape,
-                              eval_stages=("train_eval", "test") if evaluate_train else ("test",))
+        module = build_module(
+            cfg, data.input_shape, eval_stages=("train_eval", "test") if evaluate_train else ("test",)
+        )
         batches = build_batches(cfg, data, module.objective)
         initial_spread = embedding_spread(module, batches["val"])
     except (RuntimeError, ValueError) as err:
-        raise ConfigError(f"--encoder {cfg.encoder} cannot take --dataset {cfg.dataset} (inputs of shape "
-                          f"{tuple(data.input_shape)}): {str(err).splitlines()[0][:200]}") from None
+        raise ConfigError(
+            f"--encoder {cfg.encoder} cannot take --dataset {cfg.dataset} (inputs of shape "
+            f"{tuple(data.input_shape)}): {str(err).splitlines()[0][:200]}"
+        ) from None
     placement = place(cfg.data_placement, batches)  # once, before fitting: batches are then gathered there
     if placement == "device":
-        log.info("dataset tensors moved to %s once (%s MiB)", batches["train"].images.device,
-                 f"{dataset_bytes(batches) / 2**20:,.0f}")
+        log.info(
+            "dataset tensors moved to %s once (%s MiB)",
+            batches["train"].images.device,
+            f"{dataset_bytes(batches) / 2**20:,.0f}",
+        )
     n_parameters = sum(p.numel() for p in module.parameters())
     log.info("model: %s encoder + %s head, %s parameters", cfg.encoder, cfg.head, f"{n_parameters:,}")
     run_id = None
     if tracker is not None:
-        tags = {"dataset_variant": data.variant, "dataset_source": data.source,
-                "seed": str(cfg.seed), "head": cfg.head, "loss": cfg.loss, **hardware_tags(placement),
-                **(extra_tags or {})}
+        tags = {
+            "dataset_variant": data.variant,
+            "dataset_source": data.source,
+            "seed": str(cfg.seed),
+            "head": cfg.head,
+            "loss": cfg.loss,
+            **hardware_tags(placement),
+            **(extra_tags or {}),
+        }
         tags.update(run_traits(cfg))
-        params = {**run_params(cfg), "n_parameters": n_parameters,
-                  "n_train_samples": len(batches["train"].index)}
-        run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags,
-                                   parent_run_id)
+        params = {**run_params(cfg), "n_parameters": n_parameters, "n_train_samples": len(batches["train"].index)}
+        run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags, parent_run_id)
         tracker.log_dataset(run_id, dataset_input(data, {k: len(b.index) for k, b in batches.items()}))
     recorder = EpochRecorder(tracker, run_id)
-    trainer = make_trainer(cfg, [recorder, *_early_stopping(cfg, module.objective), *callbacks], progress,
-                           len(batches["train"]))
+    trainer = make_trainer(
+        cfg, [recorder, *_early_stopping(cfg, module.objective), *callbacks], progress, len(batches["train"])
+    )
     status = "FAILED"
     try:
         with matmul_precision(cfg.matmul_precision):
@@ -181,15 +204,18 @@ def run_training(
             extra = _extra_evaluations(module, data)
         metrics, collapsed = _final_metrics(trainer, recorder, extra, initial_spread, module, started)
         if collapsed:
-            log.warning("run %s collapsed: its embeddings shrank to nearly one point (spread or a triplet loss "
-                        "stuck at the margin)", run_name or cfg.head)
+            log.warning(
+                "run %s collapsed: its embeddings shrank to nearly one point (spread or a triplet loss "
+                "stuck at the margin)",
+                run_name or cfg.head,
+            )
         if tracker and run_id:  # val/* already has its per-epoch curve; no extra point
-            tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")},
-                                step=cfg.epochs)
+            tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")}, step=cfg.epochs)
             log_outputs(tracker, run_id, module.final_outputs, test_embeddings(module, data))
             log_model(tracker, run_id, cfg, data.input_shape, module)
-            tracker.set_tags(run_id, {"collapsed": str(collapsed).lower(),
-                                      "initial_embedding_spread": f"{initial_spread:.6g}"})
+            tracker.set_tags(
+                run_id, {"collapsed": str(collapsed).lower(), "initial_embedding_spread": f"{initial_spread:.6g}"}
+            )
         status = "FINISHED"
     except BaseException as err:
         # Lightning turns Ctrl-C into SystemExit(1); pruning sets its own status.
@@ -201,12 +227,19 @@ def run_training(
     finally:  # whatever failed, training or saving its outputs, the run is never left RUNNING
         if tracker and run_id:
             tracker.end_run(run_id, status)
-    return RunResult(cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs, collapsed,
-                     n_parameters, placement)
+    return RunResult(
+        cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs, collapsed, n_parameters, placement
+    )
 
 
-def _final_metrics(trainer: pl.Trainer, recorder: EpochRecorder, extra: dict[str, float], initial_spread: float,
-                   module: SiameseModule, started: float) -> tuple[dict[str, float], bool]:
+def _final_metrics(
+    trainer: pl.Trainer,
+    recorder: EpochRecorder,
+    extra: dict[str, float],
+    initial_spread: float,
+    module: SiameseModule,
+    started: float,
+) -> tuple[dict[str, float], bool]:
     """The run's final metrics (test/*, train_eval/*, the last val/*, extra evaluations) and
     whether it collapsed."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("test/", "train_eval/"))}
@@ -223,9 +256,14 @@ def _final_metrics(trainer: pl.Trainer, recorder: EpochRecorder, extra: dict[str
 def hardware_tags(placement: str) -> dict[str, str]:
     """What ran the run: the report lists these (it never imports torch to guess)."""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or 'cpu'})"
-    return {"hardware.device": device, "hardware.torch": torch.__version__,
-            "hardware.threads": str(torch.get_num_threads()), "hardware.cpus": str(os.cpu_count()),
-            "hardware.platform": platform.platform(), "hardware.data_placement": placement}
+    return {
+        "hardware.device": device,
+        "hardware.torch": torch.__version__,
+        "hardware.threads": str(torch.get_num_threads()),
+        "hardware.cpus": str(os.cpu_count()),
+        "hardware.platform": platform.platform(),
+        "hardware.data_placement": placement,
+    }
 
 
 def _extra_evaluations(module: SiameseModule, data: LabelledData | PairedData) -> dict[str, float]:

@@ -111,30 +111,38 @@ Index = PairIndex | TripletIndex
 
 def remap(index: Index, order: torch.Tensor) -> Index:
     """An index drawn on images[order], pointing into images instead."""
-    values: dict[str, Any] = {f.name: (v if f.name in PASS_THROUGH or v is None else order[v])
-                              for f in fields(index) for v in [getattr(index, f.name)]}  # Any: a label may be None
+    values: dict[str, Any] = {
+        f.name: (v if f.name in PASS_THROUGH or v is None else order[v])
+        for f in fields(index)
+        for v in [getattr(index, f.name)]
+    }  # Any: a label may be None
     return type(index)(**values)
 
 
 def index_to(index: Index, device: torch.device) -> Index:
     """The same index set with its tensors on `device`."""
-    values: dict[str, Any] = {f.name: (None if v is None else v.to(device))
-                              for f in fields(index) for v in [getattr(index, f.name)]}
+    values: dict[str, Any] = {
+        f.name: (None if v is None else v.to(device)) for f in fields(index) for v in [getattr(index, f.name)]
+    }
     return type(index)(**values)
 
 
 def concat(parts: list[Index]) -> Index:
     first = parts[0]
-    values: dict[str, Any] = {f.name: (None if getattr(first, f.name) is None
-                                       else torch.cat([getattr(p, f.name) for p in parts])) for f in fields(first)}
+    values: dict[str, Any] = {
+        f.name: (None if getattr(first, f.name) is None else torch.cat([getattr(p, f.name) for p in parts]))
+        for f in fields(first)
+    }
     return type(first)(**values)
 
 
-def with_draws(sampler: Callable[[torch.Tensor, int], Callable[[int], Index]], y: torch.Tensor, seed: int,
-               draws: int) -> Callable[[int], Index]:
+def with_draws(
+    sampler: Callable[[torch.Tensor, int], Callable[[int], Index]], y: torch.Tensor, seed: int, draws: int
+) -> Callable[[int], Index]:
     """`draws` index sets per epoch instead of one. Draw 0 is the sampler's own; draw j > 0 runs
     it on the images in a seeded shuffled order, so its positives (neighbours within a class)
     are other pairs of the same class, not repeats. `sampler(y, seed)` gives the per-epoch sets."""
+
     def sample(epoch: int) -> Index:
         parts = [sampler(y, seed)(epoch)]
         for j in range(1, draws):
@@ -155,8 +163,9 @@ class TensorBatches:
     and shuffling still draw on the CPU's seeded generators, so the batches stay the same.
     """
 
-    def __init__(self, images: torch.Tensor, sample, batch_size: int, seed: int,
-                 shuffle: bool = True, resample: bool = False) -> None:
+    def __init__(
+        self, images: torch.Tensor, sample, batch_size: int, seed: int, shuffle: bool = True, resample: bool = False
+    ) -> None:
         self.images = images
         self.sample = sample
         self.batch_size = batch_size

@@ -27,8 +27,7 @@ def one_error_line(err):
     return lines[0]
 
 
-@pytest.mark.parametrize("option,registry", [("--head", HEADS), ("--loss", LOSSES),
-                                             ("--dataset", DATASETS)])
+@pytest.mark.parametrize("option,registry", [("--head", HEADS), ("--loss", LOSSES), ("--dataset", DATASETS)])
 def test_unknown_name(capsys, option, registry):
     code, out, err = run(capsys, option, "no-such-name")
     assert code == 2 and out == ""
@@ -38,14 +37,17 @@ def test_unknown_name(capsys, option, registry):
         assert name in line
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--head", "euclidean", "--loss", "bce"], "abs-diff-dense"),
-    (["--margin", "0"], "--margin"),
-    (["--epochs", "0"], "--epochs"),
-    (["--lr", "-1"], "--lr"),
-    (["-E", "foo=1"], "'foo'"),
-    (["-E", "dropout"], "KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--head", "euclidean", "--loss", "bce"], "abs-diff-dense"),
+        (["--margin", "0"], "--margin"),
+        (["--epochs", "0"], "--epochs"),
+        (["--lr", "-1"], "--lr"),
+        (["-E", "foo=1"], "'foo'"),
+        (["-E", "dropout"], "KEY=VALUE"),
+    ],
+)
 def test_bad_values(capsys, args, needle):
     code, out, err = run(capsys, *args)
     assert code == 2
@@ -83,7 +85,10 @@ def test_missing_command_is_usage_error(capsys):
 def test_subprocess_bad_head_has_no_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "siamese_bench", "train", "--head", "nope"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -93,8 +98,19 @@ def test_subprocess_bad_head_has_no_traceback(tmp_path):
 
 def test_bad_encoder_option_value(capsys):
     try:
-        code = main(["train", "--no-progress", "--no-track", "--dataset", "digits", "--epochs", "1",
-                     "-E", "final_activation=bogus"])
+        code = main(
+            [
+                "train",
+                "--no-progress",
+                "--no-track",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "1",
+                "-E",
+                "final_activation=bogus",
+            ]
+        )
     except ValueError as err:
         pytest.fail(f"uncaught {err!r}")
     err = capsys.readouterr().err

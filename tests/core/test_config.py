@@ -14,8 +14,14 @@ from siamese_bench.core.errors import ConfigError
 
 def test_defaults_are_c1():
     cfg = TrainConfig()
-    assert (cfg.head, cfg.loss, cfg.margin, cfg.batch_size, cfg.lr, cfg.epochs) == ("euclidean", "contrastive", 1.0,
-                                                                                    128, 1e-3, 20)
+    assert (cfg.head, cfg.loss, cfg.margin, cfg.batch_size, cfg.lr, cfg.epochs) == (
+        "euclidean",
+        "contrastive",
+        1.0,
+        128,
+        1e-3,
+        20,
+    )
 
 
 def test_from_dict_round_trip():
@@ -56,15 +62,18 @@ def test_triplet_negatives_policy_lists_the_valid_ones():
         TrainConfig.parse({"loss": "triplet", "triplet_negatives": "hardest"}, flags=True)
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"epochs": 1.5}, "--epochs: should be a valid integer"),
-    ({"epochs": "many"}, "--epochs: should be a valid integer"),
-    ({"triplet_squared": "maybe"}, "--triplet-squared: should be a valid boolean"),
-    ({"max_steps": 0}, "--max-steps: must be at least 1"),
-    ({"lr_decay": 1.5}, "--lr-decay: must be in (0, 1]"),
-    ({"precision": "64"}, "--precision: should be '32-true', 'bf16-mixed' or '16-mixed'"),
-    ({"dataset": ""}, "--dataset: names no dataset"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"epochs": 1.5}, "--epochs: should be a valid integer"),
+        ({"epochs": "many"}, "--epochs: should be a valid integer"),
+        ({"triplet_squared": "maybe"}, "--triplet-squared: should be a valid boolean"),
+        ({"max_steps": 0}, "--max-steps: must be at least 1"),
+        ({"lr_decay": 1.5}, "--lr-decay: must be in (0, 1]"),
+        ({"precision": "64"}, "--precision: should be '32-true', 'bf16-mixed' or '16-mixed'"),
+        ({"dataset": ""}, "--dataset: names no dataset"),
+    ],
+)
 def test_wrong_types_and_ranges_are_one_line(changes, message):
     with pytest.raises(ConfigError) as err:
         TrainConfig.parse(changes, flags=True)
@@ -97,7 +106,6 @@ def test_building_directly_raises_pydantics_error():
 
 
 def test_the_schema_is_torch_free():
-    code = ("import sys; from siamese_bench.core.config import TrainConfig; TrainConfig(); "
-            "print('torch' in sys.modules)")
+    code = "import sys; from siamese_bench.core.config import TrainConfig; TrainConfig(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -47,7 +47,9 @@ def test_a_file_plugin_registers_once_and_records_its_hash(tmp_path):
 
 def test_paths_are_resolved_against_the_file_that_lists_them(tmp_path):
     assert plugins.resolve(["heads/mine.py", "my_package.heads"], tmp_path) == [
-        str(tmp_path / "heads" / "mine.py"), "my_package.heads"]
+        str(tmp_path / "heads" / "mine.py"),
+        "my_package.heads",
+    ]
 
 
 def test_a_module_plugin_on_the_path(tmp_path, monkeypatch):
@@ -59,15 +61,22 @@ def test_a_module_plugin_on_the_path(tmp_path, monkeypatch):
     assert loaded.module == module and name in HEADS
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("x = (\n", "line 1: syntax error"),
-    ("import numpy\nimport no_such_package_here\n", "line 2: No module named 'no_such_package_here': install what it "
-                                                    "imports, or fix the import"),
-    ("from siamese_bench import HEADS, Head\n\n@HEADS.register('euclidean')\nclass Mine(Head):\n    pass\n",
-     "line 3: head 'euclidean' is already registered by siamese_bench.models.heads (a built-in): choose another "
-     "name"),
-    ("raise RuntimeError('boom')\n", "line 1: RuntimeError: boom"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x = (\n", "line 1: syntax error"),
+        (
+            "import numpy\nimport no_such_package_here\n",
+            "line 2: No module named 'no_such_package_here': install what it imports, or fix the import",
+        ),
+        (
+            "from siamese_bench import HEADS, Head\n\n@HEADS.register('euclidean')\nclass Mine(Head):\n    pass\n",
+            "line 3: head 'euclidean' is already registered by siamese_bench.models.heads (a built-in): choose another "
+            "name",
+        ),
+        ("raise RuntimeError('boom')\n", "line 1: RuntimeError: boom"),
+    ],
+)
 def test_a_bad_plugin_is_one_line_naming_file_and_line(tmp_path, text, message):
     path = write(tmp_path, text, f"bad_{uuid.uuid4().hex[:8]}.py")
     with pytest.raises(ConfigError) as err:
@@ -103,7 +112,8 @@ def test_installed_packages_plugins_come_from_the_entry_point_group(tmp_path, mo
     class EntryPoint:
         value = f"{module}:register"
 
-    monkeypatch.setattr(plugins, "entry_points", lambda group: [EntryPoint()] if group == plugins.ENTRY_POINT_GROUP
-                        else [])
+    monkeypatch.setattr(
+        plugins, "entry_points", lambda group: [EntryPoint()] if group == plugins.ENTRY_POINT_GROUP else []
+    )
     loaded = plugins.load_all([])
     assert [p.module for p in loaded] == [module] and name in HEADS

@@ -100,8 +100,9 @@ def isolated_data_home(tmp_path, monkeypatch, mnist_5k):
     return home
 
 
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"offline MNIST copy not found at {MNIST_DIR} "
-                    "(set SIAMESE_BENCH_MNIST_DIR)")
+@pytest.mark.skipif(
+    not MNIST_DIR.is_dir(), reason=f"offline MNIST copy not found at {MNIST_DIR} (set SIAMESE_BENCH_MNIST_DIR)"
+)
 def test_full_mnist_from_offline_copy(isolated_data_home, monkeypatch, caplog):
     monkeypatch.setenv("SIAMESE_BENCH_MNIST_DIR", str(MNIST_DIR))
     with caplog.at_level(logging.INFO, logger="siamese_bench"):
@@ -131,8 +132,7 @@ def assert_fell_back(caplog):
         data = load_dataset("mnist")
     assert data.variant == "mnist-5k" and data.name == "mnist"
     assert "fallback" in data.source
-    warnings = [r for r in caplog.records
-                if r.levelno == logging.WARNING and "FALLING BACK" in r.getMessage()]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "FALLING BACK" in r.getMessage()]
     assert len(warnings) == 1
     assert "checksum" in warnings[0].getMessage() or "no " in warnings[0].getMessage()
     assert len(data.x_train) + len(data.x_test) == 5000
@@ -167,6 +167,7 @@ def test_unreadable_gz_falls_back_loudly(isolated_data_home, tmp_path, monkeypat
 
 
 # ---------------------------------------------------------------- split_validation
+
 
 def labelled(n_per_class=(30, 20, 50), seed=0):
     y = torch.cat([torch.full((n,), c) for c, n in enumerate(n_per_class)])

@@ -268,12 +268,11 @@ def test_three_way_run_with_a_known_answer(tmp_path):
     assert runs[0].answer.tolist() == [2, 0, 1]
     result = score(runs, pixel_distance)
     assert result.accuracy == 1.0 and result.trials == 3
+
     # a dissimilarity that prefers training image 0 for everything gets exactly item 2 right
-    always_first = lambda x1, x2: torch.stack(
-        [  # noqa: E731
-            torch.tensor(0.0 if torch.equal(b, runs[0].train[0]) else 1.0) for b in x2
-        ]
-    )
+    def always_first(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.tensor(0.0 if torch.equal(b, runs[0].train[0]) else 1.0) for b in x2])
+
     assert score(runs, always_first).correct == 1
 
 

@@ -33,11 +33,11 @@ def vowels() -> LabelledData:
 
 def padded_batch(gen: torch.Generator, lengths: list[int], features: int, extra: int = 0) -> torch.Tensor:
     """Random sequences of the given lengths, padded to max(lengths) + extra, mask last."""
-    return seq.pad_sequences([torch.randn(n, features, generator=gen).numpy() for n in lengths],
-                             max(lengths) + extra)
+    return seq.pad_sequences([torch.randn(n, features, generator=gen).numpy() for n in lengths], max(lengths) + extra)
 
 
 # --- registration and the mask convention -------------------------------------------------------
+
 
 def test_registered():
     assert ENCODERS.get("lstm") is LSTMEncoder
@@ -105,6 +105,7 @@ def test_mnist_rows_keeps_the_fallback_visible(monkeypatch):
 
 # --- the encoder ----------------------------------------------------------------------------------
 
+
 def test_lstm_takes_sequence_shapes_only():
     enc = LSTMEncoder(LSTMEncoder.PROBE_SHAPE)
     assert enc.out_features == 32 and enc.in_features == LSTMEncoder.PROBE_SHAPE[-1] - 1  # the last is the mask
@@ -124,10 +125,16 @@ def test_an_encoder_that_cannot_take_the_data_is_one_clear_error_before_tracking
     assert tracker.client.search_experiments(filter_string="name = 'siamese-bench-train'") == []  # no run left
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"units": 0}, "units"), ({"layers": 0}, "layers"), ({"units": 2.5}, "units"),
-    ({"dropout": 1.5}, "dropout"), ({"dropout": 0.2}, "layers >= 2"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"units": 0}, "units"),
+        ({"layers": 0}, "layers"),
+        ({"units": 2.5}, "units"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"dropout": 0.2}, "layers >= 2"),
+    ],
+)
 def test_lstm_bad_options(options, message):
     with pytest.raises(ValueError, match=message):
         LSTMEncoder((29, 13), **options)
@@ -174,14 +181,19 @@ def test_lstm_gradient_step_with_every_head(gen):
 
 # --- end to end and the study spec ----------------------------------------------------------------
 
+
 @pytest.mark.slow
-@pytest.mark.parametrize("changes", [
-    {"head": "concat-dense", "loss": "bce"},
-    {"head": "euclidean", "loss": "triplet", "triplet_mining": "semi-hard"},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"head": "concat-dense", "loss": "bce"},
+        {"head": "euclidean", "loss": "triplet", "triplet_mining": "semi-hard"},
+    ],
+)
 def test_train_on_japanese_vowels(vowels, changes):
-    cfg = check_config(TrainConfig(dataset="japanese-vowels", encoder="lstm", epochs=2, batch_size=32, seed=0,
-                      **changes))
+    cfg = check_config(
+        TrainConfig(dataset="japanese-vowels", encoder="lstm", epochs=2, batch_size=32, seed=0, **changes)
+    )
     result = run_training(cfg, data=vowels, progress=False)
     assert result.data_variant == "japanese-vowels" and len(result.history) == 2
     for key in ("test/auc", "test/acc", "test/acc_tuned", "train_eval/auc"):
@@ -196,10 +208,13 @@ def test_sequences_spec_cells():
     assert len(cells) == 12 and {c["dataset"] for c in cells} == {"japanese-vowels", "mnist-5k-rows"}
     # C5's concat-dense model and SBERT's head (issue 13), both with BCE, on both data sets
     assert sorted(c["dataset"] for c in cells if c["head"] == "sbert" and c["loss"] == "bce") == [
-        "japanese-vowels", "mnist-5k-rows"]
+        "japanese-vowels",
+        "mnist-5k-rows",
+    ]
     assert all(c["triplet_mining"] == "random" for c in cells if c["loss"] == "bce")
     assert sorted(c["triplet_mining"] for c in cells if c["loss"] == "triplet") == sorted(
-        ["random", "batch-hard", "semi-hard"] * 2)
+        ["random", "batch-hard", "semi-hard"] * 2
+    )
     assert spec.base.encoder == "lstm"
 
 
@@ -221,5 +236,6 @@ def test_a_missing_optional_package_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_aeon)
     with pytest.raises(ConfigError) as err:
         load_dataset("japanese-vowels")
-    assert str(err.value) == ("dataset japanese-vowels needs the package aeon, which is not installed: "
-                              "pip install 'siamese-bench[sequences]'")
+    assert str(err.value) == (
+        "dataset japanese-vowels needs the package aeon, which is not installed: pip install 'siamese-bench[sequences]'"
+    )

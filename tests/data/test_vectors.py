@@ -37,22 +37,25 @@ def test_class_column_may_stand_anywhere(tmp_path):
     assert table.left.tolist() == [[0.5], [1.0]] and table.y.tolist() == [1.0, 0.0]
 
 
-@pytest.mark.parametrize(("lines", "message"), [
-    ([], "empty file"),
-    (["v0,v1,v2,v3", "1,2,3,4"], "no 'class' column"),
-    (["v0,v1,class,class", "1,2,1,1"], "more than one 'class' column"),
-    (["v0,v1,v2,v3,class,extra", "1,2,3,4,1,9"], "line 1, column 6: unexpected column 'extra'"),
-    (["v0,v1,v2,class", "1,2,3,1", "1,2,3,0"], "odd number of vector columns (3)"),
-    (["v0,v2,v1,v3,class", "1,2,3,4,1"], "line 1, column 2: header 'v2' where 'v1' was expected"),
-    ([HEADER], "no data rows"),
-    ([HEADER, "1,2,3,4,1", "1,2,3,4"], "line 3: 4 fields, the header has 5"),
-    ([HEADER, "1,2,3,4,1", "1,,3,4,0"], "line 3, column 2 ('v1'): empty cell"),
-    ([HEADER, "1,2,3,4,1", "1,abc,3,4,0"], "line 3, column 2 ('v1'): not a number: 'abc'"),
-    ([HEADER, "1,2,nan,4,1", "1,2,3,4,0"], "line 2, column 3 ('v2'): nan is not a finite number"),
-    ([HEADER, "1,2,3,inf,1", "1,2,3,4,0"], "line 2, column 4 ('v3'): inf is not a finite number"),
-    ([HEADER, "1,2,3,4,1", "1,2,3,4,2"], "line 3, column 5 ('class'): label 2 is neither 1"),
-    ([HEADER, "1,2,3,4,1", "1,2,3,4,1"], "every row has class 1"),
-])
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([], "empty file"),
+        (["v0,v1,v2,v3", "1,2,3,4"], "no 'class' column"),
+        (["v0,v1,class,class", "1,2,1,1"], "more than one 'class' column"),
+        (["v0,v1,v2,v3,class,extra", "1,2,3,4,1,9"], "line 1, column 6: unexpected column 'extra'"),
+        (["v0,v1,v2,class", "1,2,3,1", "1,2,3,0"], "odd number of vector columns (3)"),
+        (["v0,v2,v1,v3,class", "1,2,3,4,1"], "line 1, column 2: header 'v2' where 'v1' was expected"),
+        ([HEADER], "no data rows"),
+        ([HEADER, "1,2,3,4,1", "1,2,3,4"], "line 3: 4 fields, the header has 5"),
+        ([HEADER, "1,2,3,4,1", "1,,3,4,0"], "line 3, column 2 ('v1'): empty cell"),
+        ([HEADER, "1,2,3,4,1", "1,abc,3,4,0"], "line 3, column 2 ('v1'): not a number: 'abc'"),
+        ([HEADER, "1,2,nan,4,1", "1,2,3,4,0"], "line 2, column 3 ('v2'): nan is not a finite number"),
+        ([HEADER, "1,2,3,inf,1", "1,2,3,4,0"], "line 2, column 4 ('v3'): inf is not a finite number"),
+        ([HEADER, "1,2,3,4,1", "1,2,3,4,2"], "line 3, column 5 ('class'): label 2 is neither 1"),
+        ([HEADER, "1,2,3,4,1", "1,2,3,4,1"], "every row has class 1"),
+    ],
+)
 def test_bad_files_name_file_line_and_column(tmp_path, lines, message):
     path = write(tmp_path, lines)
     with pytest.raises(CSVFormatError) as err:
@@ -78,11 +81,14 @@ def test_cli_reports_bad_csv_in_one_line_and_trains_nothing(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("siamese-bench: error:") and "line 3, column 2" in err[0]
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"dataset": "csv"}, "expected --dataset csv:TRAIN.csv,TEST.csv"),
-    ({"dataset": "digits:x"}, "expected --dataset digits"),
-    ({"dataset": "csv:a.csv,b.csv", "loss": "triplet"}, "needs class labels"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"dataset": "csv"}, "expected --dataset csv:TRAIN.csv,TEST.csv"),
+        ({"dataset": "digits:x"}, "expected --dataset digits"),
+        ({"dataset": "csv:a.csv,b.csv", "loss": "triplet"}, "needs class labels"),
+    ],
+)
 def test_config_errors_for_pair_datasets(changes, message):
     with pytest.raises(ConfigError, match=message):
         check_config(TrainConfig(**changes))

@@ -18,8 +18,20 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own-head" / "claim
 @pytest.mark.slow
 def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    args = ["decide", str(EXAMPLE), "--storage", str(tmp_path / "optuna.journal"), "--tracking-uri",
-            f"sqlite:///{tmp_path}/mlruns.db", "--no-progress", "--json", "--workers", "2", "--threads", "1"]
+    args = [
+        "decide",
+        str(EXAMPLE),
+        "--storage",
+        str(tmp_path / "optuna.journal"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path}/mlruns.db",
+        "--no-progress",
+        "--json",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+    ]
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out)
     rows = {r["id"]: r for r in first["rows"]}
@@ -79,8 +91,10 @@ def test_a_bad_row_cell_names_the_file_line_and_row(tmp_path):
     from siamese_bench.decide.plan import make_plan
 
     path = tmp_path / "claims.yaml"
-    path.write_text("base: {dataset: digits}\nrows:\n  - id: x\n    claim: c\n    source: s\n"
-                    "    select: {head: nope}\n    rule: works\n")
+    path.write_text(
+        "base: {dataset: digits}\nrows:\n  - id: x\n    claim: c\n    source: s\n"
+        "    select: {head: nope}\n    rule: works\n"
+    )
     with pytest.raises(ConfigError) as err:
         make_plan(path, 10)
     assert str(err.value).startswith(f"{path}: line 3: row 'x': cell head=nope: --head: unknown head 'nope'")

@@ -40,13 +40,33 @@ def single_cell(rule: str, metric: str) -> Callable[[np.ndarray, float], str]:
 
     def verdict(values: np.ndarray, lvl: float) -> str:
         if metric == "oneshot":  # the rule reads the seeds' values itself (its interval is taken at the bar)
-            ev = Evidence("s", "v", "c", 1, {"oneshot/acc": values}, ones, ones, ones,  # type: ignore[arg-type]
-                          oneshot=ones, level=lvl)
+            ev = Evidence(
+                "s",
+                "v",
+                "c",
+                1,
+                {"oneshot/acc": values},
+                ones,
+                ones,
+                ones,  # type: ignore[arg-type]
+                oneshot=ones,
+                level=lvl,
+            )
         else:
             iv = t_interval(values, level=lvl, bounds=UNIT)
-            ev = Evidence("s", "v", "c", 1, NO_RUNS, iv if metric == "acc" else ones,
-                          iv if metric == "auc" else ones, ones, level=lvl)
+            ev = Evidence(
+                "s",
+                "v",
+                "c",
+                1,
+                NO_RUNS,
+                iv if metric == "acc" else ones,
+                iv if metric == "auc" else ones,
+                ones,
+                level=lvl,
+            )
         return RULES[rule].judge(ev).verdict
+
     return verdict
 
 
@@ -54,6 +74,7 @@ def better(delta: float) -> Callable[[np.ndarray, float], str]:
     def verdict(diffs: np.ndarray, lvl: float) -> str:
         p = paired_comparison(dict.fromkeys(range(len(diffs)), 0.0), dict(enumerate(diffs)), level=lvl)
         return paired_judgement(p, delta).verdict
+
     return verdict
 
 
@@ -76,19 +97,40 @@ def trials_noise(rng: np.random.Generator, p: float) -> np.ndarray:
 
 CASES = {  # rule at the boundary of its null -> (draws, verdict function, the false verdict)
     "works: acc exactly at the 90 % bar": (
-        lambda rng: rng.normal(WORKS_ACC, 0.01, (SIMS, MAX_SEEDS)), single_cell("works", "acc"), REPRODUCED),
+        lambda rng: rng.normal(WORKS_ACC, 0.01, (SIMS, MAX_SEEDS)),
+        single_cell("works", "acc"),
+        REPRODUCED,
+    ),
     "learns: AUC exactly at 0.90": (
-        lambda rng: rng.normal(LEARNS_AUC, 0.01, (SIMS, MAX_SEEDS)), single_cell("learns", "auc"), REPRODUCED),
+        lambda rng: rng.normal(LEARNS_AUC, 0.01, (SIMS, MAX_SEEDS)),
+        single_cell("learns", "auc"),
+        REPRODUCED,
+    ),
     "above-chance: AUC on the band's edge": (
-        lambda rng: rng.normal(CHANCE_HIGH, 0.01, (SIMS, MAX_SEEDS)), single_cell("above-chance", "auc"), REPRODUCED),
+        lambda rng: rng.normal(CHANCE_HIGH, 0.01, (SIMS, MAX_SEEDS)),
+        single_cell("above-chance", "auc"),
+        REPRODUCED,
+    ),
     "chance: AUC on the band's edge": (
-        lambda rng: rng.normal(CHANCE_HIGH, 0.01, (SIMS, MAX_SEEDS)), single_cell("chance", "auc"), REPRODUCED),
+        lambda rng: rng.normal(CHANCE_HIGH, 0.01, (SIMS, MAX_SEEDS)),
+        single_cell("chance", "auc"),
+        REPRODUCED,
+    ),
     "oneshot: accuracy exactly at the 70 % bar": (
-        lambda rng: ONESHOT_BAR + trials_noise(rng, ONESHOT_BAR), single_cell("oneshot", "oneshot"), REPRODUCED),
+        lambda rng: ONESHOT_BAR + trials_noise(rng, ONESHOT_BAR),
+        single_cell("oneshot", "oneshot"),
+        REPRODUCED,
+    ),
     "better: difference exactly delta (reproduced)": (
-        lambda rng: rng.normal(0.01, 0.005, (SIMS, MAX_SEEDS)), better(0.01), REPRODUCED),
+        lambda rng: rng.normal(0.01, 0.005, (SIMS, MAX_SEEDS)),
+        better(0.01),
+        REPRODUCED,
+    ),
     "better: difference exactly delta (no difference that matters)": (
-        lambda rng: rng.normal(0.01, 0.005, (SIMS, MAX_SEEDS)), better(0.01), CONTRADICTED),
+        lambda rng: rng.normal(0.01, 0.005, (SIMS, MAX_SEEDS)),
+        better(0.01),
+        CONTRADICTED,
+    ),
 }
 
 

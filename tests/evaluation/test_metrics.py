@@ -156,7 +156,7 @@ def _brute_force_retrieval(emb: torch.Tensor, labels: torch.Tensor) -> dict[str,
         rel = [int(labels[j] == labels[i]) for j in order]
         p1 += rel[0]
         rp += sum(rel) / r
-        mapr += sum(sum(rel[:k + 1]) / (k + 1) * rel[k] for k in range(r)) / r
+        mapr += sum(sum(rel[: k + 1]) / (k + 1) * rel[k] for k in range(r)) / r
         n += 1
     return {"retrieval/precision_at_1": p1 / n, "retrieval/r_precision": rp / n, "retrieval/map_at_r": mapr / n}
 

@@ -43,19 +43,29 @@ def pg(user: str, password: str, db: str, sslmode: str = "verify-full") -> str:
 
 app = ("siamese", secret("mlflow-app.password"))
 results = {
-    "mlflow anonymous create": http("POST", HTTPS + "/api/2.0/mlflow/experiments/create", json={"name": "anon"},
-                                    verify=CA),
+    "mlflow anonymous create": http(
+        "POST", HTTPS + "/api/2.0/mlflow/experiments/create", json={"name": "anon"}, verify=CA
+    ),
     "mlflow anonymous search": http("GET", HTTPS + "/api/2.0/mlflow/experiments/search?max_results=1", verify=CA),
-    "mlflow wrong password": http("GET", HTTPS + "/api/2.0/mlflow/experiments/search?max_results=1", verify=CA,
-                                  auth=("siamese", "Wrong-Password-77")),
-    "mlflow app account": http("GET", HTTPS + "/api/2.0/mlflow/experiments/search?max_results=1", verify=CA,
-                               auth=app),
+    "mlflow wrong password": http(
+        "GET",
+        HTTPS + "/api/2.0/mlflow/experiments/search?max_results=1",
+        verify=CA,
+        auth=("siamese", "Wrong-Password-77"),
+    ),
+    "mlflow app account": http("GET", HTTPS + "/api/2.0/mlflow/experiments/search?max_results=1", verify=CA, auth=app),
     "mlflow app account, foreign Host header": http(
-        "GET", HTTPS + "/api/2.0/mlflow/experiments/search?max_results=1", verify=CA, auth=app,
-        headers={"Host": "evil.example"}),
+        "GET",
+        HTTPS + "/api/2.0/mlflow/experiments/search?max_results=1",
+        verify=CA,
+        auth=app,
+        headers={"Host": "evil.example"},
+    ),
     "mlflow plain http": http("GET", f"http://{HOST}:{MLFLOW}/health"),
-    **{f"mlflow anonymous GET {path}": http("GET", HTTPS + path, verify=CA)
-       for path in ("/health", "/version", "/", "/api/3.0/mlflow/server-info", "/api/2.0/mlflow/users/list")},
+    **{
+        f"mlflow anonymous GET {path}": http("GET", HTTPS + path, verify=CA)
+        for path in ("/health", "/version", "/", "/api/3.0/mlflow/server-info", "/api/2.0/mlflow/users/list")
+    },
     "mlflow https without the CA": http("GET", HTTPS + "/health", verify=True),
     "pg app sslmode=disable": pg("siamese", secret("app.password"), "optuna", "disable"),
     "pg app sslmode=require, wrong password": pg("siamese", "Wrong-Password-77", "optuna", "require"),

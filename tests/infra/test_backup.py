@@ -55,11 +55,20 @@ def test_backup_mid_study_destroy_restore_resume(services: Services, tmp_path: P
     spec = write_study(tmp_path, STUDY, epochs=6, seeds=SEEDS)
     points = HEADS * len(SEEDS)
     first_log = tmp_path / "first.log"
-    first = subprocess.Popen(sweep_command(spec, *BEATS), cwd=tmp_path, env=env, stdout=first_log.open("w"),
-                             stderr=subprocess.STDOUT, start_new_session=True)
+    first = subprocess.Popen(
+        sweep_command(spec, *BEATS),
+        cwd=tmp_path,
+        env=env,
+        stdout=first_log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        at_backup = wait_for(lambda: (s := trial_states(storage, STUDY)).get("COMPLETE", 0) >= 2
-                             and s.get("RUNNING", 0) >= 1 and s, "2 finished trials and one running", first_log)
+        at_backup = wait_for(
+            lambda: (s := trial_states(storage, STUDY)).get("COMPLETE", 0) >= 2 and s.get("RUNNING", 0) >= 1 and s,
+            "2 finished trials and one running",
+            first_log,
+        )
         archive = backup(services, tmp_path / "backups")
     finally:
         os.killpg(first.pid, signal.SIGKILL)
@@ -93,8 +102,9 @@ def test_backup_mid_study_destroy_restore_resume(services: Services, tmp_path: P
 
     second_log = tmp_path / "second.log"
     with second_log.open("w") as out:
-        done = subprocess.run(sweep_command(spec, *BEATS), cwd=tmp_path, env=env, stdout=out,
-                              stderr=subprocess.STDOUT, timeout=900)
+        done = subprocess.run(
+            sweep_command(spec, *BEATS), cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=900
+        )
     assert done.returncode == 0, second_log.read_text()[-3000:]
 
     audit = audit_study(storage, tracking, STUDY, points)
@@ -105,11 +115,20 @@ def test_backup_mid_study_destroy_restore_resume(services: Services, tmp_path: P
     assert len(failed) == restored.get("RUNNING", 0)  # the trial in flight at the backup, found dead and re-run
     text = "\n".join((first_log.read_text(), second_log.read_text()))
     assert not [name for name, secret in secrets_of(services).items() if secret in text]
-    print(json.dumps({"points": points, "at_backup_poll": at_backup, "in_dump": restored,
-                      "final_complete": len([t for t in audit["trials"] if t.state.name == "COMPLETE"]),
-                      "final_failed_recovered": len(failed), "finished_runs_with_artifacts": len(audit["finished"]),
-                      "runs_kept_from_backup": len(restored_runs),
-                      "archive_artifact_files": manifest["artifact_files"]}))
+    print(
+        json.dumps(
+            {
+                "points": points,
+                "at_backup_poll": at_backup,
+                "in_dump": restored,
+                "final_complete": len([t for t in audit["trials"] if t.state.name == "COMPLETE"]),
+                "final_failed_recovered": len(failed),
+                "finished_runs_with_artifacts": len(audit["finished"]),
+                "runs_kept_from_backup": len(restored_runs),
+                "archive_artifact_files": manifest["artifact_files"],
+            }
+        )
+    )
 
 
 def complete_runs(storage: str) -> set[str]:

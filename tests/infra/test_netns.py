@@ -41,11 +41,16 @@ def netns():
     tag = os.getpid() % 100000
     ns, host_if, ns_if = f"sbsec{tag}", f"sbsec{tag}h", f"sbsec{tag}n"
     net = f"10.232.{os.getpid() % 250}"
-    steps = (["ip", "netns", "add", ns], ["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if],
-             ["ip", "link", "set", ns_if, "netns", ns], ["ip", "addr", "add", f"{net}.1/30", "dev", host_if],
-             ["ip", "link", "set", host_if, "up"], ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
-             ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{net}.2/30", "dev", ns_if],
-             ["ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up"])
+    steps = (
+        ["ip", "netns", "add", ns],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if],
+        ["ip", "link", "set", ns_if, "netns", ns],
+        ["ip", "addr", "add", f"{net}.1/30", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
+        ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{net}.2/30", "dev", ns_if],
+        ["ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up"],
+    )
     try:
         for step in steps:
             proc = subprocess.run(step, capture_output=True, text=True)
@@ -67,8 +72,11 @@ def worker(netns, services: Services, tmp_path_factory) -> Path:
     """The other machine's folder, made by `services join` run inside the namespace."""
     bundle = write_bundle(services, tmp_path_factory.mktemp("bundle") / "bundle.json")
     folder = tmp_path_factory.mktemp("worker")
-    proc = in_netns(netns[0], [sys.executable, "-m", "siamese_bench", "services", "join", str(bundle), "--dir",
-                               str(folder / ".services")], cwd=folder)
+    proc = in_netns(
+        netns[0],
+        [sys.executable, "-m", "siamese_bench", "services", "join", str(bundle), "--dir", str(folder / ".services")],
+        cwd=folder,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "logged in as siamese" in proc.stdout and f"@{netns[1]}:" in proc.stdout
     return folder
@@ -80,14 +88,20 @@ def in_netns(ns: str, cmd: list[str], env_file: Path | None = None, timeout: flo
         cmd = ["bash", "-c", f'source "{env_file}" && exec "$@"', "bash", *cmd]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SIAMESE_BENCH_STORAGE"))}
     env.update(kwargs.pop("env", {}))
-    return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, timeout=timeout, env=env,
-                          **kwargs)
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, timeout=timeout, env=env, **kwargs
+    )
 
 
 def test_what_another_machine_is_refused(netns, services: Services) -> None:
     ns, address = netns
-    env = {"SB_HOST": address, "SB_PG_PORT": str(services.pg_port), "SB_MLFLOW_PORT": str(services.mlflow_port),
-           "SB_CA": str(services.certs.ca_cert), "SB_SECRETS": str(services.services_dir)}
+    env = {
+        "SB_HOST": address,
+        "SB_PG_PORT": str(services.pg_port),
+        "SB_MLFLOW_PORT": str(services.mlflow_port),
+        "SB_CA": str(services.certs.ca_cert),
+        "SB_SECRETS": str(services.services_dir),
+    }
     proc = in_netns(ns, [sys.executable, str(PROBE)], env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
@@ -98,8 +112,9 @@ def test_what_another_machine_is_refused(netns, services: Services) -> None:
     assert got["mlflow plain http"].startswith("ConnectionError") and "closed connection" in got["mlflow plain http"]
     assert got["mlflow https without the CA"].startswith("SSLError")
     client = address[:-1] + "2"
-    assert got["pg app sslmode=disable"] == (f'refused: FATAL: no pg_hba.conf entry for host "{client}", user '
-                                             '"siamese", database "optuna", no encryption')
+    assert got["pg app sslmode=disable"] == (
+        f'refused: FATAL: no pg_hba.conf entry for host "{client}", user "siamese", database "optuna", no encryption'
+    )
     assert got["pg app sslmode=require, wrong password"].startswith("refused: FATAL: password authentication failed")
     assert got["pg app verify-full"] == f"connected ssl=True from={client}"
     assert got["pg app to database mlflow"].startswith('refused: FATAL: permission denied for database "mlflow"')
@@ -112,10 +127,22 @@ def test_wrong_credentials_stop_a_sweep_in_one_masked_line(netns, worker: Path, 
     env_file = worker / ".services" / "env"
     storage = next(line for line in env_file.read_text().splitlines() if "SIAMESE_BENCH_STORAGE" in line)
     real = storage.split("siamese:", 1)[1].split("@", 1)[0]
-    for variable, value in (("MLFLOW_TRACKING_PASSWORD", WRONG),
-                            ("SIAMESE_BENCH_STORAGE", storage.split("=", 1)[1].strip("'").replace(real, WRONG))):
-        cmd = ["bash", "-c", f'export {variable}="$0" && exec "$@"', value, sys.executable, "-m", "siamese_bench",
-               "sweep", str(spec), "--no-progress"]
+    for variable, value in (
+        ("MLFLOW_TRACKING_PASSWORD", WRONG),
+        ("SIAMESE_BENCH_STORAGE", storage.split("=", 1)[1].strip("'").replace(real, WRONG)),
+    ):
+        cmd = [
+            "bash",
+            "-c",
+            f'export {variable}="$0" && exec "$@"',
+            value,
+            sys.executable,
+            "-m",
+            "siamese_bench",
+            "sweep",
+            str(spec),
+            "--no-progress",
+        ]
         proc = in_netns(netns[0], cmd, env_file=env_file, cwd=tmp_path, timeout=300)
         errors = [line for line in proc.stderr.splitlines() if line.startswith("siamese-bench: error:")]
         assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
@@ -125,18 +152,38 @@ def test_wrong_credentials_stop_a_sweep_in_one_masked_line(netns, worker: Path, 
         print(errors[0])
 
 
-def test_a_study_through_tls_and_accounts_leaves_no_password_anywhere(netns, services: Services, worker: Path,
-                                                                      tmp_path: Path, monkeypatch) -> None:
+def test_a_study_through_tls_and_accounts_leaves_no_password_anywhere(
+    netns, services: Services, worker: Path, tmp_path: Path, monkeypatch
+) -> None:
     ns, _ = netns
     env_file = worker / ".services" / "env"
     study_dir = worker / "study"
     study_dir.mkdir()
     spec = write_study(study_dir, STUDY, epochs=1, seeds=[0, 1])
-    sweep = in_netns(ns, [sys.executable, "-m", "siamese_bench", "sweep", str(spec), "--workers", "1", "--threads",
-                          "1", "--no-progress"], env_file=env_file, cwd=study_dir)
+    sweep = in_netns(
+        ns,
+        [
+            sys.executable,
+            "-m",
+            "siamese_bench",
+            "sweep",
+            str(spec),
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+            "--no-progress",
+        ],
+        env_file=env_file,
+        cwd=study_dir,
+    )
     assert sweep.returncode == 0, sweep.stderr[-3000:]
-    report = in_netns(ns, [sys.executable, "-m", "siamese_bench", "report", STUDY, "--out", str(study_dir / "reports")],
-                      env_file=env_file, cwd=study_dir)
+    report = in_netns(
+        ns,
+        [sys.executable, "-m", "siamese_bench", "report", STUDY, "--out", str(study_dir / "reports")],
+        env_file=env_file,
+        cwd=study_dir,
+    )
     assert report.returncode == 0, report.stderr[-3000:]
     (study_dir / "sweep.log").write_text(sweep.stdout + sweep.stderr)
     (study_dir / "report.log").write_text(report.stdout + report.stderr)
@@ -150,14 +197,19 @@ def test_a_study_through_tls_and_accounts_leaves_no_password_anywhere(netns, ser
     secrets = secrets_of(services)
     secrets["basic-auth header"] = base64.b64encode(f"siamese:{secrets['mlflow-app.password']}".encode()).decode()
     by_design = {"env", "bundle.json", "mlflow-auth.ini", "services.json", *secrets}  # the secret holders themselves
-    written = [p for root in (study_dir, worker / ".services", services.services_dir, services.pg.data, dumps)
-               for p in root.rglob("*") if p.is_file() and p.name not in by_design
-               and "backups" not in p.parts and p.parent.name != "tls"]
+    written = [
+        p
+        for root in (study_dir, worker / ".services", services.services_dir, services.pg.data, dumps)
+        for p in root.rglob("*")
+        if p.is_file() and p.name not in by_design and "backups" not in p.parts and p.parent.name != "tls"
+    ]
     assert {p.suffix for p in written} >= {".npz", ".pt", ".log", ".sql"}  # artifacts, logs, dumps searched
     found = [(str(p), name) for p in written for name, value in secrets.items() if value.encode() in p.read_bytes()]
     assert found == []
-    print(f"searched {len(written)} files ({sum(p.stat().st_size for p in written) // 1024} KiB) for "
-          f"{len(secrets)} secrets: none found")
+    print(
+        f"searched {len(written)} files ({sum(p.stat().st_size for p in written) // 1024} KiB) for "
+        f"{len(secrets)} secrets: none found"
+    )
 
 
 def plain_dumps(services: Services, tmp_path: Path) -> Path:

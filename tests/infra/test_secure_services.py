@@ -43,8 +43,13 @@ def pg_refusal(url: str) -> str:
 
 def test_every_secret_file_is_private(services: Services) -> None:
     folder = services.services_dir
-    private = [*(folder / n for n in secrets_of(services)), folder / "env", folder / "mlflow-auth.ini",
-               folder / "services.json", *services.certs.folder.iterdir()]
+    private = [
+        *(folder / n for n in secrets_of(services)),
+        folder / "env",
+        folder / "mlflow-auth.ini",
+        folder / "services.json",
+        *services.certs.folder.iterdir(),
+    ]
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in private} == {p.name: 0o600 for p in private}
     assert stat.S_IMODE(services.certs.folder.stat().st_mode) == 0o700
     data = services.pg.data
@@ -65,8 +70,12 @@ def test_mlflow_refuses_anonymous_and_wrong_credentials_and_plain_http(services:
     url, ca = services.mlflow.url, str(services.certs.ca_cert)
     create = url + "/api/2.0/mlflow/experiments/create"
     assert requests.post(create, json={"name": "anonymous"}, verify=ca, timeout=10).status_code == 401
-    assert requests.post(create, json={"name": "x"}, auth=("siamese", "wrong-password-1"), verify=ca,
-                         timeout=10).status_code == 401
+    assert (
+        requests.post(
+            create, json={"name": "x"}, auth=("siamese", "wrong-password-1"), verify=ca, timeout=10
+        ).status_code
+        == 401
+    )
     with pytest.raises(requests.ConnectionError, match="Remote end closed connection without response"):
         requests.get(url.replace("https://", "http://") + "/health", timeout=10)  # TLS only: no answer in plain text
     with pytest.raises(requests.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
@@ -76,11 +85,17 @@ def test_mlflow_refuses_anonymous_and_wrong_credentials_and_plain_http(services:
 def test_the_app_account_works_but_cannot_manage_accounts(services: Services) -> None:
     url, ca = services.mlflow.url + "/api/2.0/mlflow", str(services.certs.ca_cert)
     app = ("siamese", secrets_of(services)["mlflow-app.password"])
-    assert requests.get(url + "/experiments/search", params={"max_results": 1}, auth=app, verify=ca,
-                        timeout=10).status_code == 200
-    attempts = (("post", "/users/create", {"username": "evil", "password": "x" * 16}),
-                ("patch", "/users/update-admin", {"username": "siamese", "is_admin": True}),
-                ("patch", "/users/update-password", {"username": "siamese-admin", "password": "y" * 16}))
+    assert (
+        requests.get(
+            url + "/experiments/search", params={"max_results": 1}, auth=app, verify=ca, timeout=10
+        ).status_code
+        == 200
+    )
+    attempts = (
+        ("post", "/users/create", {"username": "evil", "password": "x" * 16}),
+        ("patch", "/users/update-admin", {"username": "siamese", "is_admin": True}),
+        ("patch", "/users/update-password", {"username": "siamese-admin", "password": "y" * 16}),
+    )
     for method, path, body in attempts:
         resp = getattr(requests, method)(url + path, json=body, auth=app, verify=ca, timeout=10)
         assert resp.status_code == 403, (path, resp.status_code)
@@ -104,9 +119,12 @@ def test_tracking_errors_are_one_line_with_the_url_and_password_masked(services:
     monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(services.certs.ca_cert))
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
-    cases = {"without an account": (None, url), "MLFLOW_TRACKING_USERNAME=siamese": ("wrong-Password-42", url),
-             "wants https://": (None, url.replace("https://", "http://")),
-             "not trusted": (None, url.replace("https://", "https://siamese:wrong-Password-42@"))}
+    cases = {
+        "without an account": (None, url),
+        "MLFLOW_TRACKING_USERNAME=siamese": ("wrong-Password-42", url),
+        "wants https://": (None, url.replace("https://", "http://")),
+        "not trusted": (None, url.replace("https://", "https://siamese:wrong-Password-42@")),
+    }
     for expected, (password, uri) in cases.items():
         if password:
             monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "siamese")
@@ -190,11 +208,15 @@ def test_a_cluster_from_before_the_mlflow_role_hands_its_database_over(tmp_path_
         cluster.psql("ALTER DATABASE mlflow OWNER TO siamese;\n")
         cluster.psql("SET ROLE siamese; CREATE TABLE runs_of_old (x int);\n", db="mlflow")
         cluster.up()
-        owners = cluster.psql("SELECT datname || '=' || pg_get_userbyid(datdba) FROM pg_database "
-                              "WHERE datname IN ('optuna', 'mlflow') ORDER BY 1;\n").split()
+        owners = cluster.psql(
+            "SELECT datname || '=' || pg_get_userbyid(datdba) FROM pg_database "
+            "WHERE datname IN ('optuna', 'mlflow') ORDER BY 1;\n"
+        ).split()
         assert owners == ["mlflow=mlflow", "optuna=siamese"]
-        assert cluster.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'runs_of_old';\n",
-                            db="mlflow").strip() == "mlflow"
+        assert (
+            cluster.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'runs_of_old';\n", db="mlflow").strip()
+            == "mlflow"
+        )
     finally:
         cluster.destroy()
 

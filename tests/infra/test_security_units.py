@@ -61,8 +61,11 @@ def test_hba_with_tls_has_hostssl_lines_only_and_keeps_mlflow_and_superuser_loca
     assert ["hostssl", "mlflow", "mlflow", "samehost", "scram-sha-256"] in lines
     assert ["hostssl", "all", "postgres", "samehost", "scram-sha-256"] in lines
     assert {r[-1] for r in lines} == {"scram-sha-256"}  # no trust, md5 or plain passwords
-    plain = [line.split() for line in hba_text([("all", "siamese", False)], tls=False).splitlines()
-             if line.startswith("host")]
+    plain = [
+        line.split()
+        for line in hba_text([("all", "siamese", False)], tls=False).splitlines()
+        if line.startswith("host")
+    ]
     assert plain == [["host", "all", "siamese", "samehost", "scram-sha-256"]]  # loopback: this machine only
 
 
@@ -78,8 +81,11 @@ def test_security_defaults_follow_the_host_and_state_is_reused(tmp_path: Path) -
     assert (wide.tls, wide.auth) == (True, True) and wide.mlflow.url.startswith("https://")
     assert "127.0.0.1:5055" in wide.mlflow.allowed_hosts and Services(tmp_path).mlflow.allowed_hosts == ()
     assert Services(tmp_path, host="0.0.0.0", tls=False, auth=False).mlflow.url.startswith("http://")
-    (tmp_path / STATE_FILE).write_text(json.dumps({"host": "0.0.0.0", "pg_port": 1, "mlflow_port": 2, "tls": True,
-                                                   "auth": False, "addresses": ["a.example"]}))
+    (tmp_path / STATE_FILE).write_text(
+        json.dumps(
+            {"host": "0.0.0.0", "pg_port": 1, "mlflow_port": 2, "tls": True, "auth": False, "addresses": ["a.example"]}
+        )
+    )
     status = Services.from_state(tmp_path, host="127.0.0.1")  # status/down with an explicit host: the state's TLS
     assert (status.tls, status.auth, status.pg_port, status.addresses) == (True, False, 1, ("a.example",))
     again = Services.from_state(tmp_path, for_up=True)  # up without options: as last time
@@ -93,8 +99,9 @@ def test_security_defaults_follow_the_host_and_state_is_reused(tmp_path: Path) -
 def test_env_text_unsets_what_it_does_not_set() -> None:
     text = env_text({"SIAMESE_BENCH_STORAGE": "postgresql://u:p w@h/db", "MLFLOW_TRACKING_URI": "http://h:1"}, "x")
     assert "export SIAMESE_BENCH_STORAGE='postgresql://u:p w@h/db'" in text
-    assert text.rstrip().endswith("unset MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD "
-                                  "MLFLOW_TRACKING_SERVER_CERT_PATH")
+    assert text.rstrip().endswith(
+        "unset MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_SERVER_CERT_PATH"
+    )
 
 
 def test_scrub_removes_the_tracking_password_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,9 +51,11 @@ def test_each_database_is_owned_by_its_own_role_with_no_other_privilege(pg: Post
     for db, owner in (("optuna", "siamese"), ("mlflow", "mlflow")):
         url = pg.url(db, driver=None)
         user, current_db, db_owner, flags = query(
-            url, "SELECT current_user, current_database(), pg_get_userbyid(d.datdba), "
-                 "ARRAY[r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls] "
-                 "FROM pg_database d, pg_roles r WHERE d.datname = current_database() AND r.rolname = current_user")
+            url,
+            "SELECT current_user, current_database(), pg_get_userbyid(d.datdba), "
+            "ARRAY[r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls] "
+            "FROM pg_database d, pg_roles r WHERE d.datname = current_database() AND r.rolname = current_user",
+        )
         assert (user, current_db, db_owner) == (owner, db, owner)
         assert flags == [False] * 5
         with connect(url) as conn, conn.cursor() as cur:  # Optuna and MLflow create their own tables
@@ -218,8 +220,16 @@ def test_down_and_status_when_nothing_was_ever_started(tmp_path: Path, capsys) -
 
 def test_status_on_an_empty_dir_says_stopped_and_loads_no_torch(tmp_path: Path) -> None:
     """A fresh process, as a user's shell runs it: `services` must not pay for torch."""
-    argv = ["services", "status", "--dir", str(tmp_path / "empty"), "--pg-port", str(free_port()),
-            "--mlflow-port", str(free_port())]
+    argv = [
+        "services",
+        "status",
+        "--dir",
+        str(tmp_path / "empty"),
+        "--pg-port",
+        str(free_port()),
+        "--mlflow-port",
+        str(free_port()),
+    ]
     code = f"import sys; from siamese_bench.cli import main; code = main({argv!r}); print(code, 'torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -242,6 +252,7 @@ def test_service_error_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
 def test_mask_hides_only_the_password() -> None:
     mask = mask_url
     assert mask("postgresql+psycopg2://siamese:s3-cr_et@127.0.0.1:55432/optuna") == (
-        "postgresql+psycopg2://siamese:***@127.0.0.1:55432/optuna")
+        "postgresql+psycopg2://siamese:***@127.0.0.1:55432/optuna"
+    )
     assert mask("http://127.0.0.1:5055") == "http://127.0.0.1:5055"
     assert mask("postgresql://siamese@host/db") == "postgresql://siamese@host/db"

@@ -36,8 +36,17 @@ def pair(seed: int = 1):
 def test_named_heads_exist_and_state_their_symmetry():
     for name in ODD_UP_TO_BIAS:
         assert name in HEADS and not HEADS.get(name).symmetric
-    assert set(SYMMETRIC) == {"abs-diff-linear", "euclidean", "l1", "abs-diff-dense", "square-diff-dense",
-                              "distance-bn-dense", "cosine", "bilinear", "cosine-distance"}
+    assert set(SYMMETRIC) == {
+        "abs-diff-linear",
+        "euclidean",
+        "l1",
+        "abs-diff-dense",
+        "square-diff-dense",
+        "distance-bn-dense",
+        "cosine",
+        "bilinear",
+        "cosine-distance",
+    }
     assert {"sbert", "sbert-prod-mlp", "concat-dense", "subtract-mlp"} <= set(ASYMMETRIC)
 
 

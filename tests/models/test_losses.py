@@ -72,8 +72,7 @@ def test_triplet_squared_by_hand():
 
 def test_triplet_plain_by_hand():
     # plain: 0.5 - 1 + 0.2 < 0 -> 0;  1 - 0.5 + 0.2 = 0.7;  0.3 - 0.4 + 0.2 = 0.1
-    value = TripletLoss(margin=0.2, squared=False)(torch.tensor([0.5, 1.0, 0.3]),
-                                                   torch.tensor([1.0, 0.5, 0.4]))
+    value = TripletLoss(margin=0.2, squared=False)(torch.tensor([0.5, 1.0, 0.3]), torch.tensor([1.0, 0.5, 0.4]))
     assert value.loss.item() == pytest.approx((0.7 + 0.1) / 3)
     assert value.active_fraction.item() == pytest.approx(2 / 3)
 

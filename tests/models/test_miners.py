@@ -31,8 +31,9 @@ def brute_force(d, la, lc, pos, anchor_index, policy):
 
 def _matrix(head, emb: torch.Tensor, b: int) -> torch.Tensor:
     """d(anchor i, candidate j) one pair at a time: the reference the miners' batched matrix must match."""
-    return torch.tensor([[float(head(emb[i:i + 1], emb[j:j + 1]).dissimilarity) for j in range(len(emb))]
-                         for i in range(b)])
+    return torch.tensor(
+        [[float(head(emb[i : i + 1], emb[j : j + 1]).dissimilarity) for j in range(len(emb))] for i in range(b)]
+    )
 
 
 @pytest.mark.parametrize("policy", ["batch-hard", "semi-hard"])
@@ -126,8 +127,14 @@ def test_batch_hard_collapse_is_flagged_and_semi_hard_is_not(digits):
     """The signature PITFALLS.md describes: batch-hard mining shrinks every embedding to a point."""
     from siamese_bench.training.run import run_training
 
-    runs = {p: run_training(check_config(TrainConfig(dataset="digits", loss="triplet", triplet_mining=p, epochs=5)),
-                            data=digits, progress=False) for p in ("batch-hard", "semi-hard")}
+    runs = {
+        p: run_training(
+            check_config(TrainConfig(dataset="digits", loss="triplet", triplet_mining=p, epochs=5)),
+            data=digits,
+            progress=False,
+        )
+        for p in ("batch-hard", "semi-hard")
+    }
     assert runs["batch-hard"].collapsed and runs["batch-hard"].metrics["collapsed"] == 1.0
     assert runs["batch-hard"].metrics["test/auc"] < 0.6
     assert not runs["semi-hard"].collapsed and runs["semi-hard"].metrics["test/auc"] > 0.9

@@ -97,8 +97,17 @@ def test_the_per_run_false_alarm_rate_is_stated():
     assert run_false_alarm(1) == pytest.approx(0.01) and run_false_alarm(8) == pytest.approx(0.0773, abs=1e-4)
     rng = np.random.default_rng(0)  # eight healthy checks at 1 % each: the run fails ~7.7 % of the time
     assert np.mean((rng.random((200_000, 8)) < 0.01).any(axis=1)) == pytest.approx(run_false_alarm(8), abs=0.002)
-    row = {"check": "C1", "metric": "test/acc", "mean": 0.9, "rule": ">= 0.8", "mdd": 0.02, "result": "ok",
-           "values": [0.9], "cell": "head=euclidean", "data": "digits"}
+    row = {
+        "check": "C1",
+        "metric": "test/acc",
+        "mean": 0.9,
+        "rule": ">= 0.8",
+        "mdd": 0.02,
+        "result": "ok",
+        "values": [0.9],
+        "cell": "head=euclidean",
+        "data": "digits",
+    }
     assert "at least one of these 8 checks 7.7 % of the time" in format_rows([row] * 8)
 
 
@@ -173,18 +182,30 @@ def test_uncalibrated_check_is_an_error(tmp_path):
         regress(load_checks(write(tmp_path, "null", 0.7)))
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("checks: [{id: X, claim: x, cell: {head: euclidean}, metric: test/acc}]",
-     "checks[0]: needs exactly one of at_least, at_most, within (found none)"),
-    ("checks: [{id: X, claim: x, cell: {head: euclidean}, metric: test/acc, within: 0.5}]",
-     "checks[0].within: should be a valid list, got 0.5"),
-    ("checks: [{id: X, claim: x, cell: {head: euclidean}, metric: test/acc, at_least: 0.5, colour: 1}]",
-     "unknown key(s) colour"),
-    ("calibration_seeds: [0, 1, 2]\nchecks: [{id: X, claim: x, cell: {head: euclidean}, metric: test/acc, "
-     "at_least: 0.5}]", "are also calibration seeds"),
-    ("checks: [{id: X, claim: x, cell: {head: nope}, metric: test/acc, at_least: 0.5}]", "unknown head"),
-    ("colour: red", "unknown key(s) colour"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "checks: [{id: X, claim: x, cell: {head: euclidean}, metric: test/acc}]",
+            "checks[0]: needs exactly one of at_least, at_most, within (found none)",
+        ),
+        (
+            "checks: [{id: X, claim: x, cell: {head: euclidean}, metric: test/acc, within: 0.5}]",
+            "checks[0].within: should be a valid list, got 0.5",
+        ),
+        (
+            "checks: [{id: X, claim: x, cell: {head: euclidean}, metric: test/acc, at_least: 0.5, colour: 1}]",
+            "unknown key(s) colour",
+        ),
+        (
+            "calibration_seeds: [0, 1, 2]\nchecks: [{id: X, claim: x, cell: {head: euclidean}, metric: test/acc, "
+            "at_least: 0.5}]",
+            "are also calibration seeds",
+        ),
+        ("checks: [{id: X, claim: x, cell: {head: nope}, metric: test/acc, at_least: 0.5}]", "unknown head"),
+        ("colour: red", "unknown key(s) colour"),
+    ],
+)
 def test_bad_checks_files_name_file_line_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)

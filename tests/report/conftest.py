@@ -20,28 +20,58 @@ from siamese_bench.report.claims import CLAIMS
 from siamese_bench.report.evidence import Evidence
 from siamese_bench.report.stats import t_interval
 
-RECIPE_PARAMS = {"encoder": "mlp", "optimizer": "rmsprop-keras", "init": "keras", "lr": "0.001",
-                 "batch_size": "128"}
+RECIPE_PARAMS = {"encoder": "mlp", "optimizer": "rmsprop-keras", "init": "keras", "lr": "0.001", "batch_size": "128"}
 
 
 # -- hand-made runs and studies -------------------------------------------------------------------
 
-def _run(cell: str, seed: int, acc: float, *, start: int, variant: str = "mnist-5k", status: str = "FINISHED",
-         phase: str = "grid", margin: str | None = "1", lr: str = "0.001", state: str = "COMPLETE",
-         loss: str = "contrastive", params: dict | None = None, metrics: dict | None = None,
-         tags: dict | None = None):
+
+def _run(
+    cell: str,
+    seed: int,
+    acc: float,
+    *,
+    start: int,
+    variant: str = "mnist-5k",
+    status: str = "FINISHED",
+    phase: str = "grid",
+    margin: str | None = "1",
+    lr: str = "0.001",
+    state: str = "COMPLETE",
+    loss: str = "contrastive",
+    params: dict | None = None,
+    metrics: dict | None = None,
+    tags: dict | None = None,
+):
     head = cell.split(",")[0].split("=")[1]
     extra_params = params or {}
-    params = {**RECIPE_PARAMS, "lr": lr, "seed": str(seed), "head": head, "loss": loss, "epochs": "2",
-              "dataset": variant, **extra_params}
+    params = {
+        **RECIPE_PARAMS,
+        "lr": lr,
+        "seed": str(seed),
+        "head": head,
+        "loss": loss,
+        "epochs": "2",
+        "dataset": variant,
+        **extra_params,
+    }
     if margin is not None:
         params["margin"] = margin
-    tags = {"cell": cell, "seed": str(seed), "phase": phase, "dataset_variant": variant, "head": head,
-            "loss": loss, "optuna_state": state, **(tags or {})}
+    tags = {
+        "cell": cell,
+        "seed": str(seed),
+        "phase": phase,
+        "dataset_variant": variant,
+        "head": head,
+        "loss": loss,
+        "optuna_state": state,
+        **(tags or {}),
+    }
     metrics = {"test/acc": acc, "test/auc": acc, "test/acc_tuned": acc, "train_eval/acc": acc, **(metrics or {})}
     rid = f"{cell}-{seed}-{variant}-{start}-{phase}"
-    info = SimpleNamespace(run_id=rid, run_name=rid, status=status, start_time=start, end_time=start + 1,
-                           artifact_uri="")
+    info = SimpleNamespace(
+        run_id=rid, run_name=rid, status=status, start_time=start, end_time=start + 1, artifact_uri=""
+    )
     return SimpleNamespace(info=info, data=SimpleNamespace(tags=tags, params=params, metrics=metrics))
 
 
@@ -136,8 +166,9 @@ def store(tmp_path_factory) -> Store:
     uri = f"sqlite:///{tmp}/mlruns.db"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runner, "available_cores", lambda: 1)  # one torch thread in the worker
-        summary = runner.Sweep(load_spec(spec), str(tmp / "optuna.journal"), Tracker(uri), workers=1,
-                               progress=False).run()
+        summary = runner.Sweep(
+            load_spec(spec), str(tmp / "optuna.journal"), Tracker(uri), workers=1, progress=False
+        ).run()
     assert summary.completed == 6 and summary.failed == 0
     return Store(uri, tmp, STUDY)
 

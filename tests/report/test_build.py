@@ -15,8 +15,15 @@ from siamese_bench.core.errors import ConfigError
 from siamese_bench.report.rules import INCONCLUSIVE, VERDICTS
 
 CELL = "head={},loss=contrastive,margin=1"
-SECTIONS = ("Findings", "Results by cell", "Pairwise comparisons", "Figures", "Provenance", "Missing or failed runs",
-            "Hardware and software")
+SECTIONS = (
+    "Findings",
+    "Results by cell",
+    "Pairwise comparisons",
+    "Figures",
+    "Provenance",
+    "Missing or failed runs",
+    "Hardware and software",
+)
 
 
 def _pdf_text(pdf: Path) -> tuple[int, str]:
@@ -38,8 +45,17 @@ def _grid_runs(uri: str, study: str) -> pd.DataFrame:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(study)
     runs = client.search_runs([exp.experiment_id], filter_string="tags.phase = 'grid'")
-    return pd.DataFrame([{"run_id": r.info.run_id, "cell": r.data.tags["cell"], "seed": int(r.data.tags["seed"]),
-                          "acc": r.data.metrics["test/acc"]} for r in runs])
+    return pd.DataFrame(
+        [
+            {
+                "run_id": r.info.run_id,
+                "cell": r.data.tags["cell"],
+                "seed": int(r.data.tags["seed"]),
+                "acc": r.data.metrics["test/acc"],
+            }
+            for r in runs
+        ]
+    )
 
 
 @pytest.mark.slow
@@ -165,9 +181,11 @@ def test_building_a_report_loads_no_torch(store, tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from siamese_bench.cli import main; "
-            f"main(['report', {store.study!r}, '--tracking-uri', {store.uri!r}, '--out', {str(tmp_path)!r}]); "
-            "print('torch' in sys.modules, 'siamese_bench.sweep.spec' in sys.modules, "
-            "'siamese_bench.training' in sys.modules)")
+    code = (
+        "import sys; from siamese_bench.cli import main; "
+        f"main(['report', {store.study!r}, '--tracking-uri', {store.uri!r}, '--out', {str(tmp_path)!r}]); "
+        "print('torch' in sys.modules, 'siamese_bench.sweep.spec' in sys.modules, "
+        "'siamese_bench.training' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False False False"

@@ -14,9 +14,11 @@ def test_data_variants_are_kept_apart_in_dedup_results_and_comparisons(fake_run,
 
     runs = []
     for s in (0, 1, 2):
-        runs += [fake_run(ABS, s, 0.95, start=s, variant="mnist-5k"),
-                 fake_run(SUB, s, 0.50, start=s, variant="mnist-5k"),
-                 fake_run(ABS, s, 0.99, start=10 + s, variant="mnist-full")]
+        runs += [
+            fake_run(ABS, s, 0.95, start=s, variant="mnist-5k"),
+            fake_run(SUB, s, 0.50, start=s, variant="mnist-5k"),
+            fake_run(ABS, s, 0.99, start=10 + s, variant="mnist-full"),
+        ]
     runs.append(fake_run(SUB, 0, 0.6, start=20, variant="mnist-full"))
     study = fake_studies({"s": runs}, ["s"])[0]
     assert len(study.complete) == 10  # the same cell x seed on two variants is two runs, not one

@@ -17,8 +17,18 @@ MC = 3  # Monte Carlo tolerance in standard errors
 def oneshot_evidence(values: list[float], selected_from: int = 1) -> Evidence:
     runs = pd.DataFrame({"seed": range(len(values)), "oneshot/acc": values, "oneshot/trials": 400})
     ones = t_interval([0.9] * len(values))
-    return Evidence("s", "omniglot-full-28", "c", 5, runs, ones, ones, ones,
-                    oneshot=oneshot_interval(values, 400), selected_from=selected_from)
+    return Evidence(
+        "s",
+        "omniglot-full-28",
+        "c",
+        5,
+        runs,
+        ones,
+        ones,
+        ones,
+        oneshot=oneshot_interval(values, 400),
+        selected_from=selected_from,
+    )
 
 
 def test_better_is_reproduced_only_when_the_interval_clears_the_smallest_effect():
@@ -38,16 +48,21 @@ def test_better_fires_at_most_alpha_when_the_true_difference_is_just_below_delta
     rng = np.random.default_rng(1)
     delta, sd, sims = 0.01, 0.004, 20_000
     diffs = rng.normal(0.9 * delta, sd, (sims, 3))
-    fired = sum(paired_judgement(paired_comparison({0: 0, 1: 0, 2: 0}, dict(enumerate(d))), delta).verdict
-                == REPRODUCED for d in diffs)
+    fired = sum(
+        paired_judgement(paired_comparison({0: 0, 1: 0, 2: 0}, dict(enumerate(d))), delta).verdict == REPRODUCED
+        for d in diffs
+    )
     assert fired / sims <= 0.025 + MC * np.sqrt(0.025 * 0.975 / sims)
 
 
-@pytest.mark.parametrize(("rule", "acc", "auc"), [
-    ("C1", [0.975] * 3, [0.99] * 3),  # works: acc [0.975] x 3 was reproduced with p = 1e-30
-    ("C2", [0.5] * 3, [0.5] * 3),  # chance: AUC [0.5] x 3 was at chance with p = 0
-    ("C3 subtract-mlp", [0.95] * 3, [0.97] * 3),  # learns
-])
+@pytest.mark.parametrize(
+    ("rule", "acc", "auc"),
+    [
+        ("C1", [0.975] * 3, [0.99] * 3),  # works: acc [0.975] x 3 was reproduced with p = 1e-30
+        ("C2", [0.5] * 3, [0.5] * 3),  # chance: AUC [0.5] x 3 was at chance with p = 0
+        ("C3 subtract-mlp", [0.95] * 3, [0.97] * 3),  # learns
+    ],
+)
 def test_a_single_cell_row_with_zero_spread_decides_nothing(rule, acc, auc, fake_evidence, rule_of):
     _, verdict, why = judge(rule_of[rule], [fake_evidence("mnist-full" if rule == "C1" else "mnist-5k", acc, auc)])
     assert verdict == INCONCLUSIVE and "zero spread" in why

@@ -20,14 +20,17 @@ def test_evidence_does_not_depend_on_the_order_studies_are_listed(fake_run, fake
     }
     a = findings(fake_studies(experiments, ["tune", "ablation"]))
     b = findings(fake_studies(experiments, ["ablation", "tune"]))
-    assert [(f.decided_on.study, f.verdict, f.reason) for f in a] == \
-        [(f.decided_on.study, f.verdict, f.reason) for f in b]
+    assert [(f.decided_on.study, f.verdict, f.reason) for f in a] == [
+        (f.decided_on.study, f.verdict, f.reason) for f in b
+    ]
     assert a[0].decided_on.study == "ablation"  # the recipe's cell wins the seed-count tie
     # recipe wins even against more seeds; a full tie goes to the study name, not the listing order
     experiments["tune"].append(fake_run(EUC, 3, 0.99, start=3, lr="0.005"))
     assert findings(fake_studies(experiments, ["tune", "ablation"]))[0].decided_on.study == "ablation"
-    twin = {"b": [fake_run(EUC, s, 0.95, start=s) for s in (0, 1)],
-            "a": [fake_run(EUC, s, 0.96, start=s) for s in (0, 1)]}
+    twin = {
+        "b": [fake_run(EUC, s, 0.95, start=s) for s in (0, 1)],
+        "a": [fake_run(EUC, s, 0.96, start=s) for s in (0, 1)],
+    }
     assert {findings(fake_studies(twin, order))[0].decided_on.study for order in (["a", "b"], ["b", "a"])} == {"a"}
 
 
@@ -61,10 +64,20 @@ def test_k1_bar_takes_the_best_cell_of_a_lever_study_and_names_the_lever_that_ma
         "loss=contrastive,margin=1": 0.58,
         "loss=bce,head=abs-diff-dense": 0.40,
     }
-    runs = [fake_run(cell, s, 0.9, start=10 * i + s, loss=cell.split("loss=")[1].split(",")[0],
-                     variant="omniglot-full-28", params={"encoder": "conv4"},
-                     metrics={"oneshot/acc": acc + (s - 1) / 100, "oneshot/trials": 400, "oneshot_pixels/acc": 0.215})
-            for i, (cell, acc) in enumerate(cells.items()) for s in (0, 1, 2)]
+    runs = [
+        fake_run(
+            cell,
+            s,
+            0.9,
+            start=10 * i + s,
+            loss=cell.split("loss=")[1].split(",")[0],
+            variant="omniglot-full-28",
+            params={"encoder": "conv4"},
+            metrics={"oneshot/acc": acc + (s - 1) / 100, "oneshot/trials": 400, "oneshot_pixels/acc": 0.215},
+        )
+        for i, (cell, acc) in enumerate(cells.items())
+        for s in (0, 1, 2)
+    ]
     found = {f.row.id: f for f in findings(fake_studies({"k1": runs}, ["k1"]))}
     bar = found["K1 bar"]
     assert bar.decided_on.cell == "loss=triplet,epochs=10" and bar.decided_on.oneshot.mean == pytest.approx(0.76)
@@ -77,12 +90,34 @@ def test_k1_bar_takes_the_best_cell_of_a_lever_study_and_names_the_lever_that_ma
     assert bar.verdict == INCONCLUSIVE
     alone = [r for r in runs if r.data.tags["cell"] == "loss=triplet,epochs=10"]
     assert {f.row.id: f for f in findings(fake_studies({"k1": alone}, ["k1"]))}["K1 bar"].verdict == REPRODUCED
-    near = [fake_run("head=euclidean,loss=triplet", s, 0.9, start=s, loss="triplet", variant="omniglot-full-28",
-                     metrics={"oneshot/acc": 0.71 + s / 100}) for s in (0, 1, 2)]
+    near = [
+        fake_run(
+            "head=euclidean,loss=triplet",
+            s,
+            0.9,
+            start=s,
+            loss="triplet",
+            variant="omniglot-full-28",
+            metrics={"oneshot/acc": 0.71 + s / 100},
+        )
+        for s in (0, 1, 2)
+    ]
     assert {f.row.id: f for f in findings(fake_studies({"k": near}, ["k"]))}["K1 bar"].verdict == INCONCLUSIVE
-    low = [fake_run("head=euclidean,loss=triplet", s, 0.9, start=s, loss="triplet", variant="omniglot-full-28",
-                    metrics={"oneshot/acc": 0.50 + s / 100}) for s in (0, 1, 2)]
+    low = [
+        fake_run(
+            "head=euclidean,loss=triplet",
+            s,
+            0.9,
+            start=s,
+            loss="triplet",
+            variant="omniglot-full-28",
+            metrics={"oneshot/acc": 0.50 + s / 100},
+        )
+        for s in (0, 1, 2)
+    ]
     assert {f.row.id: f for f in findings(fake_studies({"k": low}, ["k"]))}["K1 bar"].verdict == CONTRADICTED
-    c6_only = [fake_run("head=euclidean,loss=triplet", s, 0.7, start=s, loss="triplet", variant="omniglot-full-28")
-               for s in (0, 1, 2)]
+    c6_only = [
+        fake_run("head=euclidean,loss=triplet", s, 0.7, start=s, loss="triplet", variant="omniglot-full-28")
+        for s in (0, 1, 2)
+    ]
     assert "K1 bar" not in {f.row.id for f in findings(fake_studies({"c6": c6_only}, ["c6"]))}  # no one-shot runs

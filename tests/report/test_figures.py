@@ -15,10 +15,22 @@ def test_figures_split_a_study_by_data_variant_and_label_cells_by_what_varies(fa
     from siamese_bench.report.build import by_variant
     from siamese_bench.report.figures import cell_labels
 
-    runs = [fake_run("head=euclidean,loss=triplet,triplet_mining=semi-hard", s, 0.9, start=s, variant=v,
-                     loss="triplet") for s in (0, 1) for v in ("japanese-vowels", "mnist-5k-rows")]
-    runs += [fake_run("head=euclidean,loss=triplet,triplet_mining=random", s, 0.8, start=10 + s,
-                      variant="japanese-vowels", loss="triplet") for s in (0, 1)]
+    runs = [
+        fake_run("head=euclidean,loss=triplet,triplet_mining=semi-hard", s, 0.9, start=s, variant=v, loss="triplet")
+        for s in (0, 1)
+        for v in ("japanese-vowels", "mnist-5k-rows")
+    ]
+    runs += [
+        fake_run(
+            "head=euclidean,loss=triplet,triplet_mining=random",
+            s,
+            0.8,
+            start=10 + s,
+            variant="japanese-vowels",
+            loss="triplet",
+        )
+        for s in (0, 1)
+    ]
     (study,) = fake_studies({"seq": runs}, ["seq"])
     views = by_variant(study)
     assert [v.name for v in views] == ["seq on japanese-vowels", "seq on mnist-5k-rows"]
@@ -36,8 +48,18 @@ def test_oneshot_figure_from_per_run_metrics(fake_run, fake_studies):
 
     per_run = {f"oneshot/run{i:02d}": 0.3 + i / 100 for i in range(1, 21)}
     pixels = {f"oneshot_pixels/run{i:02d}": 0.2 for i in range(1, 21)}
-    runs = [fake_run("head=abs-diff-dense,loss=bce", s, 0.9, start=s, variant="omniglot-full-35", loss="bce",
-                     metrics={**per_run, **pixels, "oneshot/acc": 0.4, "oneshot_pixels/acc": 0.2}) for s in (0, 1)]
+    runs = [
+        fake_run(
+            "head=abs-diff-dense,loss=bce",
+            s,
+            0.9,
+            start=s,
+            variant="omniglot-full-35",
+            loss="bce",
+            metrics={**per_run, **pixels, "oneshot/acc": 0.4, "oneshot_pixels/acc": 0.2},
+        )
+        for s in (0, 1)
+    ]
     studies = fake_studies({"k1": runs}, ["k1"])
     plot = oneshot_by_run(studies, Palettes.of(studies), 1)
     assert plot is not None and "92 %" in plot.caption
@@ -55,20 +77,35 @@ HEADS = ("abs-diff-dense", "subtract-dense")
 
 def _grid(fake_run, no_margin_losses: tuple[str, ...], tagged: bool = True) -> list:
     """Two heads x (contrastive at margins 0.5, 1, 2; each loss without a margin; triplet at 1), 2 seeds."""
-    cells = [(f"head={h},loss=contrastive,margin={m}", "contrastive", m, PAIRS)
-             for h in HEADS for m in ("0.5", "1", "2")]
+    cells = [
+        (f"head={h},loss=contrastive,margin={m}", "contrastive", m, PAIRS) for h in HEADS for m in ("0.5", "1", "2")
+    ]
     cells += [(f"head={h},loss={x},margin=1", x, "None", NO_MARGIN) for h in HEADS for x in no_margin_losses]
     cells += [(f"head={h},loss=triplet,margin=1", "triplet", "1", TRIPLETS) for h in HEADS]
     runs = []
     for trial, (cell, loss, margin, tags) in enumerate(cells):
-        runs += [fake_run(cell, s, 0.8 + s / 100, start=2 * trial + s, loss=loss, margin=margin,
-                          tags={**(tags if tagged else {}), "optuna_trial": str(2 * trial + s)}) for s in (0, 1)]
+        runs += [
+            fake_run(
+                cell,
+                s,
+                0.8 + s / 100,
+                start=2 * trial + s,
+                loss=loss,
+                margin=margin,
+                tags={**(tags if tagged else {}), "optuna_trial": str(2 * trial + s)},
+            )
+            for s in (0, 1)
+        ]
     return runs
 
 
 def _history(study) -> pd.DataFrame:
-    rows = [(r.run_id, r.cell, r.seed, metric, epoch, 0.5 + epoch / 10)
-            for r in study.complete.itertuples(index=False) for metric in ("val/auc", "train/loss") for epoch in (0, 1)]
+    rows = [
+        (r.run_id, r.cell, r.seed, metric, epoch, 0.5 + epoch / 10)
+        for r in study.complete.itertuples(index=False)
+        for metric in ("val/auc", "train/loss")
+        for epoch in (0, 1)
+    ]
     return pd.DataFrame(rows, columns=["run_id", "cell", "seed", "metric", "epoch", "value"])
 
 
@@ -134,10 +171,20 @@ def test_forest_plots_fit_any_design_and_grids_only_factorial_ones(fake_run, fak
     from siamese_bench.report.findings import findings
 
     cells = {"loss=triplet": 0.72, "loss=triplet,epochs=10": 0.76, "loss=bce,head=abs-diff-dense": 0.40}
-    runs = [fake_run(cell, s, 0.9, start=10 * i + s, loss=cell.split("loss=")[1].split(",")[0],
-                     variant="omniglot-full-28", params={"encoder": "conv4"},
-                     metrics={"oneshot/acc": acc + (s - 1) / 100 + s * i / 1000, "oneshot/trials": 400})
-            for i, (cell, acc) in enumerate(cells.items()) for s in (0, 1, 2)]
+    runs = [
+        fake_run(
+            cell,
+            s,
+            0.9,
+            start=10 * i + s,
+            loss=cell.split("loss=")[1].split(",")[0],
+            variant="omniglot-full-28",
+            params={"encoder": "conv4"},
+            metrics={"oneshot/acc": acc + (s - 1) / 100 + s * i / 1000, "oneshot/trials": 400},
+        )
+        for i, (cell, acc) in enumerate(cells.items())
+        for s in (0, 1, 2)
+    ]
     (lever_study,) = fake_studies({"k1": runs}, ["k1"])
     assert not lever_study.is_grid
     lines = lever_lines(lever_study, "omniglot-full-28")
@@ -145,6 +192,7 @@ def test_forest_plots_fit_any_design_and_grids_only_factorial_ones(fake_run, fak
     assert lines[0].estimate.mean == pytest.approx(4.0 + 0.1, abs=0.2) and lines[1].estimate.mean < -30
     found = findings([lever_study])
     assert forest(found, 1, 0.95) is not None and levers(found, [lever_study], 2) is not None
-    grid = [fake_run(f"head={h},loss=contrastive,margin=1", s, 0.9, start=s) for h in ("euclidean", "l1")
-            for s in (0, 1)]
+    grid = [
+        fake_run(f"head={h},loss=contrastive,margin=1", s, 0.9, start=s) for h in ("euclidean", "l1") for s in (0, 1)
+    ]
     assert fake_studies({"g": grid}, ["g"])[0].is_grid

@@ -14,28 +14,43 @@ from siamese_bench.report.stats import paired_comparison, t_interval
 FIVE_K_WORKS = [0.93, 0.94, 0.935]
 
 
-@pytest.mark.parametrize(("claim", "evidence", "verdict"), [
-    ("C1", [("mnist-full", [0.972, 0.975, 0.974], [0.99] * 3),
-            ("mnist-5k", FIVE_K_WORKS, [0.98] * 3)], REPRODUCED),  # full MNIST CI inside 97.42 +- 1.5
-    ("C1", [("mnist-full", [0.973], [0.99]), ("mnist-5k", FIVE_K_WORKS, [0.98] * 3)],
-     INCONCLUSIVE),  # one full-MNIST seed is consistent, but cannot reproduce
-    ("C1", [("mnist-full", [0.95, 0.951, 0.949], [0.99] * 3),
-            ("mnist-5k", FIVE_K_WORKS, [0.98] * 3)], CONTRADICTED),  # works; full MNIST wholly below
-    ("C1", [("mnist-full", [0.95], [0.99]), ("mnist-5k", FIVE_K_WORKS, [0.98] * 3)],
-     INCONCLUSIVE),  # one far seed cannot contradict either
-    ("C1", [("mnist-5k", FIVE_K_WORKS, [0.98] * 3)], INCONCLUSIVE),  # no full-MNIST run
-    ("C1", [("mnist-full", [0.974], [0.99])], INCONCLUSIVE),  # one seed: no interval
-    ("C1", [("mnist-5k", [0.60, 0.62, 0.61], [0.7] * 3)], CONTRADICTED),
-    ("C2", [("mnist-5k", [0.50, 0.51, 0.49], [0.50, 0.51, 0.49])], REPRODUCED),
-    ("C2", [("mnist-5k", [0.80, 0.82, 0.81], [0.90, 0.91, 0.92])], CONTRADICTED),
-    ("C2", [("mnist-5k", [0.20, 0.22, 0.21], [0.30, 0.31, 0.29])], CONTRADICTED),  # inverted, not chance
-    ("C2", [("mnist-5k", [0.40, 0.60], [0.40, 0.60])], INCONCLUSIVE),  # interval too wide
-    ("C2", [("mnist-5k", [0.5] * 3, [0.46, 0.47, 0.45])], INCONCLUSIVE),  # overlaps the band's edge
-    ("C3 abs-diff-dense", [("mnist-5k", [0.89, 0.90, 0.91], [0.97, 0.972, 0.974])], REPRODUCED),
-    ("C3 abs-diff-dense", [("mnist-5k", [0.50, 0.51, 0.49], [0.50, 0.51, 0.49])], CONTRADICTED),
-    ("C3 one-minus-diff-dense", [("mnist-5k", [0.50, 0.51, 0.49], [0.50, 0.51, 0.49])], REPRODUCED),
-    ("C3 one-minus-diff-dense", [("mnist-5k", [0.3] * 3, [0.30, 0.31, 0.29])], CONTRADICTED),
-])
+@pytest.mark.parametrize(
+    ("claim", "evidence", "verdict"),
+    [
+        (
+            "C1",
+            [("mnist-full", [0.972, 0.975, 0.974], [0.99] * 3), ("mnist-5k", FIVE_K_WORKS, [0.98] * 3)],
+            REPRODUCED,
+        ),  # full MNIST CI inside 97.42 +- 1.5
+        (
+            "C1",
+            [("mnist-full", [0.973], [0.99]), ("mnist-5k", FIVE_K_WORKS, [0.98] * 3)],
+            INCONCLUSIVE,
+        ),  # one full-MNIST seed is consistent, but cannot reproduce
+        (
+            "C1",
+            [("mnist-full", [0.95, 0.951, 0.949], [0.99] * 3), ("mnist-5k", FIVE_K_WORKS, [0.98] * 3)],
+            CONTRADICTED,
+        ),  # works; full MNIST wholly below
+        (
+            "C1",
+            [("mnist-full", [0.95], [0.99]), ("mnist-5k", FIVE_K_WORKS, [0.98] * 3)],
+            INCONCLUSIVE,
+        ),  # one far seed cannot contradict either
+        ("C1", [("mnist-5k", FIVE_K_WORKS, [0.98] * 3)], INCONCLUSIVE),  # no full-MNIST run
+        ("C1", [("mnist-full", [0.974], [0.99])], INCONCLUSIVE),  # one seed: no interval
+        ("C1", [("mnist-5k", [0.60, 0.62, 0.61], [0.7] * 3)], CONTRADICTED),
+        ("C2", [("mnist-5k", [0.50, 0.51, 0.49], [0.50, 0.51, 0.49])], REPRODUCED),
+        ("C2", [("mnist-5k", [0.80, 0.82, 0.81], [0.90, 0.91, 0.92])], CONTRADICTED),
+        ("C2", [("mnist-5k", [0.20, 0.22, 0.21], [0.30, 0.31, 0.29])], CONTRADICTED),  # inverted, not chance
+        ("C2", [("mnist-5k", [0.40, 0.60], [0.40, 0.60])], INCONCLUSIVE),  # interval too wide
+        ("C2", [("mnist-5k", [0.5] * 3, [0.46, 0.47, 0.45])], INCONCLUSIVE),  # overlaps the band's edge
+        ("C3 abs-diff-dense", [("mnist-5k", [0.89, 0.90, 0.91], [0.97, 0.972, 0.974])], REPRODUCED),
+        ("C3 abs-diff-dense", [("mnist-5k", [0.50, 0.51, 0.49], [0.50, 0.51, 0.49])], CONTRADICTED),
+        ("C3 one-minus-diff-dense", [("mnist-5k", [0.50, 0.51, 0.49], [0.50, 0.51, 0.49])], REPRODUCED),
+        ("C3 one-minus-diff-dense", [("mnist-5k", [0.3] * 3, [0.30, 0.31, 0.29])], CONTRADICTED),
+    ],
+)
 def test_verdict_rules(claim, evidence, verdict, fake_evidence, rule_of):
     evidence = [fake_evidence(*e) for e in evidence]  # (variant, acc, auc) per data variant
     decided, got, reason = judge(rule_of[claim], evidence)
@@ -67,8 +82,9 @@ def test_missing_values_show_a_dash_and_a_missing_auc_is_named(fake_evidence, ru
     assert "nan" not in ev.text() and "AUC – (not logged)" in ev.text()
     _, verdict, reason = judge(rule_of["C2"], [ev])
     assert verdict == INCONCLUSIVE and "no AUC logged" in reason and "no interval" not in reason
-    blank = Evidence("s", "digits", "c", 2, pd.DataFrame({"seed": [0]}), t_interval([0.5]), t_interval([0.6]),
-                     t_interval([]))
+    blank = Evidence(
+        "s", "digits", "c", 2, pd.DataFrame({"seed": [0]}), t_interval([0.5]), t_interval([0.6]), t_interval([])
+    )
     assert "nan" not in blank.text() and "train acc –" in blank.text()
 
 
@@ -77,16 +93,35 @@ def test_k1_rule_on_oneshot_accuracy_and_collapse_is_named(rule_of):
 
     def ev(oneshot):
         runs = pd.DataFrame({"seed": range(len(oneshot)), "oneshot/acc": oneshot})
-        return Evidence("s", "omniglot-full-35", "c", 6, runs, t_interval([0.9] * 2), t_interval([0.95] * 2),
-                        t_interval([0.9] * 2), oneshot=t_interval(oneshot), oneshot_pixels=0.2075)
+        return Evidence(
+            "s",
+            "omniglot-full-35",
+            "c",
+            6,
+            runs,
+            t_interval([0.9] * 2),
+            t_interval([0.95] * 2),
+            t_interval([0.9] * 2),
+            oneshot=t_interval(oneshot),
+            oneshot_pixels=0.2075,
+        )
 
     assert judge(k1, [ev([0.85, 0.87])])[1] == REPRODUCED
     assert judge(k1, [ev([0.40, 0.42])])[1] == CONTRADICTED
     assert judge(k1, [ev([0.60, 0.80])])[1] == INCONCLUSIVE
     assert judge(k1, [ev([0.86])])[1] == INCONCLUSIVE
     assert "pixel nearest neighbour 20.75 %; trained on the 30 background alphabets" in ev([0.4, 0.42]).text()
-    collapsed = Evidence("s", "mnist-5k", "c", 6, pd.DataFrame({"seed": [0, 1]}), t_interval([0.5] * 2),
-                         t_interval([0.5] * 2), t_interval([0.5] * 2), collapsed=2)
+    collapsed = Evidence(
+        "s",
+        "mnist-5k",
+        "c",
+        6,
+        pd.DataFrame({"seed": [0, 1]}),
+        t_interval([0.5] * 2),
+        t_interval([0.5] * 2),
+        t_interval([0.5] * 2),
+        collapsed=2,
+    )
     assert "COLLAPSED in 2 of 2 runs" in collapsed.text()
 
 

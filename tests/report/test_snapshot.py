@@ -26,7 +26,9 @@ def test_glance_names_each_verdict_and_its_interval(fake_run, fake_studies):
     from siamese_bench.report.findings import findings
     from siamese_bench.report.snapshot import glance
 
-    runs = [fake_run("head=subtract-dense,loss=contrastive,margin=1", s, 0.5, start=s,
-                     metrics={"test/auc": 0.5 + s / 1000}) for s in (0, 1, 2)]
+    runs = [
+        fake_run("head=subtract-dense,loss=contrastive,margin=1", s, 0.5, start=s, metrics={"test/auc": 0.5 + s / 1000})
+        for s in (0, 1, 2)
+    ]
     table = glance(findings(fake_studies({"m": runs}, ["m"])))
     assert "| **C2**: " in table and "| reproduced | mnist-5k, 3 seeds (m) | AUC 0.501 [" in table

@@ -57,12 +57,21 @@ def test_one_shot_interval_adds_the_binomial_error_of_400_fixed_trials(rule_of):
     seeds = [0.70, 0.71, 0.705]
     plain, with_trials = t_interval(seeds), oneshot_interval(seeds, 400)
     var = 0.705 * 0.295 / 400
-    assert with_trials.se == pytest.approx(math.sqrt(plain.sd ** 2 / 3 + var))
+    assert with_trials.se == pytest.approx(math.sqrt(plain.sd**2 / 3 + var))
     assert with_trials.hi - with_trials.lo > 3 * (plain.hi - plain.lo)  # the trials dominate here
     # a K1 row reads it: identical seeds at 72 % no longer clear the 70 % bar
     runs = pd.DataFrame({"seed": [0, 1, 2], "oneshot/acc": [0.72, 0.72, 0.721]})
-    ev = Evidence("s", "omniglot-full-35", "c", 6, runs, t_interval([0.9] * 3), t_interval([0.95] * 3),
-                  t_interval([0.9] * 3), oneshot=oneshot_interval([0.72, 0.72, 0.721], 400))
+    ev = Evidence(
+        "s",
+        "omniglot-full-35",
+        "c",
+        6,
+        runs,
+        t_interval([0.9] * 3),
+        t_interval([0.95] * 3),
+        t_interval([0.9] * 3),
+        oneshot=oneshot_interval([0.72, 0.72, 0.721], 400),
+    )
     assert judge(rule_of["K1"], [ev])[1] == INCONCLUSIVE
 
 

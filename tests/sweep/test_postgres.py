@@ -42,12 +42,28 @@ def write_spec(tmp_path: Path, epochs: int, seeds: int) -> tuple[Path, str]:
 
 def start_machine(host: str, spec: Path, storage: str, tracking: str, log: Path, *extra: str) -> subprocess.Popen:
     """A sweep process group standing for a machine; its own hostname when we may (UTS namespace)."""
-    cmd = [sys.executable, "-m", "siamese_bench", "sweep", str(spec), "--workers", "1", "--threads", "1",
-           "--storage", storage, "--tracking-uri", tracking, "--no-progress", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "siamese_bench",
+        "sweep",
+        str(spec),
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--storage",
+        storage,
+        "--tracking-uri",
+        tracking,
+        "--no-progress",
+        *extra,
+    ]
     if DISTINCT_HOSTS:
         cmd = ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "sh", *cmd]
-    return subprocess.Popen(cmd, cwd=spec.parent, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=spec.parent, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def wait_all(procs: list[subprocess.Popen], logs: list[Path], timeout: float = 300) -> None:
@@ -98,15 +114,15 @@ def wait_for(storage: str, name: str, state: TrialState, log: Path, timeout: flo
     pytest.fail(f"no {state.name} trial in {timeout:.0f} s:\n" + log.read_text()[-3000:])
 
 
-def test_two_machines_started_together_train_each_point_once_through_server_restarts(pg_cluster, mlflow_server,
-                                                                                     tmp_path):
+def test_two_machines_started_together_train_each_point_once_through_server_restarts(
+    pg_cluster, mlflow_server, tmp_path
+):
     """Two sweeps with their own hostnames start at once on one study; midway the database
     restarts twice (immediate: connections cut) and the tracking server once."""
     spec, name = write_spec(tmp_path, epochs=15, seeds=4)
     storage, tracking = pg_cluster.url("optuna"), mlflow_server.url
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    procs = [start_machine(h, spec, storage, tracking, log) for h, log in zip(("host-a", "host-b"), logs,
-                                                                              strict=True)]
+    procs = [start_machine(h, spec, storage, tracking, log) for h, log in zip(("host-a", "host-b"), logs, strict=True)]
     wait_for(storage, name, TrialState.COMPLETE, logs[0])
     pg_cluster.restart("immediate")
     time.sleep(1)
@@ -189,9 +205,22 @@ def test_bad_storage_urls_are_one_line_with_the_password_masked(pg_cluster):
 def test_cli_reports_an_unreachable_database_in_one_line(tmp_path):
     spec, _ = write_spec(tmp_path, epochs=1, seeds=1)
     url = "postgresql+psycopg2://siamese:hunter2@127.0.0.1:1/x"  # nothing listens on port 1
-    out = subprocess.run([sys.executable, "-m", "siamese_bench", "sweep", str(spec), "--storage", url,
-                          "--tracking-uri", f"sqlite:///{tmp_path}/m.db"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "siamese_bench",
+            "sweep",
+            str(spec),
+            "--storage",
+            url,
+            "--tracking-uri",
+            f"sqlite:///{tmp_path}/m.db",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("siamese-bench: error:")]
     assert len(errors) == 1 and "not reachable" in errors[0] and "siamese:***@" in errors[0]

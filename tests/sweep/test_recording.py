@@ -31,14 +31,20 @@ def setup(tmp_path):
 
 def claim(study: optuna.Study, tracker: Tracker, seed: int = 0) -> tuple[int, Task, str]:
     trial = new_claimed_trial(study, f"token{seed}", {"cell": "c", "seed": seed})
-    task = Task(key=f"grid:{trial.number}", config=TrainConfig(), experiment="rec", run_name=f"c seed={seed}",
-                parent_run_id=None)
+    task = Task(
+        key=f"grid:{trial.number}",
+        config=TrainConfig(),
+        experiment="rec",
+        run_name=f"c seed={seed}",
+        parent_run_id=None,
+    )
     run_id = tracker.start_run("rec", task.run_name, {}, {"optuna_study": "rec", "optuna_trial": str(trial.number)})
     return trial_id(trial), task, run_id
 
 
-DONE = Outcome("done", metrics={"val/auc": 0.9, "test/acc": 0.8, "test/auc": 0.85, "seconds": 3.0}, epochs=2,
-               data_variant="digits")
+DONE = Outcome(
+    "done", metrics={"val/auc": 0.9, "test/acc": 0.8, "test/auc": 0.85, "seconds": 3.0}, epochs=2, data_variant="digits"
+)
 
 
 def test_a_done_task_is_recorded_once_however_often_it_is_written(setup):
@@ -56,9 +62,11 @@ def test_a_done_task_is_recorded_once_however_often_it_is_written(setup):
 
 def test_failures_keep_their_kind_and_a_non_finite_objective_is_diverged(setup):
     study, tracker, summary, recorder = setup
-    outcomes = [Outcome("failed", reason="ValueError: boom", failure="error"),
-                Outcome("failed", reason="lost: worker process died (exit code -9)", failure="lost"),
-                Outcome("done", metrics={"val/auc": float("nan")})]
+    outcomes = [
+        Outcome("failed", reason="ValueError: boom", failure="error"),
+        Outcome("failed", reason="lost: worker process died (exit code -9)", failure="lost"),
+        Outcome("done", metrics={"val/auc": float("nan")}),
+    ]
     for seed, outcome in enumerate(outcomes):
         tid, task, run_id = claim(study, tracker, seed)
         state, _ = recorder.record(study, tid, task, outcome, run_id, run_ended=True)

@@ -95,10 +95,23 @@ def test_tiny_study_tracks_every_trial(tmp_path, storage_kind):
 def test_resume_after_kill_runs_each_cell_once(tmp_path):
     spec_path = make_spec(tmp_path, "killed", epochs=40)
     storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
-    cmd = [sys.executable, "-m", "siamese_bench", "sweep", str(spec_path), "--workers", "2",
-           "--storage", storage, "--tracking-uri", uri, "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "siamese_bench",
+        "sweep",
+        str(spec_path),
+        "--workers",
+        "2",
+        "--storage",
+        storage,
+        "--tracking-uri",
+        uri,
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 240
     try:
         while time.time() < deadline:  # kill once a trial has finished and others are running
@@ -174,8 +187,12 @@ def test_tuning_gives_every_cell_the_same_budget(tmp_path):
         assert len(counted) == 3
     grid = load(storage, "tuned").get_trials(states=(TrialState.COMPLETE,))
     assert len(grid) == 4
-    best = {c.id: max((t for t in load(storage, f"tuned/tune/{c.id}").trials if t.value is not None),
-                      key=lambda t: t.value).params["lr"] for c in spec.cells()}
+    best = {
+        c.id: max(
+            (t for t in load(storage, f"tuned/tune/{c.id}").trials if t.value is not None), key=lambda t: t.value
+        ).params["lr"]
+        for c in spec.cells()
+    }
     for trial in grid:
         assert trial.user_attrs["tuned.lr"] == pytest.approx(best[trial.user_attrs["cell"]])
 
@@ -184,17 +201,26 @@ def test_a_spec_that_gains_seeds_and_cells_resumes_with_only_the_new_points(tmp_
     """Extending a study (more seeds for tighter intervals, one more cell) must not fail on
     Optuna's frozen categorical choices, and must not re-run what finished."""
     storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
-    first = Sweep(load_spec(make_spec(tmp_path, "grow", 1, ONE_CELL)), storage, Tracker(uri), workers=1,
-                  progress=False).run()
+    first = Sweep(
+        load_spec(make_spec(tmp_path, "grow", 1, ONE_CELL)), storage, Tracker(uri), workers=1, progress=False
+    ).run()
     assert first.completed == 1
     bigger = ONE_CELL.replace("[euclidean]", "[euclidean, abs-diff-dense]").replace("seeds: [0]", "seeds: [0, 1]")
-    second = Sweep(load_spec(make_spec(tmp_path, "grow", 1, bigger)), storage, Tracker(uri), workers=1,
-                   progress=False).run()
+    second = Sweep(
+        load_spec(make_spec(tmp_path, "grow", 1, bigger)), storage, Tracker(uri), workers=1, progress=False
+    ).run()
     assert second.completed == 3 and second.failed == 0
-    points = sorted((t.user_attrs["cell"], t.user_attrs["seed"]) for t in load(storage, "grow").trials
-                    if t.state == TrialState.COMPLETE)
-    assert points == [("head=abs-diff-dense", 0), ("head=abs-diff-dense", 1), ("head=euclidean", 0),
-                      ("head=euclidean", 1)]
+    points = sorted(
+        (t.user_attrs["cell"], t.user_attrs["seed"])
+        for t in load(storage, "grow").trials
+        if t.state == TrialState.COMPLETE
+    )
+    assert points == [
+        ("head=abs-diff-dense", 0),
+        ("head=abs-diff-dense", 1),
+        ("head=euclidean", 0),
+        ("head=euclidean", 1),
+    ]
 
 
 def test_seeds_option_runs_a_subset_and_a_later_sweep_adds_the_rest(tmp_path):
@@ -229,8 +255,9 @@ def test_a_trial_popped_but_never_claimed_is_recovered(tmp_path):
     trial = study.ask()  # popped, then the "crash": no owner recorded, never told
     # ... after the parent had started the trial's MLflow run but before linking it to the trial
     tracker = Tracker(uri)
-    orphan_run = tracker.start_run("orphan", "head=euclidean seed=0", {}, {"optuna_study": "orphan",
-                                                                           "optuna_trial": str(trial.number)})
+    orphan_run = tracker.start_run(
+        "orphan", "head=euclidean seed=0", {}, {"optuna_study": "orphan", "optuna_trial": str(trial.number)}
+    )
     summary = Sweep(spec, storage, tracker, workers=1, progress=False).run()
     assert summary.stale == 1 and summary.completed == 1
     states = sorted(t.state.name for t in load(storage, "orphan").trials)
@@ -248,8 +275,22 @@ def test_two_sweeps_on_one_journal_study_and_a_killed_worker_train_each_point_on
 
     spec_path = make_spec(tmp_path, "shared", epochs=40)
     storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
-    cmd = [sys.executable, "-m", "siamese_bench", "sweep", str(spec_path), "--workers", "1", "--threads", "1",
-           "--storage", storage, "--tracking-uri", uri, "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "siamese_bench",
+        "sweep",
+        str(spec_path),
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--storage",
+        storage,
+        "--tracking-uri",
+        uri,
+        "--no-progress",
+    ]
     logs = [tmp_path / f"sweep{i}.log" for i in range(2)]
     procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT) for log in logs]
     deadline, killed = time.time() + 180, None
@@ -257,8 +298,13 @@ def test_two_sweeps_on_one_journal_study_and_a_killed_worker_train_each_point_on
         time.sleep(0.5)
         if not Path(storage).exists():
             continue
-        running = [t for t in load(storage, "shared").trials if t.state == TrialState.RUNNING
-                   and t.user_attrs.get("pid") == procs[0].pid and "mlflow_run_id" in t.user_attrs]
+        running = [
+            t
+            for t in load(storage, "shared").trials
+            if t.state == TrialState.RUNNING
+            and t.user_attrs.get("pid") == procs[0].pid
+            and "mlflow_run_id" in t.user_attrs
+        ]
         workers = [c for c in psutil.Process(procs[0].pid).children() if "spawn_main" in " ".join(c.cmdline())]
         if running and workers:  # sweep 0's worker is training
             workers[0].kill()

@@ -59,17 +59,19 @@ def test_cells_exclusions_and_includes(tmp_path):
         ("name: t\nfactors: {head: [euclidean]}\nseeds: [0]\ncolour: red\n", "unknown key(s) colour"),
         ("name: t\nseeds: [0]\n", "needs factors (crossed into cells) or include (cells listed one by one)"),
         ("name: t\nfactors: {head: [euclidean]}\nseeds: []\n", "seeds"),
-        ("name: t\nfactors: {head: [euclidean], loss: [bce]}\nseeds: [0]\n",
-         "cell head=euclidean,loss=bce"),
+        ("name: t\nfactors: {head: [euclidean], loss: [bce]}\nseeds: [0]\n", "cell head=euclidean,loss=bce"),
         ("name: t\nfactors: {head: [nope]}\nseeds: [0]\n", "unknown head 'nope'"),
         ("name: t\nfactors: {colour: [1]}\nseeds: [0]\n", "unknown factor 'colour'"),
         ("name: t\nbase: {epoch: 3}\nfactors: {head: [euclidean]}\nseeds: [0]\n", "base: unknown option(s) epoch"),
-        ("name: t\nfactors: {head: [euclidean]}\nseeds: [0]\nexclude: [{when: {head: euclidean}}]\n",
-         "exclude[0]"),
-        ("name: t\nfactors: {head: [euclidean]}\nseeds: [0]\nexclude: [{when: {loss: bce}, reason: x}]\n",
-         "loss is not a factor"),
-        ("name: t\nfactors: {head: [euclidean]}\nseeds: [0]\ntune: {params: {lr: {low: 1}}, trials_per_cell: 2}\n",
-         "tune.params.lr: missing required key 'high'"),
+        ("name: t\nfactors: {head: [euclidean]}\nseeds: [0]\nexclude: [{when: {head: euclidean}}]\n", "exclude[0]"),
+        (
+            "name: t\nfactors: {head: [euclidean]}\nseeds: [0]\nexclude: [{when: {loss: bce}, reason: x}]\n",
+            "loss is not a factor",
+        ),
+        (
+            "name: t\nfactors: {head: [euclidean]}\nseeds: [0]\ntune: {params: {lr: {low: 1}}, trials_per_cell: 2}\n",
+            "tune.params.lr: missing required key 'high'",
+        ),
         ("name: [unclosed\n", "not valid YAML"),
     ],
 )
@@ -86,8 +88,20 @@ def test_missing_file_is_named(tmp_path):
         load_spec(tmp_path / "nope.yaml")
 
 
-STUDIES = ["mnist", "mnist-full", "mnist-grid-full", "mnist-tune", "vectors", "mining", "oneshot", "sequences",
-           "sequences-full", "omniglot", "omniglot-full", "oneshot-full"]
+STUDIES = [
+    "mnist",
+    "mnist-full",
+    "mnist-grid-full",
+    "mnist-tune",
+    "vectors",
+    "mining",
+    "oneshot",
+    "sequences",
+    "sequences-full",
+    "omniglot",
+    "omniglot-full",
+    "oneshot-full",
+]
 
 
 @pytest.mark.parametrize("name", STUDIES)
@@ -116,7 +130,10 @@ def test_mnist_spec_covers_the_issue_grid():
 
 
 def test_one_factor_at_a_time_cells_keep_their_own_keys(tmp_path):
-    spec = load_spec(write(tmp_path, """
+    spec = load_spec(
+        write(
+            tmp_path,
+            """
         name: t
         base: {dataset: digits, epochs: 1}
         factors: {head: [euclidean]}
@@ -124,7 +141,9 @@ def test_one_factor_at_a_time_cells_keep_their_own_keys(tmp_path):
           - {head: euclidean, encoder.dropout: 0.5}
           - {head: abs-diff-dense, loss: bce}
         seeds: [0]
-    """))
+    """,
+        )
+    )
     assert spec.cell_keys() == ["head", "encoder.dropout", "loss"]
     configs = [spec.config_for(c, 0) for c in spec.cells()]
     assert configs[1].encoder_options == {"dropout": 0.5} and configs[2].loss == "bce"
@@ -133,11 +152,13 @@ def test_one_factor_at_a_time_cells_keep_their_own_keys(tmp_path):
 
     from siamese_bench.sweep.table import cell_table
 
-    frame = pd.DataFrame([
-        {"head": "euclidean", "test/acc": 0.9, "seed": 0},
-        {"head": "euclidean", "encoder.dropout": 0.5, "test/acc": 0.7, "seed": 0},
-        {"head": "abs-diff-dense", "loss": "bce", "test/acc": 0.8, "seed": 0},
-    ])
+    frame = pd.DataFrame(
+        [
+            {"head": "euclidean", "test/acc": 0.9, "seed": 0},
+            {"head": "euclidean", "encoder.dropout": 0.5, "test/acc": 0.7, "seed": 0},
+            {"head": "abs-diff-dense", "loss": "bce", "test/acc": 0.8, "seed": 0},
+        ]
+    )
     table = cell_table(frame, spec.cell_keys())
     assert len(table) == 3  # three cells stay three rows, none merged
     assert sorted(table["test/acc mean"]) == pytest.approx([0.7, 0.8, 0.9])
@@ -146,7 +167,10 @@ def test_one_factor_at_a_time_cells_keep_their_own_keys(tmp_path):
 def test_a_cell_that_changes_the_encoder_drops_the_base_encoder_options(tmp_path):
     """K1's lever study: conv4 with 32 channels as the base, cnn-small in one cell; the base's
     `channels` means nothing to cnn-small and must not follow it there."""
-    spec = load_spec(write(tmp_path, """
+    spec = load_spec(
+        write(
+            tmp_path,
+            """
         name: t
         base: {dataset: omniglot-chars:28, encoder: conv4, encoder_options: {channels: 32}}
         factors: {loss: [triplet]}
@@ -154,13 +178,16 @@ def test_a_cell_that_changes_the_encoder_drops_the_base_encoder_options(tmp_path
           - {loss: triplet, augment: affine}
           - {loss: triplet, encoder: cnn-small, encoder.embedding: 64}
         seeds: [0]
-    """))
+    """,
+        )
+    )
     configs = [check_config(spec.config_for(c, 0)) for c in spec.cells()]
     assert [c.encoder_options for c in configs] == [{"channels": 32}, {"channels": 32}, {"embedding": 64}]
     assert configs[1].augment == "affine" and configs[2].encoder == "cnn-small"
 
 
 # -- safe YAML: the spec loader, and the claims file read the same way ---------------------------
+
 
 def test_spec_with_a_python_tag_is_refused_in_one_line(tmp_path):
     spec = tmp_path / "evil.yaml"
@@ -182,13 +209,18 @@ def test_claims_with_a_python_tag_are_refused(tmp_path):
 
 
 def test_a_spec_of_listed_cells_alone(tmp_path):
-    spec = load_spec(write(tmp_path, """
+    spec = load_spec(
+        write(
+            tmp_path,
+            """
         name: listed
         base: {dataset: digits, epochs: 1}
         include:
           - {head: euclidean, loss: contrastive}
           - {head: abs-diff-dense, loss: bce}
         seeds: [0, 1]
-    """))
+    """,
+        )
+    )
     assert [c.id for c in spec.cells()] == ["head=euclidean,loss=contrastive", "head=abs-diff-dense,loss=bce"]
     assert spec.excluded() == [] and spec.config_for(spec.cells()[1], 1).loss == "bce"

@@ -27,8 +27,8 @@ def test_matrices_stay_in_koch_ranges_and_each_part_is_drawn_half_the_time():
     assert shift.abs().max() <= TRANSLATION_PIXELS_OF_105 + 1e-5
     assert (shift == 0).float().mean().item() == pytest.approx(0.5, abs=0.02)  # per component
     det = torch.linalg.det(theta[:, :, :2])  # rotation 1, shear 1 - sx sy, scale sx sy
-    low = SCALE[0] ** 2 * (1 - SHEAR ** 2)
-    high = SCALE[1] ** 2 * (1 + SHEAR ** 2)
+    low = SCALE[0] ** 2 * (1 - SHEAR**2)
+    high = SCALE[1] ** 2 * (1 + SHEAR**2)
     assert low - 1e-5 <= det.min().item() and det.max().item() <= high + 1e-5
     # with no shear or scale drawn, the linear part is a rotation within +-10 degrees
     plain = (theta[:, :, :2] - theta[:, :, :2].transpose(1, 2)).abs().sum((1, 2)) > 0

@@ -16,8 +16,9 @@ def test_defaults_pass():
     assert check_config(TrainConfig()) == TrainConfig()
 
 
-@pytest.mark.parametrize("option,registry", [("head", HEADS), ("loss", LOSSES),
-                                             ("dataset", DATASETS), ("optimizer", OPTIMIZERS)])
+@pytest.mark.parametrize(
+    "option,registry", [("head", HEADS), ("loss", LOSSES), ("dataset", DATASETS), ("optimizer", OPTIMIZERS)]
+)
 def test_unknown_names_list_valid_ones(option, registry):
     with pytest.raises(ConfigError) as err:
         check_config(TrainConfig(**{option: "no-such-thing"}))
@@ -65,6 +66,9 @@ def test_run_params_are_flat_and_margin_is_none_without_a_margin_loss():
 
 def test_run_traits_tell_the_report_what_a_loss_is():
     assert run_traits(TrainConfig(head="subtract-dense", loss="bce")) == {
-        "loss_uses_margin": "false", "loss_needs_logit": "true", "objective": "pairs"}
+        "loss_uses_margin": "false",
+        "loss_needs_logit": "true",
+        "objective": "pairs",
+    }
     assert run_traits(TrainConfig(loss="triplet"))["objective"] == "triplets"
     assert run_traits(TrainConfig())["loss_uses_margin"] == "true"

@@ -33,17 +33,20 @@ MIB = 2**20
 # -- the policy ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("setting", "accelerator", "data", "free", "expected"), [
-    ("host", "cpu", MIB, 0, "host"),
-    ("host", "cuda", MIB, 100 * MIB, "host"),  # fits, but host was asked for
-    ("auto", "cpu", MIB, 0, "host"),
-    ("auto", "mps", MIB, 100 * MIB, "host"),  # device placement is for CUDA only
-    ("auto", "cuda", 25 * MIB, 100 * MIB, "device"),  # exactly a quarter of the free memory fits
-    ("auto", "cuda", 25 * MIB + 1, 100 * MIB, "host"),  # a byte more does not
-    ("auto", "cuda", 60 * MIB, 100 * MIB, "host"),
-    ("device", "cuda", 60 * MIB, 100 * MIB, "device"),  # asked for: more than auto's quarter is allowed
-    ("device", "cuda", 100 * MIB, 100 * MIB, "device"),
-])
+@pytest.mark.parametrize(
+    ("setting", "accelerator", "data", "free", "expected"),
+    [
+        ("host", "cpu", MIB, 0, "host"),
+        ("host", "cuda", MIB, 100 * MIB, "host"),  # fits, but host was asked for
+        ("auto", "cpu", MIB, 0, "host"),
+        ("auto", "mps", MIB, 100 * MIB, "host"),  # device placement is for CUDA only
+        ("auto", "cuda", 25 * MIB, 100 * MIB, "device"),  # exactly a quarter of the free memory fits
+        ("auto", "cuda", 25 * MIB + 1, 100 * MIB, "host"),  # a byte more does not
+        ("auto", "cuda", 60 * MIB, 100 * MIB, "host"),
+        ("device", "cuda", 60 * MIB, 100 * MIB, "device"),  # asked for: more than auto's quarter is allowed
+        ("device", "cuda", 100 * MIB, 100 * MIB, "device"),
+    ],
+)
 def test_place_data(setting, accelerator, data, free, expected):
     assert place_data(setting, accelerator, data, free) == expected
 
@@ -52,11 +55,14 @@ def test_auto_uses_a_quarter_of_the_free_memory():
     assert DEVICE_SHARE == 0.25
 
 
-@pytest.mark.parametrize(("accelerator", "data", "free", "match"), [
-    ("cpu", MIB, 0, "needs a CUDA GPU"),
-    ("mps", MIB, 100 * MIB, "needs a CUDA GPU"),
-    ("cuda", 101 * MIB, 100 * MIB, "101 MiB, the GPU has 100 MiB free"),
-])
+@pytest.mark.parametrize(
+    ("accelerator", "data", "free", "match"),
+    [
+        ("cpu", MIB, 0, "needs a CUDA GPU"),
+        ("mps", MIB, 100 * MIB, "needs a CUDA GPU"),
+        ("cuda", 101 * MIB, 100 * MIB, "101 MiB, the GPU has 100 MiB free"),
+    ],
+)
 def test_device_placement_that_cannot_be_is_a_config_error_naming_the_flag(accelerator, data, free, match):
     with pytest.raises(ConfigError, match=match) as err:
         place_data("device", accelerator, data, free)
@@ -115,8 +121,12 @@ SETTINGS = {
     "triplets": {"loss": "triplet", "triplet_mining": "semi-hard"},
     "pair draws": {"pair_draws": 3},
     "pair draws, resampled": {"pair_draws": 2, "resample_negatives": True},
-    "triplet draws, resampled": {"loss": "triplet", "pair_draws": 2, "resample_negatives": True,
-                                 "triplet_negatives": "any"},
+    "triplet draws, resampled": {
+        "loss": "triplet",
+        "pair_draws": 2,
+        "resample_negatives": True,
+        "triplet_negatives": "any",
+    },
 }
 
 
@@ -152,8 +162,9 @@ def test_placed_batches_are_gathered_on_the_device(digits, changes):
     place_batches(placed, torch.device("meta"))
     batches = [batch for b in placed.values() for batch in [b.peek(), *b, *b]]
     assert all(v.device.type == "meta" for batch in batches for v in batch.values())
-    assert [{k: v.shape for k, v in batch.items()} for batch in batches] == \
-        [{k: v.shape for k, v in batch.items()} for batch in host]
+    assert [{k: v.shape for k, v in batch.items()} for batch in batches] == [
+        {k: v.shape for k, v in batch.items()} for batch in host
+    ]
 
 
 def test_shared_images_move_once_and_count_once(digits):
@@ -213,8 +224,11 @@ def test_unknown_matmul_precision_is_a_config_error():
 
 def test_a_bf16_mixed_run_keeps_float32_outputs(digits):
     """bf16-mixed distances come out as bfloat16, which numpy (the saved distances.npz) cannot hold."""
-    result = run_training(TrainConfig(dataset="digits", epochs=1, precision="bf16-mixed", matmul_precision="high"),
-                          data=digits, progress=False)
+    result = run_training(
+        TrainConfig(dataset="digits", epochs=1, precision="bf16-mixed", matmul_precision="high"),
+        data=digits,
+        progress=False,
+    )
     assert all(d.dtype == torch.float32 for d, _ in result.outputs.values())
     assert result.metrics["test/auc"] > 0.5
 

@@ -41,14 +41,26 @@ def _batch(objective, dim: int = 6, n: int = 8) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     if isinstance(objective, TripletObjective):
         label = torch.arange(n) % 3
-        return {"anchor": torch.randn(n, dim, generator=g), "positive": torch.randn(n, dim, generator=g),
-                "negative": torch.randn(n, dim, generator=g), "label": label}
-    return {"x1": torch.randn(n, dim, generator=g), "x2": torch.randn(n, dim, generator=g),
-            "y": (torch.arange(n) % 2).float()}
+        return {
+            "anchor": torch.randn(n, dim, generator=g),
+            "positive": torch.randn(n, dim, generator=g),
+            "negative": torch.randn(n, dim, generator=g),
+            "label": label,
+        }
+    return {
+        "x1": torch.randn(n, dim, generator=g),
+        "x2": torch.randn(n, dim, generator=g),
+        "y": (torch.arange(n) % 2).float(),
+    }
 
 
-COMBINATIONS = [(h, loss, m) for h in HEADS.names() for loss in LOSSES.names() for m in MINERS.names()
-                if (m == "random" or LOSSES.get(loss).__name__ == "TripletLoss")]
+COMBINATIONS = [
+    (h, loss, m)
+    for h in HEADS.names()
+    for loss in LOSSES.names()
+    for m in MINERS.names()
+    if (m == "random" or LOSSES.get(loss).__name__ == "TripletLoss")
+]
 
 
 @pytest.mark.parametrize(("head", "loss", "miner"), COMBINATIONS)
@@ -158,8 +170,12 @@ def test_bf16_mixed_precision_trains_on_cpu(digits):
 
 
 def test_bad_training_options_are_named():
-    for changes, message in (({"precision": "8-bit"}, "--precision"), ({"max_steps": 0}, "--max-steps"),
-                             ({"gradient_clip": -1.0}, "--gradient-clip"), ({"lr_schedule": "warm"}, "--lr-schedule"),
-                             ({"lr_decay": 1.5}, "--lr-decay")):
+    for changes, message in (
+        ({"precision": "8-bit"}, "--precision"),
+        ({"max_steps": 0}, "--max-steps"),
+        ({"gradient_clip": -1.0}, "--gradient-clip"),
+        ({"lr_schedule": "warm"}, "--lr-schedule"),
+        ({"lr_decay": 1.5}, "--lr-decay"),
+    ):
         with pytest.raises(ConfigError, match=message):
             check_config(TrainConfig.parse({"dataset": "digits", **changes}, flags=True))

@@ -32,8 +32,7 @@ def digits_cfg(**changes):
 @pytest.fixture(scope="module")
 def c1_run(tracker, digits):
     """C1's recipe (euclidean + contrastive, m = 1) on digits, tracked."""
-    return run_training(digits_cfg(), tracker=tracker, experiment=EXPERIMENT, data=digits,
-                        progress=False)
+    return run_training(digits_cfg(), tracker=tracker, experiment=EXPERIMENT, data=digits, progress=False)
 
 
 def test_c1_learns(c1_run):
@@ -120,14 +119,14 @@ def test_early_stopping_stops_on_a_stalled_validation_loss(digits):
 
 def test_c2_subtract_dense_contrastive_stays_near_chance(digits):
     """C2: a - b -> Dense(1, sigmoid) with the inverted contrastive loss does not learn."""
-    result = run_training(digits_cfg(head="subtract-dense", loss="contrastive"), data=digits,
-                          progress=False)
+    result = run_training(digits_cfg(head="subtract-dense", loss="contrastive"), data=digits, progress=False)
     assert result.metrics["test/auc"] < 0.7, result.metrics
 
 
 def test_triplet_any_negatives_runs(digits):
-    result = run_training(digits_cfg(loss="triplet", triplet_negatives="any").replace(epochs=2),
-                          data=digits, progress=False)
+    result = run_training(
+        digits_cfg(loss="triplet", triplet_negatives="any").replace(epochs=2), data=digits, progress=False
+    )
     assert "train/triplet_order_acc" in result.history[-1]
     assert result.metrics["test/auc"] > 0.6, result.metrics
 
@@ -144,8 +143,20 @@ def test_divergence_marks_tracked_run_failed(tracker, digits):
 
 def test_cli_train_run(capsys, tmp_path):
     uri = f"sqlite:///{tmp_path}/cli.db"
-    code = main(["train", "--dataset", "digits", "--epochs", "2", "--tracking-uri", uri,
-                 "--no-progress", "--experiment", "cli-e2e"])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "2",
+            "--tracking-uri",
+            uri,
+            "--no-progress",
+            "--experiment",
+            "cli-e2e",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     rows = {line.split()[0]: line.split()[1:] for line in io.StringIO(out) if line.strip()}

@@ -245,6 +245,7 @@ def test_more_draws_add_new_positive_pairs_of_the_same_classes():
     assert torch.equal(three.left[: len(one)], one.left) and torch.equal(three.right[: len(one)], one.right)
     same = y[three.left] == y[three.right]
     assert torch.equal(same.float(), three.y)  # labels still right after mapping back
+
     def positive_pairs(index):
         keep = index.y == 1
         return {frozenset(p) for p in zip(index.left[keep].tolist(), index.right[keep].tolist(), strict=True)}

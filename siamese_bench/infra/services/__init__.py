@@ -30,5 +30,17 @@ from siamese_bench.infra.services.postgres import PostgresCluster
 from siamese_bench.infra.services.process import find_pg_bin
 from siamese_bench.infra.services.stack import Services
 
-__all__ = ["DEFAULT_DIR", "DEFAULT_HOST", "DEFAULT_MLFLOW_PORT", "DEFAULT_PG_PORT", "PROG", "WILDCARD_HOSTS",
-           "MlflowServer", "PostgresCluster", "ServiceError", "ServiceStatus", "Services", "find_pg_bin"]
+__all__ = [
+    "DEFAULT_DIR",
+    "DEFAULT_HOST",
+    "DEFAULT_MLFLOW_PORT",
+    "DEFAULT_PG_PORT",
+    "PROG",
+    "WILDCARD_HOSTS",
+    "MlflowServer",
+    "PostgresCluster",
+    "ServiceError",
+    "ServiceStatus",
+    "Services",
+    "find_pg_bin",
+]

@@ -58,15 +58,20 @@ class MlflowAuth:
         admin = read_or_create_secret(self.admin_password_file)
         read_or_create_secret(self.app_password_file)
         uri = database_uri.replace("%", "%%")  # configparser's interpolation
-        write_private(self.config_file, "# written by `siamese-bench services up`: holds passwords, keep private\n"
-                                        "[mlflow]\n"
-                                        "default_permission = NO_PERMISSIONS\n"
-                                        f"database_uri = {uri}\n"
-                                        f"admin_username = {self.admin_user}\n"
-                                        f"admin_password = {admin}\n"
-                                        f"authorization_function = {AUTH_FUNCTION}\n")
-        return {"MLFLOW_AUTH_CONFIG_PATH": str(self.config_file),
-                "MLFLOW_FLASK_SERVER_SECRET_KEY": read_or_create_secret(self.secret_key_file)}
+        write_private(
+            self.config_file,
+            "# written by `siamese-bench services up`: holds passwords, keep private\n"
+            "[mlflow]\n"
+            "default_permission = NO_PERMISSIONS\n"
+            f"database_uri = {uri}\n"
+            f"admin_username = {self.admin_user}\n"
+            f"admin_password = {admin}\n"
+            f"authorization_function = {AUTH_FUNCTION}\n",
+        )
+        return {
+            "MLFLOW_AUTH_CONFIG_PATH": str(self.config_file),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": read_or_create_secret(self.secret_key_file),
+        }
 
     def client_env(self) -> dict[str, str]:
         """What a client exports to log in as the app account (never the admin)."""
@@ -78,30 +83,37 @@ class MlflowAuth:
         import requests
 
         if not self.admin_password_file.exists():
-            raise ServiceError(f"no MLflow admin password in {self.admin_password_file}: restore that file (from a "
-                               "backup's secrets/), MLflow's database holds its hash")
+            raise ServiceError(
+                f"no MLflow admin password in {self.admin_password_file}: restore that file (from a "
+                "backup's secrets/), MLflow's database holds its hash"
+            )
         admin_auth = (self.admin_user, self.admin_password_file.read_text().strip())
         api = url.rstrip("/") + "/api"
         app = (self.app_user, read_or_create_secret(self.app_password_file))  # a removed file: a new one (rotation)
 
         def call(method: str, path: str, auth=admin_auth, **kwargs):
             try:  # verify per request: a Session's would lose to $REQUESTS_CA_BUNDLE
-                resp = requests.request(method, api + path, auth=auth, timeout=REQUEST_TIMEOUT, verify=verify,
-                                        **kwargs)
+                resp = requests.request(method, api + path, auth=auth, timeout=REQUEST_TIMEOUT, verify=verify, **kwargs)
             except requests.RequestException as err:
                 raise ServiceError(f"MLflow server {url}: {path} failed ({type(err).__name__})") from None
             if resp.status_code == 401 and auth is admin_auth:
-                raise ServiceError(f"MLflow server {url} refused the admin account {self.admin_user}: the password in "
-                                   f"{self.admin_password_file} is not the one its database holds (restore that file "
-                                   "from the backup that made the database)")
+                raise ServiceError(
+                    f"MLflow server {url} refused the admin account {self.admin_user}: the password in "
+                    f"{self.admin_password_file} is not the one its database holds (restore that file "
+                    "from the backup that made the database)"
+                )
             return resp
 
         if call("GET", "/2.0/mlflow/users/get", params={"username": self.app_user}).status_code == 404:
-            _ok(call("POST", "/2.0/mlflow/users/create", json={"username": app[0], "password": app[1]}),
-                f"creating MLflow account {self.app_user}")
+            _ok(
+                call("POST", "/2.0/mlflow/users/create", json={"username": app[0], "password": app[1]}),
+                f"creating MLflow account {self.app_user}",
+            )
         elif call("GET", "/2.0/mlflow/users/current", auth=app).status_code == 401:
-            _ok(call("PATCH", "/2.0/mlflow/users/update-password", json={"username": app[0], "password": app[1]}),
-                f"setting the password of MLflow account {self.app_user}")
+            _ok(
+                call("PATCH", "/2.0/mlflow/users/update-password", json={"username": app[0], "password": app[1]}),
+                f"setting the password of MLflow account {self.app_user}",
+            )
         grant = {"username": self.app_user, "resource_type": "experiment", "resource_id": "*", "permission": "EDIT"}
         resp = call("POST", "/3.0/mlflow/users/permissions/grant", json=grant)
         if "RESOURCE_ALREADY_EXISTS" not in resp.text:

@@ -29,8 +29,17 @@ from siamese_bench.infra.services.secrets import write_private
 from siamese_bench.infra.services.stack import Services
 
 FORMAT = "siamese-bench services backup"
-SECRETS = ("app.password", "pg-mlflow.password", "mlflow-admin.password", "mlflow-app.password", "mlflow-flask.secret",
-           "tls/ca.crt", "tls/ca.key", "tls/server.crt", "tls/server.key")
+SECRETS = (
+    "app.password",
+    "pg-mlflow.password",
+    "mlflow-admin.password",
+    "mlflow-app.password",
+    "mlflow-flask.secret",
+    "tls/ca.crt",
+    "tls/ca.key",
+    "tls/server.crt",
+    "tls/server.key",
+)
 USER_TABLES = "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema');\n"
 
 
@@ -38,8 +47,9 @@ def backup(services: Services, out_dir: Path | None = None) -> Path:
     """Dump both databases, then copy the artifacts and the secrets, into one new archive; return its path."""
     pg = services.pg
     if not pg.status().running:
-        raise ServiceError(f"PostgreSQL is not running in {services.services_dir}: start it with `{PROG} up` "
-                           "to take a backup")
+        raise ServiceError(
+            f"PostgreSQL is not running in {services.services_dir}: start it with `{PROG} up` to take a backup"
+        )
     now = dt.datetime.now(dt.UTC)
     out_dir = Path(out_dir or services.services_dir / "backups").absolute()
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -50,14 +60,24 @@ def backup(services: Services, out_dir: Path | None = None) -> Path:
         archive = out_dir / f"siamese-bench-services-{now:%Y%m%dT%H%M%SZ}-{n}.tar.gz"
     with tempfile.TemporaryDirectory(prefix="siamese-bench-backup-") as tmp:
         for db in pg.databases:  # optuna first: a trial it shows finished has its MLflow run finished in the later dump
-            run([pg._bin("pg_dump"), "--format=custom", "-f", str(Path(tmp) / f"{db}.dump"), *pg.client_args(db)],
-                f"pg_dump {db}", env=pg.client_env(), timeout=3600)
+            run(
+                [pg._bin("pg_dump"), "--format=custom", "-f", str(Path(tmp) / f"{db}.dump"), *pg.client_args(db)],
+                f"pg_dump {db}",
+                env=pg.client_env(),
+                timeout=3600,
+            )
         artifacts = services.mlflow.artifacts_dir
         files = sorted(p for p in artifacts.rglob("*") if p.is_file()) if artifacts.is_dir() else []
         secrets = [name for name in SECRETS if (services.services_dir / name).is_file()]
-        manifest = {"format": FORMAT, "version": 1, "created": now.isoformat(timespec="seconds"),
-                    "databases": pg.owners, "artifact_files": len(files), "secrets": secrets,
-                    "settings": services.settings()}
+        manifest = {
+            "format": FORMAT,
+            "version": 1,
+            "created": now.isoformat(timespec="seconds"),
+            "databases": pg.owners,
+            "artifact_files": len(files),
+            "secrets": secrets,
+            "settings": services.settings(),
+        }
         partial = archive.with_name(archive.name + ".partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
@@ -94,8 +114,11 @@ def read_manifest(archive: Path) -> dict:
 
 def holds_data(services: Services) -> list[str]:
     """What would be overwritten: databases with tables, an artifact folder with files (the cluster must run)."""
-    full = [db for db in services.pg.databases
-            if services.pg.psql(USER_TABLES, db=db, what=f"counting tables of {db}").strip() not in ("", "0")]
+    full = [
+        db
+        for db in services.pg.databases
+        if services.pg.psql(USER_TABLES, db=db, what=f"counting tables of {db}").strip() not in ("", "0")
+    ]
     artifacts = services.mlflow.artifacts_dir
     if artifacts.is_dir() and any(p.is_file() for p in artifacts.rglob("*")):
         full.append(str(artifacts))
@@ -114,20 +137,36 @@ def restore(services: Services, archive: Path, force: bool = False) -> Path:
         pg.up()
         full = holds_data(services)
         if full and not force:  # refused: the services stay as they were
-            raise ServiceError(f"not restoring over data ({', '.join(full)}): take a backup of it first "
-                               f"(`{PROG} backup`), then restore with --force")
+            raise ServiceError(
+                f"not restoring over data ({', '.join(full)}): take a backup of it first "
+                f"(`{PROG} backup`), then restore with --force"
+            )
         services.mlflow.stop()
         for name in manifest["secrets"]:
             target = services.services_dir / name
             target.parent.mkdir(mode=0o700, exist_ok=True)
             write_private(target, (Path(tmp) / "secrets" / name).read_text())
-        pg.psql("".join(f"DROP DATABASE IF EXISTS {db} WITH (FORCE);\n" for db in pg.databases),
-                what="dropping the databases to restore")
+        pg.psql(
+            "".join(f"DROP DATABASE IF EXISTS {db} WITH (FORCE);\n" for db in pg.databases),
+            what="dropping the databases to restore",
+        )
         pg.up()  # the databases again, empty, and the roles with the restored passwords
         for db in pg.databases:
-            run([pg._bin("pg_restore"), "--no-owner", "--no-privileges", f"--role={pg.owner(db)}", "--exit-on-error",
-                 "--single-transaction", *pg.client_args(db), str(Path(tmp) / f"{db}.dump")],
-                f"pg_restore {db}", env=pg.client_env(), timeout=3600)
+            run(
+                [
+                    pg._bin("pg_restore"),
+                    "--no-owner",
+                    "--no-privileges",
+                    f"--role={pg.owner(db)}",
+                    "--exit-on-error",
+                    "--single-transaction",
+                    *pg.client_args(db),
+                    str(Path(tmp) / f"{db}.dump"),
+                ],
+                f"pg_restore {db}",
+                env=pg.client_env(),
+                timeout=3600,
+            )
         artifacts = services.mlflow.artifacts_dir
         if artifacts.exists():
             shutil.rmtree(artifacts)

@@ -29,8 +29,10 @@ def reachable_address(services: Services, address: str | None) -> str:
         if services.addresses:
             address = services.addresses[0]
         elif is_loopback(services.host):
-            raise ServiceError(f"the services listen on {services.host}, which other machines cannot reach: start "
-                               f"them with `{PROG} up --host 0.0.0.0` (or an address of this machine)")
+            raise ServiceError(
+                f"the services listen on {services.host}, which other machines cannot reach: start "
+                f"them with `{PROG} up --host 0.0.0.0` (or an address of this machine)"
+            )
         elif services.host in WILDCARD_HOSTS:
             ipv4 = [n for n in machine_names() if _is_ipv4(n)]
             if not ipv4:
@@ -39,8 +41,10 @@ def reachable_address(services: Services, address: str | None) -> str:
         else:
             address = services.host
     if services.tls and address not in services.certs.names():
-        raise ServiceError(f"the server certificate does not name {address}, so clients would refuse it: run "
-                           f"`{PROG} up --address {address}` first (it adds the name)")
+        raise ServiceError(
+            f"the server certificate does not name {address}, so clients would refuse it: run "
+            f"`{PROG} up --address {address}` first (it adds the name)"
+        )
     return address
 
 
@@ -57,9 +61,14 @@ def write_bundle(services: Services, out: Path | None = None, address: str | Non
     if not services.env_file.exists():
         raise ServiceError(f"no {services.env_file} yet: run `{PROG} up` first")
     env = services.client_env(address=address, ca_file=Path("CA_FILE"))
-    data = {"format": FORMAT, "version": 1, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "address": address, "env": env,
-            "ca_certificate": services.certs.ca_cert.read_text() if services.tls else None}
+    data = {
+        "format": FORMAT,
+        "version": 1,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "address": address,
+        "env": env,
+        "ca_certificate": services.certs.ca_cert.read_text() if services.tls else None,
+    }
     out = Path(out or services.services_dir / f"bundle-{address.replace(':', '_')}.json").absolute()
     write_private(out, json.dumps(data, indent=1) + "\n")
     return out
@@ -104,11 +113,19 @@ def check_clients(env: dict[str, str]) -> list[str]:
         raise ServiceError(f"storage {mask_url(storage)}: cannot log in ({first[:200]})") from None
     lines = [f"storage {mask_url(storage)}: logged in"]
     uri = env["MLFLOW_TRACKING_URI"]
-    auth = (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]) if "MLFLOW_TRACKING_USERNAME" in env \
+    auth = (
+        (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"])
+        if "MLFLOW_TRACKING_USERNAME" in env
         else None
+    )
     try:
-        resp = requests.get(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search", params={"max_results": 1},
-                            auth=auth, verify=env.get("MLFLOW_TRACKING_SERVER_CERT_PATH", True), timeout=20)
+        resp = requests.get(
+            uri.rstrip("/") + "/api/2.0/mlflow/experiments/search",
+            params={"max_results": 1},
+            auth=auth,
+            verify=env.get("MLFLOW_TRACKING_SERVER_CERT_PATH", True),
+            timeout=20,
+        )
     except requests.RequestException as err:
         raise ServiceError(f"tracking server {mask_url(uri)}: not reachable ({type(err).__name__})") from None
     if resp.status_code != 200:

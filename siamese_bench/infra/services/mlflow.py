@@ -117,9 +117,21 @@ class MlflowServer:
 
     def _command(self) -> list[str]:
         """`mlflow server ...`: paths and names only, no secret."""
-        cmd = [sys.executable, "-m", "mlflow", "server", "--serve-artifacts",
-               "--artifacts-destination", str(self.artifacts_dir), "--host", self.host, "--port", str(self.port),
-               "--workers", str(self.workers)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(self.artifacts_dir),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]
         if self.auth is not None:
             cmd += ["--app-name", "basic-auth"]
         if self.tls is not None:
@@ -132,8 +144,10 @@ class MlflowServer:
         if not self.backend_store_uri:
             raise ServiceError("MlflowServer needs backend_store_uri (the postgresql:// URL of database mlflow)")
         if not port_free(self.host, self.port):
-            raise ServiceError(f"port {self.port} on {self.host} is already in use by another program: "
-                               "choose another with --mlflow-port N")
+            raise ServiceError(
+                f"port {self.port} on {self.host} is already in use by another program: "
+                "choose another with --mlflow-port N"
+            )
         self._wait_healthy(self._spawn())
 
     def _spawn(self) -> subprocess.Popen[bytes]:
@@ -149,8 +163,15 @@ class MlflowServer:
             env.update(self.auth.server_env(self.backend_store_uri))
         cmd = self._command()
         with self.log_file.open("ab") as log:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    cwd=self.services_dir, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.services_dir,
+                start_new_session=True,
+            )
         self.pid_file.write_text(f"{proc.pid}\n")
         self.options_file.write_text(json.dumps(cmd) + "\n")
         return proc
@@ -160,11 +181,15 @@ class MlflowServer:
         while not self.healthy():
             if proc is not None and proc.poll() is not None:
                 self.pid_file.unlink(missing_ok=True)
-                raise ServiceError(f"MLflow server exited with code {proc.returncode} while starting: see "
-                                   f"{self.log_file} (last line: {last_line(self.log_file)})")
+                raise ServiceError(
+                    f"MLflow server exited with code {proc.returncode} while starting: see "
+                    f"{self.log_file} (last line: {last_line(self.log_file)})"
+                )
             if time.monotonic() > deadline:
-                raise ServiceError(f"MLflow server did not answer {self.url}/health within {self.start_timeout:.0f} s:"
-                                   f" see {self.log_file}")
+                raise ServiceError(
+                    f"MLflow server did not answer {self.url}/health within {self.start_timeout:.0f} s:"
+                    f" see {self.log_file}"
+                )
             time.sleep(0.5)
 
     def stop(self, grace: float = 10) -> None:

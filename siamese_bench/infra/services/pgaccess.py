@@ -22,8 +22,10 @@ from pathlib import Path
 
 from siamese_bench.infra.services.secrets import scram_verifier
 
-HBA_HEADER = ("# Written by siamese_bench.infra.services at every start (`siamese-bench services up`): edits here are\n"
-              "# lost. Lines are tried in order; a connection that matches none is refused.\n")
+HBA_HEADER = (
+    "# Written by siamese_bench.infra.services at every start (`siamese-bench services up`): edits here are\n"
+    "# lost. Lines are tried in order; a connection that matches none is refused.\n"
+)
 
 
 def hba_text(rules: Iterable[tuple[str, str, bool]], *, tls: bool) -> str:
@@ -41,10 +43,14 @@ def roles_sql(roles: dict[str, str]) -> list[str]:
     the plain text is never in SQL (the server log could show that)."""
     sql = []
     for role, password in roles.items():
-        sql.append(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
-                   f"THEN CREATE ROLE {role}; END IF; END $$;")
-        sql.append(f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
-                   f"PASSWORD '{scram_verifier(password)}';")
+        sql.append(
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+            f"THEN CREATE ROLE {role}; END IF; END $$;"
+        )
+        sql.append(
+            f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
+            f"PASSWORD '{scram_verifier(password)}';"
+        )
     return sql
 
 
@@ -53,8 +59,10 @@ def databases_sql(owners: dict[str, str]) -> list[str]:
     cluster's own databases too)."""
     sql = ["REVOKE ALL ON DATABASE postgres, template1 FROM PUBLIC;"]
     for db, owner in owners.items():
-        sql.append(f"SELECT 'CREATE DATABASE {db} OWNER {owner}' "
-                   f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{db}') \\gexec")
+        sql.append(
+            f"SELECT 'CREATE DATABASE {db} OWNER {owner}' "
+            f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{db}') \\gexec"
+        )
         sql.append(f"ALTER DATABASE {db} OWNER TO {owner};")
         sql.append(f"REVOKE ALL ON DATABASE {db} FROM PUBLIC;")
     return sql

@@ -131,8 +131,14 @@ class PostgresCluster:
         return str(find_pg_bin(version) / tool)
 
     # -- URLs and passwords ------------------------------------------------------------------------------------
-    def url(self, db: str = "optuna", driver: str | None = SQLALCHEMY_DRIVER, *, address: str | None = None,
-            ca_file: Path | None = None) -> str:
+    def url(
+        self,
+        db: str = "optuna",
+        driver: str | None = SQLALCHEMY_DRIVER,
+        *,
+        address: str | None = None,
+        ca_file: Path | None = None,
+    ) -> str:
         """`postgresql+psycopg2://ROLE:PASSWORD@HOST:PORT/DB` with the real password (mask it before printing); the
         role is the database's owner. With TLS: `?sslmode=verify-full&sslrootcert=CA` (`ca_file`, default ours).
 
@@ -173,9 +179,11 @@ class PostgresCluster:
 
     def _superuser_password(self) -> str:
         if self._initialized() and not self.superuser_password_file.exists():
-            raise ServiceError(f"the cluster in {self.data} exists but its superuser password file "
-                               f"{self.superuser_password_file} is missing: restore it, or remove {self.data} "
-                               "(its data is lost) and run up again")
+            raise ServiceError(
+                f"the cluster in {self.data} exists but its superuser password file "
+                f"{self.superuser_password_file} is missing: restore it, or remove {self.data} "
+                "(its data is lost) and run up again"
+            )
         return read_or_create_secret(self.superuser_password_file)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -188,15 +196,19 @@ class PostgresCluster:
             read_or_create_secret(path)
         if not self.status().running:
             if not port_free(self.host, self.port):
-                raise ServiceError(f"port {self.port} on {self.host} is already in use by another program: "
-                                   "choose another with --pg-port N")
+                raise ServiceError(
+                    f"port {self.port} on {self.host} is already in use by another program: "
+                    "choose another with --pg-port N"
+                )
             self._init()
             self._start()
         else:
             changed = self._configure()
             if not self._running_as_configured():
-                self.say(f"PostgreSQL restarts: it ran with other options than --host {self.host}, "
-                         f"{'TLS' if self.tls else 'no TLS'}")
+                self.say(
+                    f"PostgreSQL restarts: it ran with other options than --host {self.host}, "
+                    f"{'TLS' if self.tls else 'no TLS'}"
+                )
                 self.restart("fast")
             elif changed:
                 run([*pg_prefix(), self._bin("pg_ctl"), "reload", "-D", str(self.data)], "pg_ctl reload")
@@ -220,9 +232,24 @@ class PostgresCluster:
             pwfile.flush()
             if as_root():
                 shutil.chown(pwfile.name, PG_SYSTEM_USER)
-            run([*pg_prefix(), self._bin("initdb"), "-D", str(self.data), "-U", SUPERUSER,
-                 "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", f"--pwfile={pwfile.name}",
-                 "-E", "UTF8", "--no-locale", "--no-instructions"], "initdb")
+            run(
+                [
+                    *pg_prefix(),
+                    self._bin("initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    SUPERUSER,
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                    f"--pwfile={pwfile.name}",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-instructions",
+                ],
+                "initdb",
+            )
 
     def _server_options(self) -> str:
         """postgres options, quoted for the shell pg_ctl starts it with (TLS: server.crt/.key in the data folder)."""
@@ -247,21 +274,50 @@ class PostgresCluster:
 
     def _start(self) -> None:
         self._configure()
-        proc = run([*pg_prefix(), self._bin("pg_ctl"), "start", "-D", str(self.data), "-l", str(self.log_file),
-                    "-o", self._server_options(), "-w", "-t", "60"], "pg_ctl start", check=False)
+        proc = run(
+            [
+                *pg_prefix(),
+                self._bin("pg_ctl"),
+                "start",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log_file),
+                "-o",
+                self._server_options(),
+                "-w",
+                "-t",
+                "60",
+            ],
+            "pg_ctl start",
+            check=False,
+        )
         if proc.returncode != 0:
-            raise ServiceError(f"PostgreSQL did not start on port {self.port}: see {self.log_file} "
-                               f"(last line: {last_line(self.log_file)})")
+            raise ServiceError(
+                f"PostgreSQL did not start on port {self.port}: see {self.log_file} "
+                f"(last line: {last_line(self.log_file)})"
+            )
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        cmd = [self._bin("pg_isready"), "-q", "-h", client_host(self.host), "-p", str(self.port), "-t", "2",
-               "-d", "sslmode=require" if self.tls else "sslmode=prefer"]
+        cmd = [
+            self._bin("pg_isready"),
+            "-q",
+            "-h",
+            client_host(self.host),
+            "-p",
+            str(self.port),
+            "-t",
+            "2",
+            "-d",
+            "sslmode=require" if self.tls else "sslmode=prefer",
+        ]
         while subprocess.run(cmd, cwd="/").returncode != 0:
             if time.monotonic() > deadline:
-                raise ServiceError(f"PostgreSQL on port {self.port} not ready after {timeout:.0f} s: "
-                                   f"see {self.log_file}")
+                raise ServiceError(
+                    f"PostgreSQL on port {self.port} not ready after {timeout:.0f} s: see {self.log_file}"
+                )
             time.sleep(0.2)
 
     def _ensure_role_and_databases(self) -> None:
@@ -285,15 +341,34 @@ class PostgresCluster:
         """Fast shutdown (rolls back open transactions); nothing to do when it is not running."""
         if not self.status().running:
             return
-        run([*pg_prefix(), self._bin("pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w", "-t", "60"],
-            "pg_ctl stop")
+        run(
+            [*pg_prefix(), self._bin("pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w", "-t", "60"],
+            "pg_ctl stop",
+        )
 
     def restart(self, mode: str = "immediate") -> None:
         """Restart the server; `immediate` is a crash (no checkpoint, recovery on start): fault injection."""
         if mode not in ("smart", "fast", "immediate"):
             raise ValueError(f"mode must be smart, fast or immediate, not {mode!r}")
-        run([*pg_prefix(), self._bin("pg_ctl"), "restart", "-D", str(self.data), "-m", mode, "-l",
-             str(self.log_file), "-o", self._server_options(), "-w", "-t", "60"], f"pg_ctl restart -m {mode}")
+        run(
+            [
+                *pg_prefix(),
+                self._bin("pg_ctl"),
+                "restart",
+                "-D",
+                str(self.data),
+                "-m",
+                mode,
+                "-l",
+                str(self.log_file),
+                "-o",
+                self._server_options(),
+                "-w",
+                "-t",
+                "60",
+            ],
+            f"pg_ctl restart -m {mode}",
+        )
         self._wait_ready()
 
     def status(self) -> ServiceStatus:
@@ -301,12 +376,12 @@ class PostgresCluster:
         url = self.masked_url("optuna")
         if not self._initialized():
             return ServiceStatus("postgresql", False, None, url, f"no cluster in {self.data}")
-        proc = run([*pg_prefix(), self._bin("pg_ctl"), "status", "-D", str(self.data)], "pg_ctl status",
-                   check=False)
+        proc = run([*pg_prefix(), self._bin("pg_ctl"), "status", "-D", str(self.data)], "pg_ctl status", check=False)
         match = re.search(r"PID: (\d+)", proc.stdout)
         running = proc.returncode == 0
-        return ServiceStatus("postgresql", running, int(match.group(1)) if running and match else None, url,
-                             f"data {self.data}")
+        return ServiceStatus(
+            "postgresql", running, int(match.group(1)) if running and match else None, url, f"data {self.data}"
+        )
 
     def destroy(self) -> None:
         """Stop and delete the data folder (for throwaway clusters); the password files stay."""
@@ -314,4 +389,3 @@ class PostgresCluster:
             if self._initialized():
                 self.stop()
             shutil.rmtree(self.data)
-

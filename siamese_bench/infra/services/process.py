@@ -82,8 +82,9 @@ def server_uid() -> int:
 def postgres_can_enter(folder: Path) -> bool:
     """`test -x` as postgres fails when any parent folder is not traversable by that user."""
     probe = folder if folder.exists() else folder.parent
-    proc = subprocess.run(["runuser", "-u", PG_SYSTEM_USER, "--", "test", "-x", str(probe)], cwd="/",
-                          capture_output=True)
+    proc = subprocess.run(
+        ["runuser", "-u", PG_SYSTEM_USER, "--", "test", "-x", str(probe)], cwd="/", capture_output=True
+    )
     return proc.returncode == 0
 
 
@@ -93,8 +94,9 @@ def make_server_dir(path: Path) -> None:
     path.mkdir(mode=0o700, exist_ok=True)
     info = path.lstat()
     if stat.S_ISLNK(info.st_mode) or info.st_uid not in (os.geteuid(), server_uid()):
-        raise ServiceError(f"{path} is a link or belongs to uid {info.st_uid}, not to us: remove it, or use "
-                           "another --dir")
+        raise ServiceError(
+            f"{path} is a link or belongs to uid {info.st_uid}, not to us: remove it, or use another --dir"
+        )
     if as_root():
         shutil.chown(path, PG_SYSTEM_USER, PG_SYSTEM_USER)
 
@@ -109,12 +111,27 @@ def pg_prefix() -> list[str]:
     return ["runuser", "-u", PG_SYSTEM_USER, "--"]
 
 
-def run(cmd: list[str], what: str, *, stdin: str | None = None, env: dict[str, str] | None = None,
-        timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str],
+    what: str,
+    *,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
     """Run a tool (from `/`, which `postgres` can always enter); a failure is one ServiceError line."""
     try:
-        proc = subprocess.run(cmd, input=stdin, env=env, capture_output=True, text=True, timeout=timeout, cwd="/",
-                              stdin=None if stdin is not None else subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd,
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd="/",
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         raise ServiceError(f"{what}: no answer within {timeout:.0f} s") from None
     if check and proc.returncode != 0:

@@ -33,8 +33,13 @@ from siamese_bench.infra.services.secrets import make_services_dir, write_privat
 from siamese_bench.infra.services.tls import Certificates, server_names
 
 STATE_FILE = "services.json"
-CLIENT_VARS = ("SIAMESE_BENCH_STORAGE", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-               "MLFLOW_TRACKING_SERVER_CERT_PATH")
+CLIENT_VARS = (
+    "SIAMESE_BENCH_STORAGE",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+)
 
 
 def read_state(services_dir: Path) -> dict:
@@ -81,10 +86,14 @@ class Services:
         self.auth = (not is_loopback(self.host)) if self.auth is None else self.auth
         self.addresses = tuple(self.addresses)
         self.pg = PostgresCluster(self.services_dir, port=self.pg_port, host=self.host, say=self.say, tls=self.tls)
-        self.mlflow = MlflowServer(self.services_dir, port=self.mlflow_port, host=self.host,
-                                   tls=self.certs if self.tls else None,
-                                   auth=MlflowAuth(self.services_dir) if self.auth else None,
-                                   allowed_hosts=self._allowed_hosts())
+        self.mlflow = MlflowServer(
+            self.services_dir,
+            port=self.mlflow_port,
+            host=self.host,
+            tls=self.certs if self.tls else None,
+            auth=MlflowAuth(self.services_dir) if self.auth else None,
+            allowed_hosts=self._allowed_hosts(),
+        )
 
     @classmethod
     def from_state(cls, services_dir: Path, *, for_up: bool = False, **given) -> Services:
@@ -148,15 +157,23 @@ class Services:
         write_private(self.env_file, env_text(self.client_env(), f"{PROG} up"))
 
     def settings(self) -> dict:
-        return {"host": self.host, "pg_port": self.pg_port, "mlflow_port": self.mlflow_port, "tls": self.tls,
-                "auth": self.auth, "addresses": list(self.addresses)}
+        return {
+            "host": self.host,
+            "pg_port": self.pg_port,
+            "mlflow_port": self.mlflow_port,
+            "tls": self.tls,
+            "auth": self.auth,
+            "addresses": list(self.addresses),
+        }
 
     def client_env(self, address: str | None = None, ca_file: Path | None = None) -> dict[str, str]:
         """Everything a client exports: storage, tracking URL, the app account (never the admin) and the CA.
         `address`: the name other machines use instead of this machine's loopback; `ca_file`: where they keep
         the CA."""
-        env = {"SIAMESE_BENCH_STORAGE": self.pg.url("optuna", address=address, ca_file=ca_file),
-               "MLFLOW_TRACKING_URI": self.tracking_url(address)}
+        env = {
+            "SIAMESE_BENCH_STORAGE": self.pg.url("optuna", address=address, ca_file=ca_file),
+            "MLFLOW_TRACKING_URI": self.tracking_url(address),
+        }
         if self.auth:
             env.update(MlflowAuth(self.services_dir).client_env())
         if self.tls:

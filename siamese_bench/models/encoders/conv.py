@@ -41,11 +41,19 @@ class SmallCNNEncoder(nn.Module):
         if embedding < 1 or hidden < 1:
             raise ValueError(f"embedding and hidden must be positive, got {embedding} and {hidden}")
         self.net = nn.Sequential(
-            nn.Conv2d(channels, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-            nn.Linear(64 * 16, hidden), nn.ReLU(),
+            nn.Conv2d(channels, 16, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(64 * 16, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, embedding),
         )
         self.out_features = embedding
@@ -73,11 +81,20 @@ class KochEncoder(nn.Module):
         for kernel, pool in ((10, 2), (7, 2), (4, 2), (4, 1)):
             size = _conv_out(size, kernel, pool)
         self.net = nn.Sequential(
-            nn.Conv2d(channels, c1, 10), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 7), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c2, c3, 4), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c3, c4, 4), nn.ReLU(), nn.Flatten(),
-            nn.Linear(c4 * size * size, dense), nn.Sigmoid(),
+            nn.Conv2d(channels, c1, 10),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 7),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c2, c3, 4),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c3, c4, 4),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(c4 * size * size, dense),
+            nn.Sigmoid(),
         )
         self.out_features = dense
 
@@ -101,8 +118,12 @@ class Conv4Encoder(nn.Module):
             raise ValueError(f"channels must be positive, got {channels}")
         blocks: list[nn.Module] = []
         for i in range(4):
-            blocks += [nn.Conv2d(in_channels if i == 0 else channels, channels, 3, padding=1),
-                       nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(2)]
+            blocks += [
+                nn.Conv2d(in_channels if i == 0 else channels, channels, 3, padding=1),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
             size //= 2
         self.net = nn.Sequential(*blocks, nn.Flatten())
         self.out_features = channels * size * size

@@ -27,9 +27,7 @@ class MLPEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if final_activation not in ACTIVATIONS:
-            raise ValueError(
-                f"final_activation {final_activation!r}; valid: {', '.join(ACTIVATIONS)}"
-            )
+            raise ValueError(f"final_activation {final_activation!r}; valid: {', '.join(ACTIVATIONS)}")
         in_features = math.prod(input_shape)
         layers: list[nn.Module] = [nn.Flatten()]
         for i in range(depth):

@@ -32,8 +32,9 @@ class LSTMEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if len(input_shape) != 2 or input_shape[-1] < 2:
-            raise ValueError(f"input shape {tuple(input_shape)}: expected (T, F + 1) with at least one "
-                             "feature plus the mask feature")
+            raise ValueError(
+                f"input shape {tuple(input_shape)}: expected (T, F + 1) with at least one feature plus the mask feature"
+            )
         for name, value in (("units", units), ("layers", layers)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -47,9 +48,11 @@ class LSTMEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.in_features + 1:
-            raise ValueError(f"lstm encoder: expected sequences (B, T, {self.in_features + 1}) with a mask as "
-                             f"the last feature, got {tuple(x.shape)}; use a sequence dataset "
-                             "(japanese-vowels, mnist-rows, mnist-5k-rows)")
+            raise ValueError(
+                f"lstm encoder: expected sequences (B, T, {self.in_features + 1}) with a mask as "
+                f"the last feature, got {tuple(x.shape)}; use a sequence dataset "
+                "(japanese-vowels, mnist-rows, mnist-5k-rows)"
+            )
         features, mask = x[..., :-1], x[..., -1]  # (B, T, F), (B, T)
         lengths = (mask > 0.5).sum(dim=1).cpu()  # (B,) on the CPU, as packing requires
         if bool((lengths == 0).any()):

@@ -1,0 +1,50 @@
+"""Selecting a study's runs: rows matching a claim's settings, and cells ranked by their seeds' results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from siamese_bench.core.recipe import RECIPE as RECIPE_VALUES
+
+RECIPE = {f"param.{k}": str(v) for k, v in RECIPE_VALUES.items() if k != "epochs"}
+
+
+def match(frame: pd.DataFrame, select: dict[str, Any]) -> pd.DataFrame:
+    """Rows whose head, loss, margin ... equal `select` (margin compared as a number); any other
+    training option is read from the cell's factor tags; a key no run has matches nothing."""
+    if frame.empty:
+        return frame
+    keep = pd.Series(True, index=frame.index)
+    for key, value in select.items():
+        if key not in frame and f"factor.{key}" in frame:  # a study factor that is not a column (decide's cells)
+            key = f"factor.{key}"
+        if key not in frame:
+            return frame.iloc[0:0]
+        if key == "margin":
+            keep &= np.isclose(frame["margin"].astype(float), float(value))
+        else:
+            keep &= frame[key].astype(str) == str(value)
+    return frame[keep]
+
+
+def rank_cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """Matching cells, best first: closest to the recipe (score = recipe values kept), then most
+    seeds, then by cell id (so the order of the rows never decides). Columns cell, score, n."""
+    if rows.empty:
+        return pd.DataFrame({"cell": pd.Series(dtype=str), "score": pd.Series(dtype=int), "n": pd.Series(dtype=int)})
+    score = sum((rows[k].astype(str) == v).astype(int) for k, v in RECIPE.items() if k in rows)
+    ranked = rows.assign(_score=score).groupby("cell").agg(score=("_score", "max"), n=("seed", "nunique"))
+    ranked = ranked.reset_index()
+    ranked["cell"] = ranked["cell"].astype(str)
+    return ranked.sort_values(["score", "n", "cell"], ascending=[False, False, True], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def best_cell(rows: pd.DataFrame) -> str | None:
+    """Of several matching cells, the one closest to the recipe, then with the most seeds."""
+    ranked = rank_cells(rows)
+    return None if ranked.empty else str(ranked["cell"].iloc[0])
