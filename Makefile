@@ -18,7 +18,7 @@ MARGIN ?= 1
 EPOCHS ?= 20
 SEED ?= 0
 
-PHONY_SERVICES := services-up services-down services-status services-bundle services-backup services-restore dashboard soak
+PHONY_SERVICES := services-up services-down services-status services-bundle services-backup services-restore dashboard soak load
 BENCHES := bench-mnist bench-mnist-full bench-mnist-grid-full bench-mnist-tune bench-vectors bench-mining bench-sequences \
 	bench-sequences-full bench-oneshot bench-oneshot-full bench-omniglot bench-omniglot-full bench-all
 .PHONY: $(PHONY_SERVICES) $(BENCHES) help venv lock test test-fast lint format train decide docs mlflow-ui report \
@@ -118,9 +118,12 @@ dashboard: $(STAMP) ## optuna-dashboard on the study storage (SIAMESE_BENCH_STOR
 	@$(PY) -c "import optuna_dashboard" 2>/dev/null || $(PY) -m pip install -q 'optuna-dashboard>=0.17'
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port $(DASHBOARD_PORT) "$${SIAMESE_BENCH_STORAGE:-$(CURDIR)/optuna.journal}"
 
-soak: $(STAMP) ## fault soak: 2 sweeps on one study, >= 20 injected kills/restarts, audit (journal, then PostgreSQL; ~15 min)
+soak: $(STAMP) ## fault soak, audited: 2 sweeps on one study under kills and restarts (journal, then PostgreSQL with TLS and accounts; as root, ~13 min)
 	$(PY) benchmarks/soak.py --storage journal
-	$(PY) benchmarks/soak.py --storage postgresql
+	$(PY) benchmarks/soak.py --storage postgresql --secure
+
+load: $(STAMP) ## 8 machines (network namespaces) x 2 workers on one study through TLS and accounts: claims/s, latencies, audit (as root, ~6 min)
+	$(PY) benchmarks/load.py
 
 WORKERS ?=
 SWEEP := $(BIN)/siamese-bench sweep $(if $(WORKERS),--workers $(WORKERS),)

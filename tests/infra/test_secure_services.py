@@ -69,6 +69,11 @@ def test_env_file_holds_the_app_account_and_the_ca_never_the_admin(services: Ser
 def test_mlflow_refuses_anonymous_and_wrong_credentials_and_plain_http(services: Services) -> None:
     url, ca = services.mlflow.url, str(services.certs.ca_cert)
     create = url + "/api/2.0/mlflow/experiments/create"
+    assert "auth_cache_ttl_seconds = 60\n" in services.mlflow.auth.config_file.read_text()
+    search = url + "/api/2.0/mlflow/experiments/search?max_results=1"
+    app = ("siamese", secrets_of(services)["mlflow-app.password"])
+    assert requests.get(search, auth=app, verify=ca, timeout=10).status_code == 200  # cached now
+    assert requests.get(search, auth=("siamese", app[1] + "x"), verify=ca, timeout=10).status_code == 401  # checked
     assert requests.post(create, json={"name": "anonymous"}, verify=ca, timeout=10).status_code == 401
     assert (
         requests.post(
@@ -226,6 +231,9 @@ def test_removing_a_password_file_and_up_rotates_that_password(services: Service
     url, ca = services.mlflow.url + "/api/2.0/mlflow/experiments/search?max_results=1", str(services.certs.ca_cert)
     old = secrets_of(services)
     old_storage = services.pg.url("optuna")
+    # the old password just worked, so MLflow's credential cache (auth.AUTH_CACHE_SECONDS) holds it: rotation must
+    # still refuse it at once
+    assert requests.get(url, auth=("siamese", old["mlflow-app.password"]), verify=ca, timeout=10).status_code == 200
     for name in ("app.password", "mlflow-app.password"):
         (services.services_dir / name).unlink()
     Services.from_state(services.services_dir, for_up=True).up()
