@@ -20,9 +20,9 @@ ADMIN_USER = "siamese-admin"
 APP_USER = "siamese"
 AUTH_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
 REQUEST_TIMEOUT = 20
-# MLflow checks the password's PBKDF2 hash at every request (~0.3 s of CPU here): cached for this long after a
-# success, a call through HTTPS and an account took a median 43 ms instead of 352 ms (benchmarks/auth_cache.py). A password
-# changed through MLflow's API is seen at once by the server's one worker process; `up` changes them that way.
+# MLflow checks the password's PBKDF2 hash at every request (~0.3 s of CPU here). Cached for this long after a
+# success, a call through HTTPS and an account took a median 43 ms instead of 352 ms (benchmarks/auth_cache.py).
+# A password changed through MLflow's API is seen at once by the server's one worker process; `up` changes them so.
 AUTH_CACHE_SECONDS = 60
 
 
