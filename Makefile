@@ -130,7 +130,7 @@ SWEEP := $(BIN)/siamese-bench sweep $(if $(WORKERS),--workers $(WORKERS),)
 REPORT := $(BIN)/siamese-bench report
 # One name per study: the spec siamese_bench/specs/NAME.yaml, the study NAME, reports/NAME/, make bench-NAME.
 
-bench-mnist: $(STAMP) ## C1-C3: the grid on mnist-5k, C1 on full MNIST (3 seeds), report reports/mnist (~12 min on 2 cores)
+bench-mnist: $(STAMP) ## C1-C3: the grid on mnist-5k, C1 on full MNIST (3 seeds), report reports/mnist (~11 min on 2 cores)
 	$(SWEEP) mnist
 	$(SWEEP) mnist-full
 	$(REPORT) mnist mnist-full

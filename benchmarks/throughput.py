@@ -186,7 +186,7 @@ def main() -> None:
         print(f"median {k:<14} {v:>9.0f} pairs/s {2 * v:>9.0f} images/s")
     if "host data" in med:
         print(f"ratio device data / host data (siamese-bench): {med['siamese-bench'] / med['host data']:.3f}")
-    print(f"ratio siamese-bench / bare: {ratio:.3f} (aim: >= 0.95; README, 'The training core', says why it is lower)")
+    print(f"ratio siamese-bench / bare: {ratio:.3f} (aim: >= 0.95; docs/performance.md says why it is lower)")
 
 
 if __name__ == "__main__":
