@@ -82,6 +82,48 @@ def test_the_check_sees_an_upward_import(tmp_path):
     assert LAYERS[folder("siamese_bench.training.run")] > LAYERS["core"]
 
 
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_cycles() -> list[list[str]]:
+    """Cycles among the package's modules through imports at module level (TYPE_CHECKING blocks included; a
+    lazy import inside a function is how a cycle is broken on purpose, so it is left out)."""
+    known = {module_name(p) for p in modules()}
+    graph: dict[str, set[str]] = {}
+    for path in modules():
+        found: set[str] = set()
+        for node in ast.parse(path.read_text()).body:
+            for sub in ast.walk(node) if isinstance(node, (ast.If, ast.Try)) else [node]:
+                if isinstance(sub, ast.ImportFrom) and sub.module and sub.level == 0:
+                    names = [f"{sub.module}.{a.name}" for a in sub.names] + [sub.module]
+                    found |= {n for n in names if n in known}
+                elif isinstance(sub, ast.Import):
+                    found |= {a.name for a in sub.names if a.name in known}
+        graph[module_name(path)] = found - {module_name(path)}
+    cycles, state = [], dict.fromkeys(graph, 0)  # 0 new, 1 on the path, 2 done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state[nxt] == 1:
+                cycles.append(path[path.index(nxt) :] + [nxt])
+            elif state[nxt] == 0:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if state[node] == 0:
+            visit(node, [node])
+    # a package's __init__ importing its own modules, which import the package's other names, is not a cycle
+    return [c for c in cycles if not any(b.startswith(a + ".") for a, b in zip(c, c[1:], strict=False))]
+
+
+def test_no_two_modules_import_each_other():
+    assert import_cycles() == []
+
+
 def test_the_package_root_holds_at_most_six_modules():
     root = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(root) <= ROOT_MODULES, root

@@ -1,4 +1,5 @@
-"""The in-memory dataset record, the dataset registry and the seeded validation split."""
+"""The in-memory dataset records (labelled samples, or ready-made pairs), the dataset registry and the seeded
+validation split."""
 
 from __future__ import annotations
 
@@ -8,15 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from siamese_bench.core.errors import UserError
 from siamese_bench.core.registry import Registry
-
-if TYPE_CHECKING:
-    from siamese_bench.data.vectors import PairedData  # vectors imports this module
 
 
 def tensor_digest(*tensors: torch.Tensor) -> str:
@@ -59,6 +56,35 @@ class LabelledData:
     @property
     def num_classes(self) -> int:
         return int(self.y_train.max()) + 1
+
+
+@dataclass(frozen=True)
+class PairTable:
+    left: torch.Tensor  # (N, k) float32
+    right: torch.Tensor  # (N, k)
+    y: torch.Tensor  # (N,) float32, 1 = same
+
+
+@dataclass(frozen=True)
+class PairedData:
+    """Datasets whose samples are already pairs (no class labels): C4's pre-encoded vectors."""
+
+    name: str
+    variant: str
+    train: PairTable
+    test: PairTable
+    source: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.left.shape[1:])
+
+    @cached_property
+    def digest(self) -> str:
+        """Computed once per loaded dataset (a sweep worker trains many runs on one)."""
+        return tensor_digest(
+            self.train.left, self.train.right, self.train.y, self.test.left, self.test.right, self.test.y
+        )
 
 
 class DataUnavailable(UserError, RuntimeError):

@@ -10,16 +10,11 @@ reads the lengths from the mask and packs, so padding never changes an embedding
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
 from siamese_bench.core.errors import missing_extra
-from siamese_bench.data.base import DATASETS, LabelledData, load_dataset
-
-if TYPE_CHECKING:
-    from siamese_bench.data.vectors import PairedData
+from siamese_bench.data.base import DATASETS, LabelledData, PairedData, load_dataset
 
 JV_MAX_LENGTH = 29  # JapaneseVowels' longest utterance (train and test: 7..29 steps)
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import torch
 
 from siamese_bench.core.errors import UserError
-from siamese_bench.data.base import DATASETS, tensor_digest
+from siamese_bench.data.base import DATASETS, PairedData, PairTable
 
 LABEL_COLUMN = "class"
 VECTOR_COLUMN = re.compile(r"v(\d+)$")
@@ -25,35 +23,6 @@ VECTOR_COLUMN = re.compile(r"v(\d+)$")
 
 class CSVFormatError(UserError, ValueError):
     """A pairs CSV that cannot be used; the message names file, line and column."""
-
-
-@dataclass(frozen=True)
-class PairTable:
-    left: torch.Tensor  # (N, k) float32
-    right: torch.Tensor  # (N, k)
-    y: torch.Tensor  # (N,) float32, 1 = same
-
-
-@dataclass(frozen=True)
-class PairedData:
-    """Datasets whose samples are already pairs (no class labels): C4's pre-encoded vectors."""
-
-    name: str
-    variant: str
-    train: PairTable
-    test: PairTable
-    source: str
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.left.shape[1:])
-
-    @cached_property
-    def digest(self) -> str:
-        """Computed once per loaded dataset (a sweep worker trains many runs on one)."""
-        return tensor_digest(
-            self.train.left, self.train.right, self.train.y, self.test.left, self.test.right, self.test.y
-        )
 
 
 def _header(path: Path, header: list[str]) -> tuple[int, int]:

@@ -10,8 +10,7 @@ import torch
 
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.data import LabelledData, PairedData, split_validation
-from siamese_bench.data.base import stratified_split
-from siamese_bench.data.vectors import PairTable
+from siamese_bench.data.base import PairTable, stratified_split
 from siamese_bench.training.objective import Objective
 from siamese_bench.training.samplers import PairIndex, TensorBatches, pair_stream, with_draws
 

@@ -9,7 +9,7 @@ import torch
 
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
-from siamese_bench.data.vectors import PairedData, PairTable
+from siamese_bench.data.base import PairedData, PairTable
 from siamese_bench.training.batches import build_batches
 from siamese_bench.training.build import build_loss
 from siamese_bench.training.device import (
