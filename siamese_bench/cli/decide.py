@@ -79,7 +79,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**outcome.summary(), "report": str(report.pdf), "markdown": str(report.markdown)}, indent=1))
         return 0
-    print(f"\n{plan.spec.name}: {outcome.rounds} rounds, {outcome.trials} trials, {outcome.seconds / 60:.1f} min")
+    rounds = f"{outcome.rounds} round{'s' if outcome.rounds != 1 else ''}"
+    print(f"\n{plan.spec.name}: {rounds}, {outcome.trials} trials, {outcome.seconds / 60:.1f} min")
     for state in outcome.rows:
         print("  " + line(state))
     print(f"report: {report.pdf}")

@@ -53,7 +53,7 @@ def resolve(names: Iterable[str], base: Path | None = None) -> list[str]:
     for name in names:
         if is_path(name):
             path = Path(name).expanduser()
-            out.append(str((base / path) if base is not None and not path.is_absolute() else path.absolute()))
+            out.append(str((base / path if base is not None and not path.is_absolute() else path).absolute()))
         else:
             out.append(name)
     return list(dict.fromkeys(out))

@@ -52,6 +52,15 @@ def test_paths_are_resolved_against_the_file_that_lists_them(tmp_path):
     ]
 
 
+def test_a_file_given_by_a_relative_path_resolves_to_one_absolute_path(tmp_path, monkeypatch):
+    """`decide examples/own-head/claims.yaml`: the folder is relative; resolving again (the study spec decide
+    builds does) must not prefix it twice."""
+    monkeypatch.chdir(tmp_path)
+    once = plugins.resolve(["mine.py"], Path("examples/own-head"))
+    assert once == [str(tmp_path / "examples" / "own-head" / "mine.py")]
+    assert plugins.resolve(once, Path("examples/own-head")) == once
+
+
 def test_a_module_plugin_on_the_path(tmp_path, monkeypatch):
     name = f"head-{uuid.uuid4().hex[:8]}"
     module = f"my_plugin_{uuid.uuid4().hex[:8]}"
