@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own-head" / "claim
 @pytest.mark.slow
 def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    shutil.copytree(EXAMPLE.parent, tmp_path / "examples" / "own-head")  # run as the README says: a relative path
     args = [
         "decide",
-        str(EXAMPLE),
+        "examples/own-head/claims.yaml",
         "--storage",
         str(tmp_path / "optuna.journal"),
         "--tracking-uri",
