@@ -59,6 +59,7 @@ from securelab import (
     search_secrets,
     secrets_of,
     sourced,
+    sweep_command,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -347,22 +348,7 @@ def main() -> int:
         started = time.time()
         for i, ns in enumerate(machine_ns):
             name = f"machine-{i + 1}"
-            cmd = [
-                sys.executable,
-                "-m",
-                "siamese_bench",
-                "sweep",
-                str(spec),
-                "--workers",
-                str(args.workers),
-                "--threads",
-                "1",
-                "--no-progress",
-                "--heartbeat",
-                str(args.heartbeat),
-                "--grace",
-                str(args.grace),
-            ]
+            cmd = sweep_command(spec, args.workers, args.heartbeat, args.grace)
             cmd = in_netns(
                 ns, ["unshare", "--uts", "sh", "-c", f'hostname {name} && exec "$@"', "sh", *sourced(envs[ns], cmd)]
             )

@@ -42,6 +42,28 @@ def sourced(env_file: Path, cmd: list[str]) -> list[str]:
     return ["bash", "-c", f'source "{env_file}" && exec "$@"', "bash", *cmd]
 
 
+def sweep_command(spec: Path, workers: int, heartbeat: int, grace: int, *extra: str) -> list[str]:
+    """One machine's `siamese-bench sweep` of `spec`: one torch thread a worker (machines share this host's cores),
+    no progress bar, the given heartbeat and grace; `extra` options follow."""
+    return [
+        sys.executable,
+        "-m",
+        "siamese_bench",
+        "sweep",
+        str(spec),
+        "--workers",
+        str(workers),
+        "--threads",
+        "1",
+        "--no-progress",
+        "--heartbeat",
+        str(heartbeat),
+        "--grace",
+        str(grace),
+        *extra,
+    ]
+
+
 def in_netns(ns: str | None, cmd: list[str]) -> list[str]:
     return ["ip", "netns", "exec", ns, *cmd] if ns else cmd
 

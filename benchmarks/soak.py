@@ -53,7 +53,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
-from securelab import clean_env, ignore_interrupts, interrupt_on_signals, join, search_secrets, secrets_of, sourced
+from securelab import (
+    clean_env,
+    ignore_interrupts,
+    interrupt_on_signals,
+    join,
+    search_secrets,
+    secrets_of,
+    sourced,
+    sweep_command,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = """
@@ -279,25 +288,7 @@ def main() -> int:
 
         def sweep_cmd(storage: str | None, tracking: str | None) -> list[str]:
             where = ["--storage", storage, "--tracking-uri", tracking] if storage else []  # else: the env file's
-            return [
-                sys.executable,
-                "-m",
-                "siamese_bench",
-                "sweep",
-                str(spec),
-                "--workers",
-                str(args.workers),
-                "--threads",
-                "1",
-                *where,
-                "--no-progress",
-                "--heartbeat",
-                str(args.heartbeat),
-                "--grace",
-                str(args.grace),
-                "--outage",
-                "180",
-            ]
+            return sweep_command(spec, args.workers, args.heartbeat, args.grace, *where, "--outage", "180")
 
         tmp = work / "tmp"  # the sweeps' temporary folders: what a killed one leaves is counted, then removed
         tmp.mkdir()
@@ -375,7 +366,16 @@ def main() -> int:
         for m in machines:
             if m.alive():
                 m.kill()
-        audit = audit_study(storage, tracking, spec, deaths)
+        try:
+            audit = audit_study(storage, tracking, spec, deaths)
+        except Exception as err:  # noqa: BLE001  e.g. no sweep got as far as creating the study
+            print(f"soak: cannot audit: {type(err).__name__}: {err}", file=sys.stderr)
+            print(f"  the sweeps' exit codes {exit_codes}; their logs end:", file=sys.stderr)
+            for log in sorted(work.rglob("machine-*.log")):
+                print(
+                    f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]), file=sys.stderr
+                )
+            return 1
         audit["machine_exit_codes"] = exit_codes
         audit["temp_dirs_left"] = sorted(p.name for p in tmp.glob("siamese-bench-*"))  # not torch's caches
         if services is not None:  # every file written, the servers' logs and data included: no password
