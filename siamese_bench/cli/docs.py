@@ -53,7 +53,9 @@ def _names(field_name: str) -> str:
     from siamese_bench.training.build import choices_of
 
     registry = choices_of(field_name)
-    return ", ".join(f"`{n}`" for n in registry.names()) if registry is not None else ""
+    if registry is None:
+        return ""
+    return ", ".join(f"`{n}`" for n in registry.names() if registry.is_builtin(n))  # not a loaded plugin's
 
 
 def specs_md() -> str:

@@ -50,3 +50,13 @@ def test_each_schema_forbids_unknown_keys_and_names_the_fields():
         assert schema["additionalProperties"] is False and schema["properties"], name
     spec = json.loads((REPO / "docs" / "schemas" / "study-spec.schema.json").read_text())
     assert {"name", "seeds"} <= set(spec["required"])
+
+
+def test_specs_list_built_in_names_only_whatever_plugins_are_loaded(monkeypatch):
+    """A plugin loaded in the same process (as other tests and --plugin do) must not leak into specs.md."""
+    from siamese_bench.cli.docs import specs_md
+    from siamese_bench.models.heads import HEADS
+
+    monkeypatch.setitem(HEADS._items, "plugin-only-head", type("PluginHead", (), {"__module__": "my_plugin"}))
+    assert "plugin-only-head" in HEADS.names()
+    assert "plugin-only-head" not in specs_md() and "`euclidean`" in specs_md()
