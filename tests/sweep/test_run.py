@@ -298,9 +298,13 @@ def test_two_sweeps_on_one_journal_study_and_a_killed_worker_train_each_point_on
         time.sleep(0.5)
         if not Path(storage).exists():
             continue
+        try:
+            trials = load(storage, "shared").trials
+        except KeyError:  # the journal exists, the study not yet: a sweep is creating it
+            continue
         running = [
             t
-            for t in load(storage, "shared").trials
+            for t in trials
             if t.state == TrialState.RUNNING
             and t.user_attrs.get("pid") == procs[0].pid
             and "mlflow_run_id" in t.user_attrs
