@@ -19,7 +19,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from servers import audit_study, secrets_of, start_services, write_study
+from servers import audit_study, secrets_of, start_services, sweep_command, write_study
 
 from siamese_bench.infra.services import Services
 from siamese_bench.infra.services.backup import backup
@@ -162,18 +162,7 @@ def test_a_study_through_tls_and_accounts_leaves_no_password_anywhere(
     spec = write_study(study_dir, STUDY, epochs=1, seeds=[0, 1])
     sweep = in_netns(
         ns,
-        [
-            sys.executable,
-            "-m",
-            "siamese_bench",
-            "sweep",
-            str(spec),
-            "--workers",
-            "1",
-            "--threads",
-            "1",
-            "--no-progress",
-        ],
+        sweep_command(spec),
         env_file=env_file,
         cwd=study_dir,
     )
