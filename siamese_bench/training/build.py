@@ -171,6 +171,7 @@ def build_module(
         eval_stages=eval_stages,
         augment=None if cfg.augment == "none" else AUGMENTATIONS.get(cfg.augment),
         seed=cfg.seed,
+        gradient_clip=cfg.gradient_clip,
     )
     INITS.get(cfg.init)(module)
     return module

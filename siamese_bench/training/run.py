@@ -104,17 +104,16 @@ class EpochRecorder(pl.Callback):
 
 
 def make_trainer(
-    cfg: TrainConfig, callbacks: Sequence[pl.Callback], progress: bool, steps_per_epoch: int, accelerator: str = "auto"
+    cfg: TrainConfig, callbacks: Sequence[pl.Callback], progress: bool, loader_items: int, accelerator: str = "auto"
 ) -> pl.Trainer:
     bars: list[pl.Callback] = []
     if progress:
         from pytorch_lightning.callbacks import TQDMProgressBar
 
-        bars = [TQDMProgressBar(refresh_rate=max(1, steps_per_epoch // 20))]  # ~20 redraws/epoch
+        bars = [TQDMProgressBar(refresh_rate=max(1, loader_items // 20))]  # ~20 redraws/epoch
     return pl.Trainer(
         max_epochs=cfg.epochs,
         max_steps=cfg.max_steps or -1,
-        gradient_clip_val=cfg.gradient_clip,
         precision=cfg.precision,
         accelerator=accelerator,
         devices=1,
@@ -193,13 +192,14 @@ def run_training(
         run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags, parent_run_id)
         tracker.log_dataset(run_id, dataset_input(data, {k: len(b.index) for k, b in batches.items()}))
     recorder = EpochRecorder(tracker, run_id)
+    train_loader = module.train_loader(batches["train"])
     trainer = make_trainer(
-        cfg, [recorder, *_early_stopping(cfg, module.objective), *callbacks], progress, len(batches["train"])
+        cfg, [recorder, *_early_stopping(cfg, module.objective), *callbacks], progress, len(train_loader)
     )
     status = "FAILED"
     try:
         with matmul_precision(cfg.matmul_precision):
-            trainer.fit(module, train_dataloaders=batches["train"], val_dataloaders=batches["val"])
+            trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=batches["val"])
             trainer.test(module, dataloaders=[batches[stage] for stage in module.eval_stages], verbose=False)
             extra = _extra_evaluations(module, data)
         metrics, collapsed = _final_metrics(trainer, recorder, extra, initial_spread, module, started)

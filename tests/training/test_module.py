@@ -1,5 +1,6 @@
 """The training core: every registered part works with the objective interface, and Lightning
-runs the loop as Lightning (steps counted, schedulers, max_steps, clipping, bf16 on CPU)."""
+runs the loop as Lightning (steps counted, schedulers, max_steps, clipping, bf16 on CPU), with
+the same results whether a loader item holds one mini-batch or a group of them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from siamese_bench.core.errors import ConfigError
 from siamese_bench.models.encoders import ENCODERS
 from siamese_bench.models.heads import HEADS
 from siamese_bench.models.losses import LOSSES, check_compatible
-from siamese_bench.training.build import PROBE_INPUT_SHAPE, build_loss, check_config
+from siamese_bench.training import module as module_file
+from siamese_bench.training.build import PROBE_INPUT_SHAPE, build_loss, build_module, check_config
+from siamese_bench.training.module import STEP_GROUP
 from siamese_bench.training.objective import MINERS, PairObjective, TripletObjective, build_objective
 from siamese_bench.training.run import run_training
 
@@ -115,7 +118,7 @@ class StepWatch(pl.Callback):
         first.register_forward_hook(lambda mod, inp, out: self.dtypes.add(out.dtype) if mod.training else None)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.batches += 1
+        self.batches += 1  # loader items: groups of up to STEP_GROUP mini-batches
 
 
 def _train(digits, watch: StepWatch, **changes):
@@ -127,8 +130,8 @@ def _train(digits, watch: StepWatch, **changes):
 def test_lightning_counts_every_optimizer_step_and_callbacks_see_each(digits):
     watch = StepWatch()
     result = _train(digits, watch)
-    steps = len(watch.lrs)
-    assert steps > 10 and watch.batches == steps  # one mini-batch per step, every step seen
+    steps = len(watch.lrs)  # digits: 20 mini-batches an epoch, so groups of 8, 8 and 4
+    assert steps == 40 and watch.batches == 2 * math.ceil(20 / STEP_GROUP)  # every step seen, a hook per group
     assert result.metrics["global_step"] == steps  # trainer.global_step advanced with them
     assert result.history[0]["train/loss"] > result.history[-1]["train/loss"]  # epoch means from the log
 
@@ -167,6 +170,43 @@ def test_bf16_mixed_precision_trains_on_cpu(digits):
     result = _train(digits, watch, precision="bf16-mixed")
     assert watch.dtypes == {torch.bfloat16}  # autocast was on in training
     assert math.isfinite(result.metrics["test/auc"]) and result.metrics["test/auc"] > 0.8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"max_steps": 30, "lr_schedule": "cosine", "gradient_clip": 0.05},  # stops inside a group
+        {"augment": "affine", "lr_schedule": "epoch-decay", "lr_decay": 0.5},
+        {"loss": "triplet", "triplet_mining": "semi-hard", "precision": "bf16-mixed"},
+    ],
+)
+def test_groups_of_mini_batches_give_the_results_of_one_mini_batch_a_step(digits, monkeypatch, changes):
+    one, grouped = StepWatch(), StepWatch()
+    monkeypatch.setattr(module_file, "STEP_GROUP", 1)
+    alone = _train(digits, one, **changes)
+    monkeypatch.setattr(module_file, "STEP_GROUP", 8)
+    together = _train(digits, grouped, **changes)
+    assert one.batches == len(one.lrs) > grouped.batches  # the loaders did differ
+    assert grouped.lrs == one.lrs and grouped.grad_norms == one.grad_norms  # step for step
+    assert together.history == alone.history and together.metrics["global_step"] == alone.metrics["global_step"]
+    for stage, (d, y) in alone.outputs.items():  # every test pair's distance, bit for bit
+        assert torch.equal(together.outputs[stage][0], d) and torch.equal(together.outputs[stage][1], y)
+
+
+def test_a_schedule_on_a_monitored_metric_is_refused_by_name(digits):
+    cfg = check_config(TrainConfig(dataset="digits", epochs=1))
+    module = build_module(cfg, digits.input_shape)
+
+    def plateau(params, steps):
+        optimizer = torch.optim.SGD(params, lr=0.1)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+
+    module.optimizer_factory = plateau
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    with pytest.raises(ConfigError, match="ReduceLROnPlateau steps on a monitored metric"):
+        trainer.fit(module, train_dataloaders=[])
 
 
 def test_bad_training_options_are_named():
