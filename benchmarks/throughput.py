@@ -81,8 +81,7 @@ def bench_siamese(
         module.automatic_optimization = True
         train_loader = batches["train"]
     else:  # as `train` gives it: groups of mini-batches (or another group size, for comparison)
-        train_loader = module.train_loader(batches["train"])
-        train_loader.size = group
+        train_loader = module.train_loader(batches["train"], size=group)
     trainer = make_trainer(cfg, [EpochRecorder(None, None)], progress, len(train_loader), accelerator=device.type)
     sync(device)
     start = time.perf_counter()

@@ -76,10 +76,11 @@ class SiameseModule(pl.LightningModule):
         else:
             super().__setattr__(name, value)
 
-    def train_loader(self, batches: TensorBatches) -> StepGroups:
-        """What to give `Trainer.fit` as the training loader: `batches` in groups of STEP_GROUP."""
+    def train_loader(self, batches: TensorBatches, size: int | None = None) -> StepGroups:
+        """What to give `Trainer.fit` as the training loader: `batches` in groups of `size`
+        (STEP_GROUP unless a comparison asks for another)."""
         self.steps_per_epoch = len(batches)
-        return StepGroups(batches, STEP_GROUP)
+        return StepGroups(batches, size or STEP_GROUP)
 
     def configure_optimizers(self) -> Any:
         """The factory's optimizer (and schedule), told the run's number of optimizer steps."""
