@@ -118,19 +118,18 @@ def take_results(out: Path, tracking_uri: str | None) -> None:
     (out / "results.json").write_text(dumps(snapshot(studies)))
 
 
-def claims_figure(studies: list[Any]) -> bytes:
-    """The README's figure: every claim on its own metric with its interval (the report's forest plot)."""
+def claims_figure(everything: list[Any]) -> bytes:
+    """The README's figure: every claim (its finding) on its own metric with its interval (the
+    report's forest plot)."""
     import io
 
     import matplotlib
 
     matplotlib.use("Agg")
-    from siamese_bench.report.claims import CLAIMS
     from siamese_bench.report.figures_forest import forest
-    from siamese_bench.report.findings import findings
     from siamese_bench.report.stats import LEVEL
 
-    plot = forest(findings(studies, CLAIMS), 1, LEVEL)
+    plot = forest(everything, 1, LEVEL)
     if plot is None:
         return b""
     buffer = io.BytesIO()
@@ -144,12 +143,15 @@ def generated(out: Path, readme: Path) -> dict[Path, str | bytes]:
     files[out / "specs.md"] = specs_md()
     snap = out / "results.json"
     if snap.is_file():
+        from siamese_bench.report.claims import CLAIMS
+        from siamese_bench.report.findings import findings
         from siamese_bench.report.snapshot import results_markdown, studies_from
 
         studies = studies_from(json.loads(snap.read_text()))
-        results, claims = results_markdown(studies)
+        everything = findings(studies, CLAIMS)
+        results, claims = results_markdown(studies, everything)
         files[out / "results.md"] = results + "\n"
-        files[out / "figures" / "claims.png"] = claims_figure(studies)
+        files[out / "figures" / "claims.png"] = claims_figure(everything)
         if readme.is_file() and BEGIN in readme.read_text():
             text = readme.read_text()
             head, rest = text.split(BEGIN, 1)

@@ -89,10 +89,18 @@ class Study:
     cells: list[str] = field(default_factory=list)  # expected cells, in spec order when known
     cells_declared: int | None = None  # the parent's `cells` param
     cells_source: str = "runs"  # "the spec ..." when the study recorded its cells
+    # (the runs frame it was computed from, `complete`): a report asks for it hundreds of times
+    _complete: tuple[pd.DataFrame, pd.DataFrame] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def complete(self) -> pd.DataFrame:
-        """Finished grid runs with final metrics, one per cell x seed x data variant (the latest)."""
+        """Finished grid runs with final metrics, one per cell x seed x data variant (the latest).
+        Computed once per runs frame; each caller gets its own (copy-on-write) view."""
+        if self._complete is None or self._complete[0] is not self.runs:
+            self._complete = (self.runs, self._finished())
+        return self._complete[1].copy(deep=False)
+
+    def _finished(self) -> pd.DataFrame:
         if self.runs.empty:
             return self.runs
         ok = (

@@ -50,6 +50,8 @@ def snapshot(studies: list[Study]) -> dict[str, Any]:
     for s in studies:
         item: dict[str, Any] = {}
         for f in fields(Study):
+            if not f.init:  # a cache, not data
+                continue
             value = getattr(s, f.name)
             if f.name == "runs":
                 frame = value.drop(columns=[c for c in ("artifact_uri",) if c in value])
@@ -106,10 +108,11 @@ def glance(found: list[Finding]) -> str:
     return "\n".join(lines)
 
 
-def results_markdown(studies: list[Study]) -> tuple[str, str]:
-    """(docs/results.md, the README's claims table) rendered from `studies`."""
+def results_markdown(studies: list[Study], everything: list[Finding] | None = None) -> tuple[str, str]:
+    """(docs/results.md, the README's claims table) rendered from `studies`; `everything` is
+    their findings on every claim, when the caller has them already."""
     by_name = {s.name: s for s in studies}
-    everything = findings(studies, CLAIMS)
+    everything = findings(studies, CLAIMS) if everything is None else everything
     missing = not_covered(studies, everything)
     parts = [
         "# Results",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 LEVEL = 0.95
 ALPHA = (1 - LEVEL) / 2  # each one-sided test: a 95 % interval's bound clears a bar <=> p <= 0.025
@@ -85,8 +85,9 @@ class Interval:
 
 @lru_cache(maxsize=4096)
 def _t_quantile(q: float, df: float) -> float:
-    """t's quantile, cached: decide's simulations ask for the same few thousands of times."""
-    return float(stats.t.ppf(q, df))
+    """t's quantile: the ufunc behind `stats.t.ppf` (the same bits, ~4 us instead of ~340 us a
+    call), cached: decide's simulations ask for the same few thousands of times."""
+    return float(special.stdtrit(df, q))
 
 
 def t_interval(

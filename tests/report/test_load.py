@@ -26,6 +26,21 @@ def test_rerun_after_a_killed_run_counts_once_and_tune_runs_are_left_out(fake_ru
     assert found.decided_on.acc.n == 2 and found.failed_runs == 0 and "not counted" not in found.reason
 
 
+def test_complete_is_computed_once_per_runs_frame_and_callers_cannot_change_it(fake_run, fake_studies):
+    import dataclasses
+
+    runs = [fake_run(EUC, 0, 0.95, start=1), fake_run(EUC, 1, 0.96, start=2)]
+    study = fake_studies({"s": runs}, ["s"])[0]
+    first = study.complete
+    first["test/acc"] = 0.0  # a caller's own column edit stays in its own frame
+    first.drop(first.index, inplace=True)
+    assert sorted(study.complete["test/acc"]) == [0.95, 0.96]
+    study.runs = study.runs[study.runs["seed"] == 0]  # a new runs frame: computed again
+    assert list(study.complete["seed"]) == [0]
+    view = dataclasses.replace(study, runs=study.runs.iloc[0:0])  # a copy does not inherit the cache
+    assert view.complete.empty and len(study.complete) == 1
+
+
 def test_margin_params_none_and_decimal_parse(fake_run, fake_studies):
     runs = [
         fake_run(EUC, 0, 0.9, start=0, margin="1.0"),
