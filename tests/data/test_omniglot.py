@@ -309,13 +309,13 @@ def _subset(data: LabelledData, classes: int, per_class: int) -> LabelledData:
 
 
 @pytest.mark.slow
-def test_trained_run_is_scored_and_rescored_by_the_cli(full, omniglot_dir, tmp_path, capsys):
+def test_trained_run_is_scored_and_rescored_by_the_cli(full, omniglot_dir, tmp_path, mlruns, capsys):
     from siamese_bench.infra.tracking import Tracker
 
     omniglot_dir(SHARED)
     _, chars = full
     data = _subset(chars, classes=60, per_class=20)
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    uri = mlruns
     cfg = TrainConfig(
         dataset="omniglot-chars:28",
         encoder="cnn-small",
@@ -340,10 +340,10 @@ def test_trained_run_is_scored_and_rescored_by_the_cli(full, omniglot_dir, tmp_p
 
 
 @pytest.mark.slow  # separate processes or the full archives: several seconds
-def test_cli_oneshot_errors_are_one_line(tmp_path, capsys):
+def test_cli_oneshot_errors_are_one_line(tmp_path, mlruns, capsys):
     assert main(["oneshot"]) == 2
     assert "run ids" in capsys.readouterr().err
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    uri = mlruns
     assert main(["oneshot", "no-such-run", "--runs", str(SHARED / "all_runs.zip"), "--tracking-uri", uri]) == 2
     assert "no-such-run" in capsys.readouterr().err
 

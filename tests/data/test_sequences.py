@@ -115,11 +115,11 @@ def test_lstm_takes_sequence_shapes_only():
 
 
 @pytest.mark.parametrize(("dataset", "encoder"), [("digits", "lstm"), ("japanese-vowels", "cnn-small")])
-def test_an_encoder_that_cannot_take_the_data_is_one_clear_error_before_tracking(dataset, encoder, tmp_path):
+def test_an_encoder_that_cannot_take_the_data_is_one_clear_error_before_tracking(dataset, encoder, tmp_path, mlruns):
     from siamese_bench.infra.tracking import Tracker
     from siamese_bench.training.run import run_training
 
-    tracker = Tracker(f"sqlite:///{tmp_path}/mlruns.db")
+    tracker = Tracker(mlruns)
     with pytest.raises(ConfigError, match=f"--encoder {encoder} cannot take --dataset {dataset}"):
         run_training(TrainConfig(dataset=dataset, encoder=encoder, epochs=1), tracker=tracker, progress=False)
     assert tracker.client.search_experiments(filter_string="name = 'siamese-bench-train'") == []  # no run left

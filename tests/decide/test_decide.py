@@ -17,7 +17,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own-head" / "claim
 
 
 @pytest.mark.slow
-def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(tmp_path, monkeypatch, capsys):
+def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(tmp_path, mlruns, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     shutil.copytree(EXAMPLE.parent, tmp_path / "examples" / "own-head")  # run as the README says: a relative path
     args = [
@@ -26,7 +26,7 @@ def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(tmp_p
         "--storage",
         str(tmp_path / "optuna.journal"),
         "--tracking-uri",
-        f"sqlite:///{tmp_path}/mlruns.db",
+        mlruns,
         "--no-progress",
         "--json",
         "--workers",
@@ -43,7 +43,7 @@ def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(tmp_p
 
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    client = MlflowClient(mlruns)
     exp = client.get_experiment_by_name("own-head")
     runs = client.search_runs([exp.experiment_id], "tags.phase = 'grid'")
     assert len(runs) == 6 and all(r.data.tags.get("plugin.product_head") for r in runs)  # provenance

@@ -37,14 +37,12 @@ def make_trial(study: optuna.Study, state: TrialState, **attrs) -> None:
 
 
 @pytest.fixture
-def two_cell_sweep(tmp_path) -> Sweep:
+def two_cell_sweep(tmp_path, mlruns) -> Sweep:
     spec = tmp_path / "s.yaml"
     spec.write_text(
         "name: states\nbase: {dataset: digits}\nfactors: {head: [euclidean, abs-diff-dense]}\nseeds: [0, 1, 2]\n"
     )
-    return Sweep(
-        load_spec(spec), str(tmp_path / "optuna.journal"), Tracker(f"sqlite:///{tmp_path}/m.db"), 1, progress=False
-    )
+    return Sweep(load_spec(spec), str(tmp_path / "optuna.journal"), Tracker(mlruns), 1, progress=False)
 
 
 def test_point_states_follow_the_failure_kinds(two_cell_sweep):
@@ -116,7 +114,7 @@ def test_study_lock_excludes_another_process(tmp_path):
 
 
 @pytest.mark.slow  # separate processes or the full archives: several seconds
-def test_a_silent_machines_trial_is_failed_as_lost_but_never_a_live_trial_of_ours(tmp_path):
+def test_a_silent_machines_trial_is_failed_as_lost_but_never_a_live_trial_of_ours(tmp_path, mlruns):
     """RDB storage: Optuna's public fail_stale_trials fails the trial whose heartbeats stopped,
     and records nothing on it; the sweep still sees it as lost (its point re-runs, no error
     attempt is spent), and says why on its MLflow run. Our own trial, silent as long (an outage
@@ -138,7 +136,7 @@ def test_a_silent_machines_trial_is_failed_as_lost_but_never_a_live_trial_of_our
     never_beaten = new_claimed_trial(study, "t2", {"cell": cell, "seed": 2, "host": "host-b"})
     for trial in (ours, silent):
         storage.record_heartbeat(trial_id(trial))
-    tracker = Tracker(f"sqlite:///{tmp_path}/m.db")
+    tracker = Tracker(mlruns)
     runs = {
         t.number: tracker.start_run(
             "silent", f"trial {t.number}", {}, {"optuna_study": "silent", "optuna_trial": str(t.number)}

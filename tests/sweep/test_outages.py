@@ -88,24 +88,24 @@ def test_unreachable_tracking_server_is_one_line_with_the_password_masked():
 
 
 @pytest.mark.slow  # separate processes or the full archives: several seconds
-def test_system_metrics_are_recorded_with_a_run(tmp_path):
-    tracker = Tracker(f"sqlite:///{tmp_path}/m.db", system_metrics=True)
+def test_system_metrics_are_recorded_with_a_run(tmp_path, mlruns):
+    tracker = Tracker(mlruns, system_metrics=True)
     tracker.system_metrics_interval = 0.5
     run_id = tracker.start_run("system", "r", {}, {})
     time.sleep(2)
     tracker.end_run(run_id)
     metrics = tracker.client.get_run(run_id).data.metrics
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(metrics)
-    plain = Tracker(f"sqlite:///{tmp_path}/m.db")
+    plain = Tracker(mlruns)
     other = plain.start_run("system", "r2", {}, {})
     plain.end_run(other)
     assert not plain.client.get_run(other).data.metrics  # off unless asked for
 
 
-def test_tracking_errors_never_quote_the_password(tmp_path):
+def test_tracking_errors_never_quote_the_password(tmp_path, mlruns):
     from mlflow.exceptions import MlflowException
 
-    tracker = Tracker(f"sqlite:///{tmp_path}/m.db")
+    tracker = Tracker(mlruns)
     tracker.uri = "http://user:hunter2@127.0.0.1:5055"  # as if talking to a server with basic auth
     with pytest.raises(TrackingError) as err:
         tracker._call(

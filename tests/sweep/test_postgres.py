@@ -202,7 +202,7 @@ def test_bad_storage_urls_are_one_line_with_the_password_masked(pg_cluster):
         assert password not in message and "wrong-secret" not in message and "***" in message
 
 
-def test_cli_reports_an_unreachable_database_in_one_line(tmp_path):
+def test_cli_reports_an_unreachable_database_in_one_line(tmp_path, mlruns):
     spec, _ = write_spec(tmp_path, epochs=1, seeds=1)
     url = "postgresql+psycopg2://siamese:hunter2@127.0.0.1:1/x"  # nothing listens on port 1
     out = subprocess.run(
@@ -215,7 +215,7 @@ def test_cli_reports_an_unreachable_database_in_one_line(tmp_path):
             "--storage",
             url,
             "--tracking-uri",
-            f"sqlite:///{tmp_path}/m.db",
+            mlruns,
         ],
         capture_output=True,
         text=True,

@@ -21,10 +21,10 @@ from siamese_bench.sweep.worker import Task
 
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(tmp_path, mlruns):
     storage = make_storage(str(tmp_path / "optuna.journal"))
     study = optuna.create_study(study_name="rec", storage=storage, direction="maximize")
-    tracker = Tracker(f"sqlite:///{tmp_path}/m.db")
+    tracker = Tracker(mlruns)
     summary = SweepSummary("rec")
     return study, tracker, summary, Recorder(storage, tracker, Retrier(5, first_pause=0.01), summary, "val/auc")
 

@@ -61,10 +61,10 @@ def child_runs(uri: str, experiment: str):
 
 
 @pytest.mark.parametrize("storage_kind", ["journal", "rdb"])
-def test_tiny_study_tracks_every_trial(tmp_path, storage_kind):
+def test_tiny_study_tracks_every_trial(tmp_path, mlruns, storage_kind):
     spec = load_spec(make_spec(tmp_path, "tiny", epochs=1))
     storage = str(tmp_path / "optuna.journal") if storage_kind == "journal" else f"sqlite:///{tmp_path}/optuna.db"
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    uri = mlruns
     summary = Sweep(spec, storage, Tracker(uri), workers=2, progress=False).run()
     assert summary.completed == 4 and summary.failed == 0
     study = load(storage, "tiny")
@@ -92,9 +92,9 @@ def test_tiny_study_tracks_every_trial(tmp_path, storage_kind):
     assert len(parents) == 1 and len(children) == 4
 
 
-def test_resume_after_kill_runs_each_cell_once(tmp_path):
+def test_resume_after_kill_runs_each_cell_once(tmp_path, mlruns):
     spec_path = make_spec(tmp_path, "killed", epochs=40)
-    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    storage, uri = str(tmp_path / "optuna.journal"), mlruns
     cmd = [
         sys.executable,
         "-m",
@@ -144,7 +144,7 @@ def test_resume_after_kill_runs_each_cell_once(tmp_path):
     assert all(r.info.status in ("FINISHED", "KILLED") for r in children)
 
 
-def test_nan_trial_fails_alone(tmp_path):
+def test_nan_trial_fails_alone(tmp_path, mlruns):
     text = """
         name: {name}
         base: {{dataset: digits, epochs: {epochs}, optimizer: sgd}}
@@ -153,7 +153,7 @@ def test_nan_trial_fails_alone(tmp_path):
         seeds: [0]
     """
     spec = load_spec(make_spec(tmp_path, "nan", epochs=2, text=text))
-    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    storage, uri = str(tmp_path / "optuna.journal"), mlruns
     summary = Sweep(spec, storage, Tracker(uri), workers=2, progress=False).run()
     assert summary.completed == 1 and summary.failed == 1
     trials = load(storage, "nan").trials
@@ -164,7 +164,7 @@ def test_nan_trial_fails_alone(tmp_path):
     assert sorted(r.info.status for r in children) == ["FAILED", "FINISHED"]
 
 
-def test_tuning_gives_every_cell_the_same_budget(tmp_path):
+def test_tuning_gives_every_cell_the_same_budget(tmp_path, mlruns):
     text = """
         name: {name}
         base: {{dataset: digits, epochs: {epochs}}}
@@ -177,7 +177,7 @@ def test_tuning_gives_every_cell_the_same_budget(tmp_path):
         seeds: [0, 1]
     """
     spec = load_spec(make_spec(tmp_path, "tuned", epochs=2, text=text))
-    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    storage, uri = str(tmp_path / "optuna.journal"), mlruns
     summary = Sweep(spec, storage, Tracker(uri), workers=2, progress=False).run()
     assert summary.failed == 0
     assert summary.tune_epochs_budget == 2 * 3 * 2
@@ -197,10 +197,10 @@ def test_tuning_gives_every_cell_the_same_budget(tmp_path):
         assert trial.user_attrs["tuned.lr"] == pytest.approx(best[trial.user_attrs["cell"]])
 
 
-def test_a_spec_that_gains_seeds_and_cells_resumes_with_only_the_new_points(tmp_path):
+def test_a_spec_that_gains_seeds_and_cells_resumes_with_only_the_new_points(tmp_path, mlruns):
     """Extending a study (more seeds for tighter intervals, one more cell) must not fail on
     Optuna's frozen categorical choices, and must not re-run what finished."""
-    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    storage, uri = str(tmp_path / "optuna.journal"), mlruns
     first = Sweep(
         load_spec(make_spec(tmp_path, "grow", 1, ONE_CELL)), storage, Tracker(uri), workers=1, progress=False
     ).run()
@@ -223,11 +223,11 @@ def test_a_spec_that_gains_seeds_and_cells_resumes_with_only_the_new_points(tmp_
     ]
 
 
-def test_seeds_option_runs_a_subset_and_a_later_sweep_adds_the_rest(tmp_path):
+def test_seeds_option_runs_a_subset_and_a_later_sweep_adds_the_rest(tmp_path, mlruns):
     """--seeds splits one study over time (C6 at 105 px runs one seed an hour): the subset runs
     alone, the study stays open and its parent run is not called finished; a later sweep
     without --seeds runs only the seeds still missing."""
-    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    storage, uri = str(tmp_path / "optuna.journal"), mlruns
     spec = load_spec(make_spec(tmp_path, "split", 1, ONE_CELL.replace("seeds: [0]", "seeds: [0, 1, 2]")))
     first = Sweep(spec, storage, Tracker(uri), workers=1, progress=False, seeds=[2, 0]).run()
     assert first.completed == 2 and not first.study_done and first.seeds_left == [1]
@@ -244,10 +244,10 @@ def test_seeds_option_runs_a_subset_and_a_later_sweep_adds_the_rest(tmp_path):
         Sweep(spec, storage, Tracker(uri), workers=1, progress=False, seeds=[3])
 
 
-def test_a_trial_popped_but_never_claimed_is_recovered(tmp_path):
+def test_a_trial_popped_but_never_claimed_is_recovered(tmp_path, mlruns):
     """A sweep that crashes between ask() and recording its PID leaves a RUNNING trial with no
     owner; the next sweep must fail it and run its point, not wait for it forever."""
-    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    storage, uri = str(tmp_path / "optuna.journal"), mlruns
     spec = load_spec(make_spec(tmp_path, "orphan", 1, ONE_CELL))
     sweep = Sweep(spec, storage, Tracker(uri), workers=1, progress=False)
     study = sweep.grid_study()
@@ -267,14 +267,14 @@ def test_a_trial_popped_but_never_claimed_is_recovered(tmp_path):
     assert [p.info.status for p in parents] == ["FINISHED"]  # the study's own run is not an orphan
 
 
-def test_two_sweeps_on_one_journal_study_and_a_killed_worker_train_each_point_once(tmp_path):
+def test_two_sweeps_on_one_journal_study_and_a_killed_worker_train_each_point_once(tmp_path, mlruns):
     """Two sweep processes on one machine (the default journal storage, one SQLite tracking
     store) share the points; kill -9 of one training worker mid-trial is seen at once (its pipe
     closes): that trial fails as lost, a new worker starts, and the point is trained again."""
     import psutil
 
     spec_path = make_spec(tmp_path, "shared", epochs=40)
-    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    storage, uri = str(tmp_path / "optuna.journal"), mlruns
     cmd = [
         sys.executable,
         "-m",
@@ -328,7 +328,7 @@ def test_two_sweeps_on_one_journal_study_and_a_killed_worker_train_each_point_on
     assert sorted(r.info.status for r in children) == ["FAILED"] + ["FINISHED"] * len(spec.cells())
 
 
-def test_a_claim_whose_answer_an_outage_lost_is_adopted_by_its_retry(tmp_path, monkeypatch):
+def test_a_claim_whose_answer_an_outage_lost_is_adopted_by_its_retry(tmp_path, mlruns, monkeypatch):
     """The server commits a new trial but the connection drops before the answer arrives: the
     claim's retry must take that trial over, not leave it RUNNING or fail it as lost. The first
     grid claim and the first tuning claim are cut this way, after their real write."""
@@ -356,7 +356,7 @@ def test_a_claim_whose_answer_an_outage_lost_is_adopted_by_its_retry(tmp_path, m
         seeds: [0]
     """
     spec = load_spec(make_spec(tmp_path, "cut", epochs=1, text=text))
-    storage, uri = str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path}/mlruns.db"
+    storage, uri = str(tmp_path / "optuna.journal"), mlruns
     sweep = Sweep(spec, storage, Tracker(uri), workers=1, progress=False)
     sweep.retry.first_pause = 0.05
     summary = sweep.run()
