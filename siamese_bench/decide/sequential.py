@@ -26,6 +26,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
+from siamese_bench.report.stats import t_quantile
+
 ALPHA = 0.025  # each one-sided test, as the report's rules (report/stats.py)
 FIRST_LOOK = 3  # the first decision looks at this many seeds
 CALIBRATION_DRAWS = 400_000
@@ -69,6 +71,6 @@ def seeds_needed(gap: float, sd: float, per_look: float, limit: int = 1000, firs
     if sd <= 0:
         return first
     for n in range(first, limit + 1):
-        if stats.t.ppf(1 - per_look, n - 1) * sd / math.sqrt(n) < gap:
+        if t_quantile(1 - per_look, n - 1) * sd / math.sqrt(n) < gap:
             return n
     return None

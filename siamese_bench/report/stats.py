@@ -84,7 +84,7 @@ class Interval:
 
 
 @lru_cache(maxsize=4096)
-def _t_quantile(q: float, df: float) -> float:
+def t_quantile(q: float, df: float) -> float:
     """t's quantile: the ufunc behind `stats.t.ppf` (the same bits, ~4 us instead of ~340 us a
     call), cached: decide's simulations ask for the same few thousands of times."""
     return float(special.stdtrit(df, q))
@@ -112,7 +112,7 @@ def t_interval(
     # Welch-Satterthwaite: the extra variance is known (not estimated from the seeds), so only
     # the spread term carries the seeds' n - 1 degrees of freedom; with no extra, df = n - 1.
     df = float(n - 1) if extra_variance <= 0 else (se**4 / (spread**2 / (n - 1)) if spread > 0 else math.inf)
-    half = _t_quantile(0.5 + level / 2, df) * se
+    half = t_quantile(0.5 + level / 2, df) * se
     lo, hi = mean - half, mean + half
     if bounds is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
