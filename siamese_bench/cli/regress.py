@@ -40,7 +40,10 @@ def register(sub: Any, full: bool) -> None:
     regress = sub.add_parser(
         "regress", help="quick accuracy checks of the claims against thresholds", description=DESCRIPTION
     )
-    regress.add_argument("checks", help="regression-checks file, e.g. benchmarks/regress.yaml")
+    regress.add_argument(
+        "checks",
+        help="regression-checks file, or the name of a shipped one (regress: siamese_bench/specs/regress.yaml)",
+    )
     regress.add_argument(
         "--calibrate",
         action="store_true",
