@@ -191,6 +191,22 @@ def to_float(images: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
+@lru_cache(maxsize=4)
+def _resized(path: str, size: int) -> torch.Tensor:
+    """An archive's images at `size`, kept for the next view of the same archive (the alphabet
+    and character views hold the same images in other orders). Native size is not kept: 1.4 GB
+    of float32 for the full set, and there is no resizing to save."""
+    return to_float(read_archive(path).images, size)
+
+
+def _at_size(glyphs: Glyphs, size: int, order: torch.Tensor) -> torch.Tensor:
+    """to_float(glyphs.images[order], size), resizing each archive once per size: area resizing
+    treats every image alone, so resizing then reordering gives the same values."""
+    if size == NATIVE_SIZE:
+        return to_float(glyphs.images[order], size)
+    return _resized(glyphs.path, size)[order]
+
+
 def _shuffled_within_class(y: torch.Tensor) -> torch.Tensor:
     """A fixed order that keeps classes in turn but shuffles images inside each: the Keras pair
     recipe pairs consecutive images, which in archive order would mostly be two drawings of
@@ -248,7 +264,7 @@ def _view(name: str, argument: str, label: str, evaluations: tuple[str, ...] = (
     for glyphs in (train, test):
         y = getattr(glyphs, label)
         order = _shuffled_within_class(y) if label == "alphabet" else torch.arange(len(y))
-        parts.append((to_float(glyphs.images[order], size), y[order]))
+        parts.append((_at_size(glyphs, size, order), y[order]))
     (x_train, y_train), (x_test, y_test) = parts
     source = f"{train.path} + {test.path}"
     if variant == "omniglot-small":

@@ -155,7 +155,8 @@ def _unfinished_seeds(study: Study, cell: str, variant: str) -> tuple[set[int], 
     runs, done = study.runs, study.complete
     if runs.empty:
         return set(), set()
-    mine = runs[(runs["cell"] == cell) & (runs["dataset_variant"] == variant)]
+    columns = [c for c in ("seed", "fail_reason") if c in runs]  # what is read below: a narrow copy
+    mine = runs.loc[(runs["cell"] == cell) & (runs["dataset_variant"] == variant), columns]
     finished = (
         set(done.loc[(done["cell"] == cell) & (done["dataset_variant"] == variant), "seed"])
         if not done.empty

@@ -97,6 +97,26 @@ def test_falls_back_loudly_to_the_small_sets(omniglot_dir, tmp_path, caplog):
     assert len(data.y_train.unique()) == 5 and len(data.y_test.unique()) == 5
 
 
+def test_both_views_are_the_archives_resized_once_in_view_order(omniglot_dir, tmp_path):
+    """The character view reuses the alphabet view's resizing: the same values as resizing the
+    reordered images (area resizing treats each image alone), and no second resizing."""
+    for name in omniglot.SMALL:
+        shutil.copy(SHARED / name, tmp_path / name)
+    omniglot_dir(tmp_path)
+    omniglot._resized.cache_clear()
+    alphabets, characters = load_dataset("omniglot:20"), load_dataset("omniglot-chars:20")
+    train, test, _ = omniglot.load_archives()
+    order = omniglot._shuffled_within_class(train.alphabet)
+    assert not torch.equal(order, torch.arange(len(order)))  # the views really differ in order
+    assert torch.equal(alphabets.x_train, omniglot.to_float(train.images[order], 20))
+    assert torch.equal(characters.x_train, omniglot.to_float(train.images, 20))
+    assert torch.equal(characters.x_test, omniglot.to_float(test.images, 20))
+    assert omniglot._resized.cache_info().misses == 2  # each archive resized once for two views
+    native = omniglot._at_size(train, omniglot.NATIVE_SIZE, order[:50])  # converted, not kept
+    assert torch.equal(native, omniglot.to_float(train.images[order[:50]], omniglot.NATIVE_SIZE))
+    assert omniglot._resized.cache_info().currsize == 2
+
+
 def test_corrupt_archive_is_rejected_by_checksum(omniglot_dir, tmp_path, caplog):
     for name in (*omniglot.FULL, *omniglot.SMALL):
         shutil.copy(SHARED / name, tmp_path / name)
