@@ -145,7 +145,10 @@ def _loads_torch(code: str) -> bool:
 
 
 @pytest.mark.slow  # separate processes or the full archives: several seconds
-def test_the_report_and_the_cli_parser_load_no_torch():
+def test_the_report_the_cli_parser_and_the_schemas_load_no_torch():
     assert not _loads_torch("import siamese_bench.report.build, siamese_bench.report.claims")
     assert not _loads_torch("from siamese_bench.cli import build_parser; build_parser('report')")
+    # every file format's schema (the study spec's and the regression checks' too): training loads
+    # only when a file's configurations are checked against the registries
+    assert not _loads_torch("from siamese_bench.cli.docs import schemas; schemas()")
     assert _loads_torch("import siamese_bench.training.run")  # the probe itself can fail

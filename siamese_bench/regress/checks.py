@@ -18,7 +18,6 @@ from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.schema import Schema
 from siamese_bench.regress.bounds import DIRECTIONS
-from siamese_bench.training.build import check_config
 
 T = TypeVar("T")
 
@@ -119,6 +118,9 @@ class RegressChecks(Schema):
 
 def load_checks(path: str | Path) -> RegressChecks:
     """Read and validate the file and every check's configuration; errors name file, line and check."""
+    # training (and torch) loads here, when configurations are checked: the schema needs none
+    from siamese_bench.training.build import check_config
+
     path = specs.find(path, "regression-checks file")
     spec, lines = RegressChecks.load(path, "regression-checks file")
     spec._path = path

@@ -23,7 +23,6 @@ from siamese_bench.core import plugins, specs
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.schema import Schema
-from siamese_bench.training.build import check_config
 
 Pruner = Literal["median", "hyperband", "none"]
 
@@ -161,7 +160,11 @@ class StudySpec(Schema):
 
     def config_for(self, cell: Cell, seed: int, tuned: dict[str, Any] | None = None) -> TrainConfig:
         """The cell's configuration (checked once, when the spec was loaded) at `seed`."""
-        config = self._configs.get(cell.id) or check_config(self.base.with_values(cell.values))
+        config = self._configs.get(cell.id)
+        if config is None:
+            from siamese_bench.training.build import check_config
+
+            config = check_config(self.base.with_values(cell.values))
         return config.with_values({**(tuned or {}), "seed": seed})
 
     def chosen_seeds(self, wanted: Sequence[int] | None) -> list[int]:
@@ -204,6 +207,9 @@ def _fmt(value: Any) -> str:
 def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a spec, and check every cell's configuration once; every error names
     the file, the line and the key (or the cell)."""
+    # training (and torch) loads here, when configurations are checked: the schema needs none
+    from siamese_bench.training.build import check_config
+
     path = specs.find(path, "study spec")
     spec, lines = StudySpec.load(path, "study spec")
     spec._path = path
