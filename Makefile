@@ -53,11 +53,11 @@ $(C4_DATA): $(STAMP)
 # pytest processes for make test: most end-to-end tests wait on process start-up and servers,
 # so two share 2 cores well (each test file stays in one process: its fixtures are shared)
 TEST_WORKERS ?= 2
-test: $(STAMP) $(C4_DATA) ## the accuracy regression checks (make regress), then the test suite (~12 min from a fresh clone, venv included)
+test: $(STAMP) $(C4_DATA) ## the accuracy regression checks (make regress), then the test suite (12-35 min from a fresh clone, by host)
 	$(BIN)/siamese-bench regress regress
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
-test-fast: $(STAMP) ## the quick tests only (no end-to-end runs, no regression checks), for the edit loop (< 1 min)
+test-fast: $(STAMP) ## the quick tests only (no end-to-end runs, no regression checks), for the edit loop (1-2 min, by host)
 	$(PY) -m pytest -q -m "not slow"
 
 lint: $(STAMP) ## ruff check, ruff format --check and mypy, as CI runs them
