@@ -31,7 +31,7 @@ from siamese_bench.report.rules import (
     pct,
     pval,
 )
-from siamese_bench.report.select import RECIPE, match, rank_cells
+from siamese_bench.report.select import RECIPE, match, match_columns, rank_cells
 from siamese_bench.report.stats import LEVEL, Interval, Paired, holm, paired_comparison
 
 ALL_CLAIM_IDS = ("C1", "C2", "C3", "C4", "C5", "C6", "K1", "H1")
@@ -147,8 +147,7 @@ def _paired_on(row: ClaimRow, ev: Evidence, study: Study, level: float) -> tuple
     """The seed-paired comparison of ev's cell against row.versus on ev's data, in ev's study."""
     assert row.versus is not None, "called for comparison rows only"
     done = study.complete
-    wanted = [*row.versus, *(f"factor.{k}" for k in row.versus), *RECIPE, "cell", "seed", row.metric]
-    columns = [c for c in dict.fromkeys(wanted) if c in done]  # what is read below: cheaper to filter
+    columns = match_columns(done, row.versus, *RECIPE, "cell", "seed", row.metric)  # what rank_cells and by_seed read
     rows = match(done.loc[done["dataset_variant"] == ev.variant, columns], row.versus)
     ranked = rank_cells(rows)
     if ranked.empty:
@@ -208,9 +207,7 @@ def judge_comparison(
 def covered(studies: list[Study], row: ClaimRow) -> bool:
     """A study ran the row's cell on the data the claim is about."""
     for study in studies:
-        # only the columns read here and by match: a narrow copy is ten times cheaper to filter
-        wanted = [*row.select, *(f"factor.{k}" for k in row.select), "dataset_variant", "oneshot/acc"]
-        runs = match(study.runs[[c for c in dict.fromkeys(wanted) if c in study.runs]], row.select)
+        runs = match(study.runs[match_columns(study.runs, row.select, "dataset_variant", "oneshot/acc")], row.select)
         if row.pick == "best-oneshot":  # only studies that scored one-shot runs
             runs = runs[runs["oneshot/acc"].notna()] if "oneshot/acc" in runs else runs.iloc[0:0]
         if not runs.empty and in_variants(runs["dataset_variant"], row.variants).any():

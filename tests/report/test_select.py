@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from siamese_bench.report.select import RECIPE, best_cell, rank_cells
+from siamese_bench.report.select import RECIPE, best_cell, match, match_columns, rank_cells
 
 
 def runs(*rows: tuple[object, object, dict[str, str]]) -> pd.DataFrame:
@@ -48,3 +48,13 @@ def test_columns_the_study_lacks_score_nothing_and_no_rows_rank_nothing():
     assert ranked["cell"].tolist() == ["b", "a"] and ranked["score"].tolist() == [0, 0]
     empty = rank_cells(frame.iloc[0:0])
     assert empty.empty and list(empty.columns) == ["cell", "score", "n"] and best_cell(frame.iloc[0:0]) is None
+
+
+def test_match_columns_are_what_match_reads_present_once():
+    frame = pd.DataFrame({"cell": ["a"], "head": ["euclidean"], "factor.lr": ["0.01"], "seed": [0]})
+    select = {"head": "euclidean", "lr": "0.01", "loss": "bce"}
+    columns = match_columns(frame, select, "seed", "head", "oneshot/acc")
+    assert columns == ["head", "factor.lr", "seed"]  # no missing column, none twice
+    assert match(frame[columns], {"head": "euclidean", "lr": "0.01"}).equals(
+        match(frame, {"head": "euclidean", "lr": "0.01"})[columns]
+    )
