@@ -29,10 +29,10 @@ def main() -> int:
     args = parser.parse_args()
 
     from siamese_bench.decide.plan import make_plan
+    from siamese_bench.infra.forkserver import available_cores
     from siamese_bench.infra.tracking import Tracker
     from siamese_bench.report.findings import findings
     from siamese_bench.report.load import load_studies
-    from siamese_bench.sweep.pool import available_cores
     from siamese_bench.sweep.runner import Sweep
     from siamese_bench.sweep.storage import resolve_storage_url
 

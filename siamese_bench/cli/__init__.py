@@ -55,6 +55,17 @@ def quiet_libraries(verbose: bool, command: str = "train") -> None:
             optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+def start_worker_imports(args: argparse.Namespace) -> None:
+    """A command that trains in worker processes starts their fork server first, so that the
+    workers' imports (torch, Lightning) run beside its own (infra/forkserver.py)."""
+    from siamese_bench.infra import forkserver
+
+    if args.command in ("sweep", "decide") and not getattr(args, "dry_run", False):
+        from siamese_bench.sweep.pool import PRELOAD
+
+        forkserver.start(PRELOAD)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from siamese_bench.infra.allocator import keep_freed_memory
 
@@ -63,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), "")
     args = build_parser(command).parse_args(argv)
+    start_worker_imports(args)
     quiet_libraries(args.verbose, args.command)
     keep_freed_memory()
     try:

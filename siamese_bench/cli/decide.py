@@ -42,9 +42,9 @@ def duration(text: str) -> float:
 def cmd_decide(args: argparse.Namespace) -> int:
     from siamese_bench.decide.loop import Engine, finish_study, line, run
     from siamese_bench.decide.plan import make_plan
+    from siamese_bench.infra.forkserver import available_cores
     from siamese_bench.infra.tracking import Tracker
     from siamese_bench.report.build import build_report
-    from siamese_bench.sweep.pool import available_cores
     from siamese_bench.sweep.storage import Heartbeats, resolve_storage_url
 
     if args.max_seeds < 3:

@@ -55,8 +55,8 @@ def print_dry_run(spec: Any, seeds: list[int]) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from siamese_bench.core import plugins
     from siamese_bench.core.redact import mask_url
+    from siamese_bench.infra.forkserver import available_cores
     from siamese_bench.infra.tracking import Tracker
-    from siamese_bench.sweep.pool import available_cores
     from siamese_bench.sweep.runner import Sweep
     from siamese_bench.sweep.spec import load_spec
     from siamese_bench.sweep.storage import Heartbeats, resolve_storage_url

@@ -43,7 +43,8 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
 
 
 def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    # sqlite:///m.db is m.db in the working directory, sqlite:////tmp/m.db is /tmp/m.db (SQLAlchemy)
+    return Path(uri.removeprefix("sqlite:///")).absolute() if uri.startswith("sqlite:///") else None
 
 
 def check_writable(uri: str) -> None:

@@ -103,10 +103,13 @@ def t_interval(
     n = len(x)
     if n == 0:
         return Interval(math.nan, math.nan, 0, math.nan, math.nan)
-    mean = float(x.mean())
+    # x.mean() and x.std(ddof=1), step by step as numpy takes them (the same bits), at a third of
+    # the cost: decide's error-rate simulation calls this some 10^5 times on a few seeds each
+    mean = float(np.add.reduce(x) / n)
     if n == 1:
         return Interval(mean, math.nan, 1, math.nan, math.nan)
-    sd = float(x.std(ddof=1))
+    deviations = x - mean
+    sd = math.sqrt(float(np.add.reduce(deviations * deviations)) / (n - 1))
     spread = sd * sd / n  # estimated from n - 1 degrees of freedom
     se = math.sqrt(spread + extra_variance)
     # Welch-Satterthwaite: the extra variance is known (not estimated from the seeds), so only

@@ -1,11 +1,11 @@
-"""The sweep's worker processes: N spawned workers, one pipe each. The parent hands each a Task,
-makes the MLflow calls its worker sends (only the parent writes to MLflow), and learns how the
-task ended; a worker that dies is seen at once, by its closed pipe."""
+"""The sweep's worker processes: N workers, one pipe each, forked ready by the fork server
+(infra/forkserver.py). The parent hands each a Task, makes the MLflow calls its worker sends
+(only the parent writes to MLflow), and learns how the task ended; a worker that dies is seen
+at once, by its closed pipe."""
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
 import shutil
@@ -13,18 +13,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from siamese_bench.infra.tracking import Tracker
+from siamese_bench.infra import forkserver
 from siamese_bench.sweep import messages as msg
-from siamese_bench.sweep.worker import Task, worker_main
+
+if TYPE_CHECKING:  # light to import: the command line reads PRELOAD before it loads torch
+    from siamese_bench.infra.tracking import Tracker
+    from siamese_bench.sweep.worker import Task
 
 log = logging.getLogger(__name__)
 
-
-def available_cores() -> int:
-    """The cores this process may use (its affinity mask, e.g. under taskset or a container's cpuset)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+# what the fork server imports before it forks a worker: the heavy part of a worker's start-up
+PRELOAD: tuple[str, ...] = ("siamese_bench.sweep.worker", "siamese_bench.training.run", "siamese_bench.data")
 
 
 @dataclass
@@ -45,20 +46,23 @@ class WorkerHandle:
 
 
 class WorkerPool:
-    """N spawned workers, one pipe each; the parent dispatches Tasks and applies their
+    """N workers, one pipe each; the parent dispatches Tasks and applies their
     tracking messages. A worker that dies is seen at once (its pipe closes), its task is
     reported lost, and a new worker takes its place."""
 
     def __init__(self, workers: int, tracker: Tracker, threads: int) -> None:
-        self.ctx = mp.get_context("spawn")  # fork after torch/OpenMP initialisation is unsafe
+        self.ctx = forkserver.context(PRELOAD)
         self.tracker, self.n, self.threads = tracker, workers, threads
         self.workers = [self._spawn() for _ in range(workers)]
         self.run_ids: dict[str, str] = {}
         self.ended: set[str] = set()  # task keys whose MLflow run was ended by its worker
 
     def _spawn(self) -> WorkerHandle:
+        from siamese_bench.sweep.worker import worker_main
+
         ours, theirs = self.ctx.Pipe(duplex=True)
-        p = self.ctx.Process(target=worker_main, args=(theirs, self.threads, os.getpid()), daemon=True)
+        # the fork server's environment is the one it started with: each worker gets ours as of now
+        p = self.ctx.Process(target=worker_main, args=(theirs, self.threads, dict(os.environ)), daemon=True)
         p.start()
         theirs.close()
         return WorkerHandle(p, ours)

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from siamese_bench.core import plugins
 from siamese_bench.core.redact import mask_url
+from siamese_bench.infra.forkserver import available_cores
 from siamese_bench.infra.retry import Retrier, StorageUnavailable
 from siamese_bench.infra.tracking import Tracker
 from siamese_bench.sweep.claims import (
@@ -47,7 +48,7 @@ from siamese_bench.sweep.heartbeat import HeartbeatThread
 from siamese_bench.sweep.locks import study_lock
 from siamese_bench.sweep.optuna_api import trial_id
 from siamese_bench.sweep.parent_run import ParentRun
-from siamese_bench.sweep.pool import Outcome, WorkerPool, available_cores
+from siamese_bench.sweep.pool import Outcome, WorkerPool
 from siamese_bench.sweep.recording import Recorder, SweepSummary
 from siamese_bench.sweep.recovery import fail_dead_trials
 from siamese_bench.sweep.spec import StudySpec

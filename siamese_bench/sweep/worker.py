@@ -8,11 +8,9 @@ and the parent knows which task it held.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ import pytorch_lightning as pl
 
 from siamese_bench.core import plugins
 from siamese_bench.core.config import TrainConfig
+from siamese_bench.infra import forkserver
 from siamese_bench.infra.allocator import keep_freed_memory
 from siamese_bench.infra.run_tracker import RunTracker
 from siamese_bench.sweep import messages as msg
@@ -88,7 +87,7 @@ class QueueTracker(RunTracker):
 class EpochCounter(pl.Callback):
     def __init__(self, parent_pid: int) -> None:
         self.epochs = 0
-        self.parent_pid = parent_pid
+        self.parent_pid = parent_pid  # the fork server's, which exits when the sweep does
 
     def on_validation_end(self, trainer, module) -> None:
         self.epochs += 1
@@ -121,13 +120,6 @@ class OptunaPruning(pl.Callback):
             raise PrunedError(f"pruned at epoch {trainer.current_epoch}: {self.metric}={float(value):.4f}")
 
 
-def _die_with_parent() -> None:
-    try:  # Linux: get SIGKILL when the parent dies, so a killed sweep leaves no orphans
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 class PipeOutbox:
     """The worker's end of its pipe, with a queue's put()."""
 
@@ -138,9 +130,10 @@ class PipeOutbox:
         self.conn.send(message)
 
 
-def worker_main(conn, threads: int, parent_pid: int) -> None:
-    """Loop: take a Task from the pipe, train, report "done"/"pruned"/"failed"; None ends it."""
-    _die_with_parent()
+def worker_main(conn, threads: int, environ: dict[str, str]) -> None:
+    """Loop: take a Task from the pipe, train, report "done"/"pruned"/"failed"; None ends it.
+    `environ` is the sweep's environment when it started this worker (data folders, secrets)."""
+    parent_pid = forkserver.become_worker(environ)  # a sweep that dies takes the server down, and it us
     keep_freed_memory()
     import torch
 

@@ -115,3 +115,18 @@ def test_tracking_errors_never_quote_the_password(tmp_path, mlruns):
             ),
         )
     assert "hunter2" not in str(err.value) and "user:***@" in str(err.value)
+
+
+def test_a_store_named_relative_to_the_working_directory_takes_runs_and_artifacts(tmp_path, mlruns, monkeypatch):
+    """`--tracking-uri sqlite:///m.db` is m.db in the working directory (SQLAlchemy's reading):
+    its experiments keep their artifacts beside it, as with an absolute path."""
+    monkeypatch.chdir(tmp_path)
+    tracker = Tracker("sqlite:///mlruns.db")  # the fixture's store, named relatively
+    run = tracker.start_run("relative", "r", {}, {})
+    artifact = tmp_path / "note.txt"
+    artifact.write_text("x")
+    tracker.log_artifact(run, artifact)
+    tracker.end_run(run)
+    location = tracker.client.get_experiment_by_name("relative").artifact_location
+    assert location == (tmp_path / "mlartifacts" / "relative").as_uri()
+    assert (tmp_path / "mlartifacts" / "relative").is_dir()

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import optuna
+import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
@@ -92,6 +93,15 @@ def test_tiny_study_tracks_every_trial(tmp_path, mlruns, storage_kind):
     assert len(parents) == 1 and len(children) == 4
 
 
+def sweep_workers(pid: int) -> list[psutil.Process]:
+    """A sweep's worker processes: the children of its fork server (docs/sweeps.md)."""
+    try:
+        servers = [c for c in psutil.Process(pid).children() if "forkserver" in " ".join(c.cmdline())]
+        return [w for server in servers for w in server.children()]
+    except psutil.NoSuchProcess:  # one ended while we looked
+        return []
+
+
 def test_resume_after_kill_runs_each_cell_once(tmp_path, mlruns):
     spec_path = make_spec(tmp_path, "killed", epochs=40)
     storage, uri = str(tmp_path / "optuna.journal"), mlruns
@@ -122,12 +132,21 @@ def test_resume_after_kill_runs_each_cell_once(tmp_path, mlruns):
                 states = [t.state for t in load(storage, "killed").trials]
             except KeyError:  # the journal exists, the study not yet: the sweep is creating it
                 continue
-            if TrialState.COMPLETE in states and TrialState.RUNNING in states:
+            if TrialState.COMPLETE in states and TrialState.RUNNING in states and sweep_workers(proc.pid):
                 break
         else:
             pytest.fail("the sweep never had a finished and a running trial at once")
+        # the sweep alone is killed: its fork server and workers must not outlive it
+        left = psutil.Process(proc.pid).children(recursive=True)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _, alive = psutil.wait_procs(left, timeout=20)
+        assert not alive, [p.cmdline() for p in alive]
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # nothing of it is left
+            pass
         proc.wait()
     before = load(storage, "killed").trials
     assert any(t.state == TrialState.RUNNING for t in before)
@@ -274,7 +293,6 @@ def test_two_sweeps_on_one_journal_study_and_a_killed_worker_train_each_point_on
     """Two sweep processes on one machine (the default journal storage, one SQLite tracking
     store) share the points; kill -9 of one training worker mid-trial is seen at once (its pipe
     closes): that trial fails as lost, a new worker starts, and the point is trained again."""
-    import psutil
 
     spec_path = make_spec(tmp_path, "shared", epochs=40)
     storage, uri = str(tmp_path / "optuna.journal"), mlruns
@@ -312,7 +330,7 @@ def test_two_sweeps_on_one_journal_study_and_a_killed_worker_train_each_point_on
             and t.user_attrs.get("pid") == procs[0].pid
             and "mlflow_run_id" in t.user_attrs
         ]
-        workers = [c for c in psutil.Process(procs[0].pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        workers = sweep_workers(procs[0].pid)
         if running and workers:  # sweep 0's worker is training
             workers[0].kill()
             killed = running[0].number
