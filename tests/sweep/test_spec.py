@@ -115,7 +115,8 @@ def test_every_shipped_spec_is_a_study_claims_or_checks_file():
     from siamese_bench.core.specs import shipped
 
     assert set(shipped()) == {*STUDIES, "mnist-claims", "omniglot-claims", "regress"}
-    assert load_spec(REPO / "benchmarks" / "workers-speedup.yaml").cells()  # a benchmark's own spec, by path
+    for benchmark in ("workers-speedup", "startup-sweep"):  # the benchmarks' own specs, by path
+        assert load_spec(REPO / "benchmarks" / f"{benchmark}.yaml").cells()
 
 
 def test_mnist_spec_covers_the_issue_grid():
