@@ -1,8 +1,8 @@
 """Where worker processes come from: a fork server that has imported what the workers need
 (torch, Lightning, the training code) once and has run nothing. A new worker (at start, or in
-place of one that died) is forked ready in milliseconds instead of paying those imports again,
-and no worker is forked from a process whose OpenMP or CUDA state is live (which a `fork` of
-the caller itself would risk).
+place of one that died) is forked with them loaded instead of importing them again (about 10 s
+of CPU time each on a slow host: docs/performance.md), and no worker is forked from a process
+whose OpenMP or CUDA state is live (which a `fork` of the caller itself would risk).
 
 Only the standard library here: the command line starts the server before it imports torch
 itself, so the two import at once on two cores. A process has one server; the modules of the
