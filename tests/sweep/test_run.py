@@ -94,7 +94,7 @@ def test_tiny_study_tracks_every_trial(tmp_path, mlruns, storage_kind):
 
 
 def sweep_workers(pid: int) -> list[psutil.Process]:
-    """A sweep's worker processes: the children of its fork server (docs/sweeps.md)."""
+    """A sweep's worker processes: the children of its fork server (siamese_bench/infra/forkserver.py)."""
     try:
         servers = [c for c in psutil.Process(pid).children() if "forkserver" in " ".join(c.cmdline())]
         return [w for server in servers for w in server.children()]
@@ -293,7 +293,6 @@ def test_two_sweeps_on_one_journal_study_and_a_killed_worker_train_each_point_on
     """Two sweep processes on one machine (the default journal storage, one SQLite tracking
     store) share the points; kill -9 of one training worker mid-trial is seen at once (its pipe
     closes): that trial fails as lost, a new worker starts, and the point is trained again."""
-
     spec_path = make_spec(tmp_path, "shared", epochs=40)
     storage, uri = str(tmp_path / "optuna.journal"), mlruns
     cmd = [
