@@ -64,6 +64,8 @@ from securelab import (
     sweep_command,
 )
 
+from siamese_bench.infra.forkserver import workers_of
+
 REPO = Path(__file__).resolve().parent.parent
 SPEC = """
 name: soak
@@ -132,20 +134,7 @@ class Machine:
         return pid
 
     def workers(self) -> list[psutil.Process]:
-        if not self.alive():
-            return []
-        try:
-            kids = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-        out = []
-        for k in kids:
-            try:
-                if "spawn_main" in " ".join(k.cmdline()):
-                    out.append(k)
-            except psutil.Error:
-                pass
-        return out
+        return workers_of(self.proc.pid) if self.alive() else []
 
 
 @dataclass

@@ -17,6 +17,9 @@ import signal
 from collections.abc import Sequence
 from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext
+from typing import Any
+
+MARK = "multiprocessing.forkserver"  # in the command line of a fork server and of every fork of it
 
 
 def available_cores() -> int:
@@ -50,3 +53,23 @@ def become_worker(environ: dict[str, str]) -> int:
     os.environ.clear()
     os.environ.update(environ)
     return server
+
+
+def workers_of(pid: int) -> list[Any]:
+    """The workers forked for process `pid` or its descendants (psutil processes): the children of
+    its fork server, which share the server's command line. For tests and the fault soak, which
+    kill one; empty once the process has ended."""
+    import psutil
+
+    def forked(p: Any) -> bool:
+        try:
+            return MARK in " ".join(p.cmdline())
+        except psutil.Error:  # ended while we looked
+            return False
+
+    try:
+        tree = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    fork_pids = {p.pid for p in tree if forked(p)}
+    return [p for p in tree if p.pid in fork_pids and p.ppid() in fork_pids]  # not the server itself

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from siamese_bench.core.errors import ConfigError
+from siamese_bench.infra.forkserver import workers_of
 from siamese_bench.infra.tracking import Tracker
 from siamese_bench.sweep.runner import Sweep
 from siamese_bench.sweep.spec import load_spec
@@ -93,15 +94,6 @@ def test_tiny_study_tracks_every_trial(tmp_path, mlruns, storage_kind):
     assert len(parents) == 1 and len(children) == 4
 
 
-def sweep_workers(pid: int) -> list[psutil.Process]:
-    """A sweep's worker processes: the children of its fork server (siamese_bench/infra/forkserver.py)."""
-    try:
-        servers = [c for c in psutil.Process(pid).children() if "forkserver" in " ".join(c.cmdline())]
-        return [w for server in servers for w in server.children()]
-    except psutil.NoSuchProcess:  # one ended while we looked
-        return []
-
-
 def test_resume_after_kill_runs_each_cell_once(tmp_path, mlruns):
     spec_path = make_spec(tmp_path, "killed", epochs=40)
     storage, uri = str(tmp_path / "optuna.journal"), mlruns
@@ -132,7 +124,7 @@ def test_resume_after_kill_runs_each_cell_once(tmp_path, mlruns):
                 states = [t.state for t in load(storage, "killed").trials]
             except KeyError:  # the journal exists, the study not yet: the sweep is creating it
                 continue
-            if TrialState.COMPLETE in states and TrialState.RUNNING in states and sweep_workers(proc.pid):
+            if TrialState.COMPLETE in states and TrialState.RUNNING in states and workers_of(proc.pid):
                 break
         else:
             pytest.fail("the sweep never had a finished and a running trial at once")
@@ -329,7 +321,7 @@ def test_two_sweeps_on_one_journal_study_and_a_killed_worker_train_each_point_on
             and t.user_attrs.get("pid") == procs[0].pid
             and "mlflow_run_id" in t.user_attrs
         ]
-        workers = sweep_workers(procs[0].pid)
+        workers = workers_of(procs[0].pid)
         if running and workers:  # sweep 0's worker is training
             workers[0].kill()
             killed = running[0].number
