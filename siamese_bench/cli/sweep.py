@@ -142,7 +142,8 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
         default=300,
         metavar="SECONDS",
         help="how long to wait for an unreachable database or tracking server before "
-        "stopping (default %(default)s); finished trials are kept either way",
+        "stopping (default %(default)s); finished trials are kept either way. At start-up, at "
+        "most 60 s: a server restarting then is waited for, a wrong address is told after that",
     )
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar (none either when stderr is not a terminal)"

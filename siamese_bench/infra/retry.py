@@ -129,3 +129,30 @@ class Retrier:
                 self.retries += 1
                 time.sleep(pause)
                 pause = min(pause * 2, self.max_pause)
+
+
+STARTUP_WAIT = 60.0  # longest wait for a server at start-up: past it, a wrong address is told in one line
+
+
+def at_startup(fn: Callable[[], T], what: str, patience: float) -> T:
+    """`fn()` (connecting to a server at start-up), tried again for up to `patience` seconds while
+    the server does not answer: it may be restarting, and a machine started at that moment should
+    join the study, not exit. Says so at once, since it may also be a wrong address; then raises
+    the last error, for the caller's one-line message. Errors waiting will not mend raise at once."""
+    pause, started, warned = 0.5, time.monotonic(), False
+    while True:
+        try:
+            return fn()
+        except Exception as err:  # noqa: BLE001  (classified below)
+            if not is_transient(err) or time.monotonic() - started + pause > patience:
+                raise
+            if not warned:
+                log.warning(
+                    "%s does not answer (%s): waiting up to %.0f s in case it is restarting",
+                    what,
+                    type(err).__name__,
+                    patience,
+                )
+                warned = True
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)

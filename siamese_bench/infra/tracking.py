@@ -20,7 +20,7 @@ from typing import Any
 
 from siamese_bench.core.errors import UserError
 from siamese_bench.core.redact import mask_url, scrub
-from siamese_bench.infra.retry import Retrier
+from siamese_bench.infra.retry import STARTUP_WAIT, Retrier, at_startup
 from siamese_bench.infra.run_tracker import RunTracker
 
 log = logging.getLogger(__name__)
@@ -47,12 +47,13 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")).absolute() if uri.startswith("sqlite:///") else None
 
 
-def check_writable(uri: str) -> None:
+def check_writable(uri: str, patience: float = 0.0) -> None:
     """Fail early, naming the location, when a local store cannot be written (a real write
-    probe: permission bits say nothing to root, and MLflow would retry for minutes)."""
+    probe: permission bits say nothing to root, and MLflow would retry for minutes) or a server
+    does not answer within `patience` seconds."""
     db = _sqlite_path(uri)
     if uri.startswith(("http://", "https://")):
-        check_reachable(uri)
+        check_reachable(uri, patience=patience)
         return
     if db is None:
         return  # a database URI: the first request will tell
@@ -91,22 +92,27 @@ def _credentials() -> tuple[str, str] | None:
     return (user, password) if user and password else None
 
 
-def check_reachable(uri: str, timeout: float = 10.0) -> None:
+def check_reachable(uri: str, timeout: float = 10.0, patience: float = 0.0) -> None:
     """A tracking server that does not answer, or refuses this client's certificate trust or credentials, is one
-    line now (URL and password masked), not minutes of MLflow retries."""
+    line (URL and password masked), not minutes of MLflow retries. One that does not answer is waited for up to
+    `patience` seconds first: it may be restarting."""
     import requests
 
     where, base = mask_url(uri), uri.rstrip("/")
     verify, auth = _tls_verify(), _credentials()
-    try:  # verify on each request: a Session's would lose to $REQUESTS_CA_BUNDLE
+
+    def ask() -> requests.Response:  # verify on each request: a Session's would lose to $REQUESTS_CA_BUNDLE
         requests.get(base + "/health", timeout=timeout, verify=verify).raise_for_status()
-        resp = requests.get(
+        return requests.get(
             base + "/api/2.0/mlflow/experiments/search",
             params={"max_results": 1},
             auth=auth,
             timeout=timeout,
             verify=verify,
         )
+
+    try:
+        resp = at_startup(ask, f"tracking server {where}", patience)
     except requests.exceptions.SSLError:
         raise TrackingError(
             f"tracking server {where}: its TLS certificate is not trusted here: set "
@@ -159,7 +165,7 @@ class Tracker(RunTracker):
         self.system_metrics_interval = 5.0  # seconds between samples
         self.retry = Retrier(outage)
         self._monitors: dict[str, Any] = {}
-        check_writable(self.uri)
+        check_writable(self.uri, patience=min(outage, STARTUP_WAIT))
         try:
             with _creation_lock(self.uri):  # two processes creating one SQLite store's tables collide
                 self.client = MlflowClient(tracking_uri=self.uri)

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from siamese_bench.core import plugins
 from siamese_bench.core.redact import mask_url
 from siamese_bench.infra.forkserver import available_cores
-from siamese_bench.infra.retry import Retrier, StorageUnavailable
+from siamese_bench.infra.retry import STARTUP_WAIT, Retrier, StorageUnavailable
 from siamese_bench.infra.tracking import Tracker
 from siamese_bench.sweep.claims import (
     SETTLED,
@@ -79,7 +79,7 @@ class Sweep:
         self.workers, self.progress, self.poll, self.threads = workers, progress, poll, threads
         self.heartbeats = heartbeats or Heartbeats()
         self.retry = Retrier(outage)
-        self.storage = make_storage(storage_url, self.heartbeats)
+        self.storage = make_storage(storage_url, self.heartbeats, patience=min(outage, STARTUP_WAIT))
         self.cells = {c.id: c for c in spec.cells()}
         self.all_points: list[Point] = [(c, s) for c in self.cells for s in spec.seeds]
         self.seeds = spec.chosen_seeds(seeds)  # what this sweep claims; `all_points` decide the study

@@ -19,7 +19,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.redact import mask_url, scrub
-from siamese_bench.infra.retry import error_chain
+from siamese_bench.infra.retry import at_startup, error_chain
 from siamese_bench.sweep.locks import schema_lock
 
 DEFAULT_JOURNAL = "optuna.journal"
@@ -52,8 +52,9 @@ def is_rdb(url: str) -> bool:
     return url.startswith(RDB_PREFIXES)
 
 
-def make_storage(url: str, heartbeats: Heartbeats | None = None) -> BaseStorage:
-    """An Optuna storage for `url`; a ConfigError naming the masked URL when it cannot be used."""
+def make_storage(url: str, heartbeats: Heartbeats | None = None, patience: float = 0.0) -> BaseStorage:
+    """An Optuna storage for `url`; a ConfigError naming the masked URL when it cannot be used. A
+    database server that does not answer is waited for up to `patience` seconds first (a restart)."""
     if url.startswith(("mysql", "oracle", "mssql")):
         raise ConfigError(
             f"storage {mask_url(url)}: only PostgreSQL (postgresql://...) or SQLite RDB URLs "
@@ -71,11 +72,15 @@ def make_storage(url: str, heartbeats: Heartbeats | None = None) -> BaseStorage:
         kwargs: dict = {"connect_args": {"timeout": 60}}
     else:  # a dropped connection (server restart, idle timeout) is replaced, not raised (optuna #5600)
         kwargs = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4, "connect_args": {"connect_timeout": 10}}
-    try:
+
+    def connect() -> RDBStorage:
         with schema_lock(url):  # two processes creating Optuna's tables at once collide
             with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=hb.interval, grace_period=hb.grace)
+
+    try:
+        return at_startup(connect, f"storage {mask_url(url)}", patience)
     except ImportError as err:
         raise ConfigError(
             f"storage {mask_url(url)}: the database driver is missing ({err.name}): "

@@ -10,8 +10,8 @@ import optuna
 import pytest
 
 from siamese_bench.core.redact import mask_url, scrub, url_password
-from siamese_bench.infra.retry import Retrier, StorageUnavailable, is_transient
-from siamese_bench.infra.tracking import Tracker, TrackingError
+from siamese_bench.infra.retry import Retrier, StorageUnavailable, at_startup, is_transient
+from siamese_bench.infra.tracking import Tracker, TrackingError, check_reachable
 
 
 @pytest.mark.parametrize(
@@ -82,9 +82,72 @@ def test_transient_errors_are_found_through_the_cause_chain():
 def test_unreachable_tracking_server_is_one_line_with_the_password_masked():
     started = time.monotonic()
     with pytest.raises(TrackingError) as err:
-        Tracker("http://user:hunter2@127.0.0.1:1")
+        Tracker("http://user:hunter2@127.0.0.1:1", outage=1)  # a start-up waits min(outage, 60 s) for a server
     assert time.monotonic() - started < 15  # not MLflow's minutes of retries
     assert "hunter2" not in str(err.value) and "user:***@" in str(err.value) and "not reachable" in str(err.value)
+
+
+def test_at_startup_waits_for_a_server_that_comes_back_and_says_so_once(caplog):
+    flaky = Flaky([ConnectionRefusedError("refused"), ConnectionRefusedError("refused")])
+    with caplog.at_level("WARNING"):
+        assert at_startup(flaky, "storage postgresql://u:***@h/db", patience=10) == "done"
+    assert flaky.calls == 3
+    assert [r.getMessage() for r in caplog.records if "does not answer" in r.getMessage()] == [
+        "storage postgresql://u:***@h/db does not answer (ConnectionRefusedError): waiting up to 10 s in case it is "
+        "restarting"
+    ]
+
+
+def test_at_startup_raises_a_lasting_error_at_once_and_a_silent_server_after_its_patience():
+    wrong = Flaky([RuntimeError("password authentication failed for user u")])
+    with pytest.raises(RuntimeError, match="password"):
+        at_startup(wrong, "storage", patience=10)
+    assert wrong.calls == 1
+    started = time.monotonic()
+    with pytest.raises(ConnectionRefusedError):
+        at_startup(lambda: (_ for _ in ()).throw(ConnectionRefusedError("refused")), "storage", patience=1)
+    assert 0.4 < time.monotonic() - started < 3
+
+
+def test_a_tracking_server_that_comes_up_during_the_start_up_check_is_waited_for():
+    """A real HTTP server on a real port, listening only 1.5 s after the check began (a restart)."""
+    import http.server
+    import json
+    import socket
+    import threading
+
+    class MlflowLike(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+            body = b"OK" if self.path == "/health" else json.dumps({"experiments": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    servers: list[http.server.HTTPServer] = []
+
+    def serve_later() -> None:
+        time.sleep(1.5)
+        servers.append(http.server.HTTPServer(("127.0.0.1", port), MlflowLike))
+        servers[0].serve_forever()
+
+    threading.Thread(target=serve_later, daemon=True).start()
+    uri = f"http://127.0.0.1:{port}"
+    with pytest.raises(TrackingError, match="not reachable"):
+        check_reachable(uri)  # no patience: the report's check, one line at once
+    started = time.monotonic()
+    try:
+        check_reachable(uri, patience=20)
+        assert 1.0 < time.monotonic() - started < 15
+    finally:
+        if servers:
+            servers[0].shutdown()
 
 
 @pytest.mark.slow  # separate processes or the full archives: several seconds

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from siamese_bench.core.errors import ConfigError
 from siamese_bench.sweep.recovery import fail_reason, failure_kind
 from siamese_bench.sweep.storage import make_storage
 
@@ -199,9 +201,48 @@ def test_a_dead_machine_is_found_by_its_heartbeats_and_its_point_rerun(pg_cluste
         assert "lost: no heartbeat from host-a" in run.data.tags["fail_reason"]
 
 
-def test_bad_storage_urls_are_one_line_with_the_password_masked(pg_cluster):
-    from siamese_bench.core.config import ConfigError
+def test_a_machine_started_while_both_servers_are_down_waits_for_them_and_trains(pg_cluster, mlflow_server, tmp_path):
+    """A machine (re)started while the servers restart (the soak's case): it says at once that the
+    tracking server does not answer, waits (--outage, at most 60 s at start-up) and joins the study
+    when both are back; a wrong address is still one line, after that wait."""
+    spec, name = write_spec(tmp_path, epochs=1, seeds=1)
+    storage, tracking, log = pg_cluster.url("optuna"), mlflow_server.url, tmp_path / "late.log"
+    mlflow_server.stop()
+    pg_cluster.stop()
+    try:
+        machine = start_machine("host-late", spec, storage, tracking, log)
+        deadline = time.time() + 90
+        while "does not answer" not in log.read_text() and machine.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert machine.poll() is None and "does not answer" in log.read_text(), log.read_text()[-3000:]
+    finally:
+        pg_cluster.up()
+        mlflow_server.up()
+    wait_all([machine], [log])
+    assert_exactly_once(storage, tracking, name, points=2)
+    assert log.read_text().count("does not answer") == 1
 
+
+def test_a_storage_server_that_comes_back_within_the_patience_is_waited_for(pg_cluster):
+    url = pg_cluster.url("optuna")
+    pg_cluster.stop()
+    back = threading.Timer(3, pg_cluster.up)  # the server is back 3 s after the sweep began to connect
+    try:
+        with pytest.raises(ConfigError, match="not reachable"):
+            make_storage(url)  # no patience (the library's default): one line at once
+        back.start()
+        started = time.monotonic()
+        storage = make_storage(url, patience=60)
+        assert time.monotonic() - started > 2.5
+        assert isinstance(storage.get_all_studies(), list)
+    finally:
+        back.cancel()
+        if back.ident is not None:
+            back.join()
+        pg_cluster.up()
+
+
+def test_bad_storage_urls_are_one_line_with_the_password_masked(pg_cluster):
     good = pg_cluster.url("optuna")
     password = pg_cluster.app_password_file.read_text().strip()
     cases = {
@@ -231,6 +272,8 @@ def test_cli_reports_an_unreachable_database_in_one_line(tmp_path, mlruns):
             url,
             "--tracking-uri",
             mlruns,
+            "--outage",
+            "2",  # how long a start-up waits for a server that does not answer (at most 60 s)
         ],
         capture_output=True,
         text=True,
@@ -239,4 +282,6 @@ def test_cli_reports_an_unreachable_database_in_one_line(tmp_path, mlruns):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("siamese-bench: error:")]
     assert len(errors) == 1 and "not reachable" in errors[0] and "siamese:***@" in errors[0]
+    waits = [line for line in out.stderr.splitlines() if "does not answer" in line]
+    assert len(waits) == 1 and "waiting up to 2 s" in waits[0] and "siamese:***@" in waits[0]
     assert "hunter2" not in out.stderr + out.stdout
