@@ -319,6 +319,10 @@ class Tracker(RunTracker):
             message = getattr(err, "message", str(err))
             raise TrackingError(f"run {run_id} in {mask_url(self.uri)}: cannot fetch {artifact} ({message})") from None
 
+    def delete_run(self, run_id: str) -> None:
+        """Marks the run deleted (MLflow keeps it, restorable, until its garbage collection)."""
+        self._call("delete run", lambda: self.client.delete_run(run_id))
+
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         monitor = self._monitors.pop(run_id, None)
         if monitor is not None:

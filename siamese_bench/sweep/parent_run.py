@@ -34,16 +34,33 @@ class ParentRun:
         return self.run_id
 
     def _ensure(self, study: optuna.Study, has_open_points: Callable[[], bool]) -> str:
-        run_id = study.user_attrs.get("mlflow_parent_run_id")
-        if run_id:
-            status = self.tracker.run_status(run_id)
-            if status is not None:
-                if status != "RUNNING" and has_open_points():
-                    self.tracker.set_status(run_id, "RUNNING")  # resumed, or the spec grew
-                if self.tracker.run_tags(run_id).get("spec_fingerprint") != self.spec.fingerprint():
-                    self._record_cells(run_id)
-                return run_id
-            log.warning("MLflow parent run %s not found in %s: creating a new one", run_id, mask_url(self.tracker.uri))
+        run_id: str = study.user_attrs.get("mlflow_parent_run_id") or ""
+        status = self.tracker.run_status(run_id) if run_id else None
+        if run_id and status is None:
+            log.warning("MLflow parent run %s not found in %s: replacing it", run_id, mask_url(self.tracker.uri))
+        if status is None:
+            strays = self._running_parents()  # one a sweep killed while creating it left unrecorded
+            run_id = strays[0] if strays else self._create()
+            if strays:
+                log.warning("adopting MLflow parent run %s of study %s, left unrecorded", run_id, self.spec.name)
+            study.set_user_attr("mlflow_parent_run_id", run_id)
+            study.set_user_attr("mlflow_experiment", self.spec.name)
+            study.set_user_attr("mlflow_tracking_uri", mask_url(self.tracker.uri))
+        elif status != "RUNNING" and has_open_points():
+            self.tracker.set_status(run_id, "RUNNING")  # resumed, or the spec grew
+        if self.tracker.run_tags(run_id).get("spec_fingerprint") != self.spec.fingerprint():
+            self._record_cells(run_id)
+        for other in self._running_parents():
+            if other != run_id:  # the caller holds the study lock: no live sweep is creating one
+                log.warning(
+                    "deleting MLflow run %s, a second parent run of study %s (a creation an outage made twice)",
+                    other,
+                    self.spec.name,
+                )
+                self.tracker.delete_run(other)
+        return run_id
+
+    def _create(self) -> str:
         run_id = self.tracker.start_run(
             self.spec.name,
             f"study {self.spec.name}",
@@ -59,10 +76,20 @@ class ParentRun:
             self.spec.name, {"optuna_study": self.spec.name, "optuna_storage": mask_url(self.storage_url)}
         )
         self._record_cells(run_id)
-        study.set_user_attr("mlflow_parent_run_id", run_id)
-        study.set_user_attr("mlflow_experiment", self.spec.name)
-        study.set_user_attr("mlflow_tracking_uri", mask_url(self.tracker.uri))
         return run_id
+
+    def _running_parents(self) -> list[str]:
+        """This study's RUNNING parent runs (the study's own included), newest first. MLflow's
+        client repeats a request whose answer a restart cut off, so a creation can make two."""
+        experiment = self.tracker.get_experiment(self.spec.name)
+        if experiment is None:
+            return []
+        runs = self.tracker.search_runs(
+            experiment,
+            f"attributes.status = 'RUNNING' and tags.role = 'study' and tags.optuna_study = '{self.spec.name}'",
+        )
+        storage = mask_url(self.storage_url)
+        return [r.info.run_id for r in runs if r.data.tags.get("optuna_storage") == storage]
 
     def _record_cells(self, run_id: str) -> None:
         """The spec's cells and seeds as the parent run's artifact, so a report lists the cells

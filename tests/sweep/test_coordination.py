@@ -18,7 +18,7 @@ from siamese_bench.sweep.optuna_api import trial_id
 from siamese_bench.sweep.recovery import fail_dead_trials, failure_kind, owner_attrs
 from siamese_bench.sweep.runner import Sweep
 from siamese_bench.sweep.spec import load_spec
-from siamese_bench.sweep.storage import Heartbeats
+from siamese_bench.sweep.storage import Heartbeats, make_storage
 
 
 def test_heartbeats_need_a_grace_longer_than_the_interval():
@@ -179,3 +179,51 @@ def test_a_dead_local_sweeps_trial_is_failed_with_its_reason_and_its_run_closed(
     assert failure_kind(trial) == "lost"
     tags = sweep.tracker.client.get_run(run).data.tags
     assert sweep.tracker.client.get_run(run).info.status == "KILLED" and tags["fail_reason"] == "lost: sweep died"
+
+
+def parent_runs(tracker: Tracker, name: str) -> list:
+    experiment = tracker.get_experiment(name)
+    return tracker.search_runs(experiment, f"tags.role = 'study' and tags.optuna_study = '{name}'")
+
+
+def test_a_parent_run_created_twice_by_a_repeated_request_is_kept_once(tmp_path, mlruns):
+    """MLflow's client repeats a request whose answer a server restart cut off (its retries take
+    POST too), so one creation can leave two RUNNING parent runs: the study keeps one."""
+    from siamese_bench.sweep.parent_run import ParentRun
+
+    spec_path = tmp_path / "s.yaml"
+    spec_path.write_text("name: twice\nbase: {dataset: digits}\nfactors: {head: [euclidean]}\nseeds: [0]\n")
+    storage = str(tmp_path / "optuna.journal")
+    study = optuna.create_study(study_name="twice", storage=make_storage(storage), direction="maximize")
+    tracker = Tracker(mlruns)
+    create_run = tracker.client.create_run
+
+    def created_twice(*args, **kwargs):
+        create_run(*args, **kwargs)  # done by the server, its answer lost
+        return create_run(*args, **kwargs)
+
+    tracker.client.create_run = created_twice
+    run_id = ParentRun(load_spec(spec_path), storage, tracker).ensure(study, lambda: True)
+    assert study.user_attrs["mlflow_parent_run_id"] == run_id
+    assert [r.info.run_id for r in parent_runs(tracker, "twice")] == [run_id]
+    assert {
+        r.info.lifecycle_stage
+        for r in tracker.client.search_runs([tracker.get_experiment("twice").experiment_id], run_view_type=3)
+    } == {"active", "deleted"}  # the second is deleted (restorable), not left RUNNING
+
+
+def test_a_parent_run_left_unrecorded_by_a_killed_sweep_is_adopted(tmp_path, mlruns):
+    """A sweep killed between creating the parent run and recording it on the study: the next
+    sweep takes that run instead of making a second one."""
+    from siamese_bench.sweep.parent_run import ParentRun
+
+    spec_path = tmp_path / "s.yaml"
+    spec_path.write_text("name: adopt\nbase: {dataset: digits}\nfactors: {head: [euclidean]}\nseeds: [0]\n")
+    spec, storage = load_spec(spec_path), str(tmp_path / "optuna.journal")
+    study = optuna.create_study(study_name="adopt", storage=make_storage(storage), direction="maximize")
+    tracker = Tracker(mlruns)
+    stray = ParentRun(spec, storage, tracker)._create()  # created, then the sweep died
+    assert "mlflow_parent_run_id" not in study.user_attrs
+    assert ParentRun(spec, storage, tracker).ensure(study, lambda: True) == stray
+    assert study.user_attrs["mlflow_parent_run_id"] == stray
+    assert [r.info.run_id for r in parent_runs(tracker, "adopt")] == [stray]
