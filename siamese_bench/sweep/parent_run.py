@@ -50,15 +50,20 @@ class ParentRun:
             self.tracker.set_status(run_id, "RUNNING")  # resumed, or the spec grew
         if self.tracker.run_tags(run_id).get("spec_fingerprint") != self.spec.fingerprint():
             self._record_cells(run_id)
+        self._delete_other_parents(run_id)
+        return run_id
+
+    def _delete_other_parents(self, run_id: str) -> None:
+        """The caller holds the study lock, so no live sweep is creating one. Also done when the
+        study ends: the lock lost in a database restart lets two sweeps in at once."""
         for other in self._running_parents():
-            if other != run_id:  # the caller holds the study lock: no live sweep is creating one
+            if other != run_id:
                 log.warning(
                     "deleting MLflow run %s, a second parent run of study %s (a creation an outage made twice)",
                     other,
                     self.spec.name,
                 )
                 self.tracker.delete_run(other)
-        return run_id
 
     def _create(self) -> str:
         run_id = self.tracker.start_run(
@@ -133,6 +138,7 @@ class ParentRun:
             return
         if done:
             self.close_orphan_runs(study)
+            self._delete_other_parents(self.run_id)
             self.tracker.log_metrics(self.run_id, metrics)
             self.tracker.end_run(self.run_id, "FINISHED" if metrics["points_failed"] == 0 else "FAILED")
         elif stop:
