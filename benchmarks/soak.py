@@ -369,6 +369,7 @@ def main() -> int:
         logs = [log.read_text(errors="replace") for log in work.rglob("machine-*.log")]
         audit["machine_starts"] = len(logs)  # a machine that starts while a server restarts waits for it
         audit["machine_starts_that_waited"] = sum("does not answer" in text for text in logs)
+        audit["parent_runs_deleted_as_duplicates"] = sum(text.count("a second parent run of study") for text in logs)
         audit["temp_dirs_left"] = sorted(p.name for p in tmp.glob("siamese-bench-*"))  # not torch's caches
         if services is not None:  # every file written, the servers' logs and data included: no password
             audit["secrets_search"] = search_secrets([work, cluster.data], secrets_of(services.services_dir))
@@ -519,7 +520,8 @@ def print_audit(a: dict) -> None:
     if "machine_starts" in a:
         print(
             f"  machine starts: {a['machine_starts']}, of which {a['machine_starts_that_waited']} began while a server "
-            f"did not answer and waited for it; exit codes {a['machine_exit_codes']}"
+            f"did not answer and waited for it; exit codes {a['machine_exit_codes']}; second parent runs deleted: "
+            f"{a['parent_runs_deleted_as_duplicates']}"
         )
     print(f"  failed trials by reason: {a['failed_trials_by_reason']}")
     if a["recovery_seconds"]:
