@@ -2,6 +2,10 @@
 grid run of a study in one tracking store with the run of the same cell and seed in another.
 
     python benchmarks/same_numbers.py sqlite:///OLD/mlruns.db mnist-ablation sqlite:///NEW/mlruns.db mnist
+    python benchmarks/same_numbers.py docs/results.json mnist sqlite:///mlruns.db mnist
+
+Either side may be a snapshot of studies (docs/results.json, written by `make docs`) instead of a
+tracking store: the published numbers, compared with a rerun.
 
 A refactoring that changes no computation gives identical test metrics (the seed fixes the split,
 the pairs, the initialisation and the batch order). Prints the runs compared, how many agree
@@ -18,9 +22,20 @@ METRICS = ("test/acc", "test/auc", "test/acc_tuned", "train_eval/acc", "val/auc"
 
 
 def runs(uri: str, study: str) -> dict[tuple[str, int], dict[str, float]]:
-    from siamese_bench.report.load import load_studies
+    if uri.endswith(".json"):
+        import json
+        from pathlib import Path
 
-    _, (loaded,) = load_studies([study], uri)
+        from siamese_bench.report.snapshot import studies_from
+
+        found = [s for s in studies_from(json.loads(Path(uri).read_text())) if s.name == study]
+        if not found:
+            sys.exit(f"same_numbers: no study {study} in {uri}")
+        loaded = found[0]
+    else:
+        from siamese_bench.report.load import load_studies
+
+        _, (loaded,) = load_studies([study], uri)
     done = loaded.complete
     return {(str(r["cell"]), int(r["seed"])): {m: float(r[m]) for m in METRICS if m in r} for _, r in done.iterrows()}
 

@@ -253,11 +253,24 @@ def _final_metrics(
     return metrics, collapsed
 
 
+def cpu_name() -> str:
+    """The CPU's model and the vector instructions torch's kernels use (AVX2, AVX512, ...): the same
+    seed gives other numbers on another of these, as float sums are rounded in another order."""
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model or 'unknown'}, {torch.backends.cpu.get_cpu_capability()}"
+
+
 def hardware_tags(placement: str) -> dict[str, str]:
     """What ran the run: the report lists these (it never imports torch to guess)."""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or 'cpu'})"
     return {
         "hardware.device": device,
+        "hardware.cpu": cpu_name(),
         "hardware.torch": torch.__version__,
         "hardware.threads": str(torch.get_num_threads()),
         "hardware.cpus": str(os.cpu_count()),

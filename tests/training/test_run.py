@@ -64,6 +64,7 @@ def test_c1_mlflow_run(c1_run, tracker):
     if not torch.cuda.is_available():  # auto placement keeps the data on the host of a CPU-only machine
         assert tags["hardware.data_placement"] == c1_run.data_location == "host"
         assert tags["hardware.torch"] and tags["hardware.device"].startswith("cpu")
+        assert tags["hardware.cpu"].endswith(", " + torch.backends.cpu.get_cpu_capability())
     assert run.data.metrics["test/acc"] == pytest.approx(c1_run.metrics["test/acc"])
     # retrieval on the test embeddings (issue 11): logged, and above what 10 balanced classes give by chance
     for key in ("retrieval/precision_at_1", "retrieval/r_precision", "retrieval/map_at_r"):
