@@ -41,8 +41,9 @@ class ParentRun:
         if status is None:
             strays = self._running_parents()  # one a sweep killed while creating it left unrecorded
             run_id = strays[0] if strays else self._create()
-            if strays:
+            if strays:  # its sweep may have died before it logged the cells: log them again
                 log.warning("adopting MLflow parent run %s of study %s, left unrecorded", run_id, self.spec.name)
+                self._record_cells(run_id)
             study.set_user_attr("mlflow_parent_run_id", run_id)
             study.set_user_attr("mlflow_experiment", self.spec.name)
             study.set_user_attr("mlflow_tracking_uri", mask_url(self.tracker.uri))

@@ -11,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from siamese_bench.core.config import ConfigError
+from siamese_bench.core.store import STUDY_CELLS
 from siamese_bench.infra.tracking import Tracker
 from siamese_bench.sweep.claims import MAX_ERROR_ATTEMPTS, point_states
 from siamese_bench.sweep.locks import study_lock
@@ -222,8 +223,14 @@ def test_a_parent_run_left_unrecorded_by_a_killed_sweep_is_adopted(tmp_path, mlr
     spec, storage = load_spec(spec_path), str(tmp_path / "optuna.journal")
     study = optuna.create_study(study_name="adopt", storage=make_storage(storage), direction="maximize")
     tracker = Tracker(mlruns)
-    stray = ParentRun(spec, storage, tracker)._create()  # created, then the sweep died
+    stray = tracker.start_run(  # created, then the sweep died before it logged the cells
+        "adopt",
+        "study adopt",
+        {},
+        {"optuna_study": "adopt", "optuna_storage": storage, "role": "study", "spec_fingerprint": spec.fingerprint()},
+    )
     assert "mlflow_parent_run_id" not in study.user_attrs
     assert ParentRun(spec, storage, tracker).ensure(study, lambda: True) == stray
     assert study.user_attrs["mlflow_parent_run_id"] == stray
     assert [r.info.run_id for r in parent_runs(tracker, "adopt")] == [stray]
+    assert [f.path for f in tracker.client.list_artifacts(stray, "study")] == [STUDY_CELLS]
