@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from siamese_bench.core.errors import UserError
 
@@ -102,6 +102,8 @@ def is_transient(err: BaseException) -> bool:
 class Retrier:
     """Calls `fn()` until it succeeds, a non-transient error occurs, or `outage` seconds pass."""
 
+    warning = "%s: server unreachable (%s), retrying for up to %.0f s"
+
     def __init__(self, outage: float = 300.0, first_pause: float = 0.5, max_pause: float = 10.0) -> None:
         self.outage, self.first_pause, self.max_pause = outage, first_pause, max_pause
         self.retries = 0  # how many calls were tried again, over this object's life
@@ -115,44 +117,43 @@ class Retrier:
                 if not is_transient(err):
                     raise
                 waited = time.monotonic() - started
-                if waited >= self.outage:
-                    raise StorageUnavailable(
-                        f"{what}: still unreachable after {waited:.0f} s "
-                        f"({type(err).__name__}); the study stopped, rerun the same command "
-                        "to resume once the server is back"
-                    ) from None
+                if self.out_of_time(waited, pause):
+                    self.give_up(err, what, waited)
                 if not warned:
-                    log.warning(
-                        "%s: server unreachable (%s), retrying for up to %.0f s", what, type(err).__name__, self.outage
-                    )
+                    log.warning(self.warning, what, type(err).__name__, self.outage)
                     warned = True
                 self.retries += 1
                 time.sleep(pause)
                 pause = min(pause * 2, self.max_pause)
 
+    def out_of_time(self, waited: float, pause: float) -> bool:
+        return waited >= self.outage
+
+    def give_up(self, err: BaseException, what: str, waited: float) -> NoReturn:
+        raise StorageUnavailable(
+            f"{what}: still unreachable after {waited:.0f} s "
+            f"({type(err).__name__}); the study stopped, rerun the same command "
+            "to resume once the server is back"
+        ) from None
+
 
 STARTUP_WAIT = 60.0  # longest wait for a server at start-up: past it, a wrong address is told in one line
 
 
+class StartupWait(Retrier):
+    """Connecting to a server at start-up: it may be restarting, and a machine started at that
+    moment should join the study, not exit. Says so at once, since it may also be a wrong address;
+    never pauses past `outage`, then raises the last error, for the caller's one-line message."""
+
+    warning = "%s does not answer (%s): waiting up to %.0f s in case it is restarting"
+
+    def out_of_time(self, waited: float, pause: float) -> bool:
+        return waited + pause > self.outage
+
+    def give_up(self, err: BaseException, what: str, waited: float) -> NoReturn:
+        raise err
+
+
 def at_startup(fn: Callable[[], T], what: str, patience: float) -> T:
-    """`fn()` (connecting to a server at start-up), tried again for up to `patience` seconds while
-    the server does not answer: it may be restarting, and a machine started at that moment should
-    join the study, not exit. Says so at once, since it may also be a wrong address; then raises
-    the last error, for the caller's one-line message. Errors waiting will not mend raise at once."""
-    pause, started, warned = 0.5, time.monotonic(), False
-    while True:
-        try:
-            return fn()
-        except Exception as err:  # noqa: BLE001  (classified below)
-            if not is_transient(err) or time.monotonic() - started + pause > patience:
-                raise
-            if not warned:
-                log.warning(
-                    "%s does not answer (%s): waiting up to %.0f s in case it is restarting",
-                    what,
-                    type(err).__name__,
-                    patience,
-                )
-                warned = True
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
+    """`fn()`, tried again for up to `patience` seconds while the server does not answer."""
+    return StartupWait(patience, max_pause=5.0)(fn, what)
