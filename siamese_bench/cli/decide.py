@@ -21,8 +21,11 @@ still inconclusive, until every row is decided, or --max-seeds or --budget is re
 each round it projects, from the spread seen, how many seeds an open row needs, and says "not
 decidable within --max-seeds" instead of spending seeds on it. Every look reads intervals at a
 level corrected for looking repeatedly (group-sequential, Pocock boundaries for the t-statistic),
-so stopping early keeps each verdict's error at 2.5 %. Running it again resumes: nothing is
-retrained. Prints one line per row and writes the report (PDF and markdown)."""
+so stopping early keeps each verdict's error at 2.5 %; a family's Holm correction and a cell
+chosen as the best of several are calibrated for the same looks. Running it again resumes:
+nothing is retrained. A study keeps the --max-seeds it started with (more seeds later would
+spend the error again: use a fresh --name). Prints one line per row and writes the report
+(PDF and markdown)."""
 
 EPILOG = """\
 example:
@@ -74,7 +77,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
         plan.spec.name,
         claims=plan.rows,
         builtin=False,
-        level=outcome.level,
+        looks=outcome.looks,
     )
     if args.json:
         print(json.dumps({**outcome.summary(), "report": str(report.pdf), "markdown": str(report.markdown)}, indent=1))

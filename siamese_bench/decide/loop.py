@@ -3,24 +3,27 @@ only to the cells of rows still open, until each row is decided, not decidable w
 --max-seeds, or the budget is spent. Each round is a sweep on one study (journal, or PostgreSQL
 and an MLflow server across machines), so running decide again resumes: nothing is retrained.
 
-Every look reads intervals at decide's per-look level (decide/sequential.py), so stopping
-when a row is decided keeps each verdict's error at 2.5 %.
+Every look reads intervals at decide's per-look level, and each family's Holm correction works
+on the looks' sequential p-values (report/looks.py), so stopping when a row is decided keeps the
+error of each family's verdicts at 2.5 %.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from siamese_bench.decide.design import Design, check_fresh_seeds, keep_or_record
 from siamese_bench.decide.plan import Plan
 from siamese_bench.decide.projection import BEYOND, row_interval, seeds_to_decide
-from siamese_bench.decide.sequential import FIRST_LOOK, nominal_alpha
 from siamese_bench.infra.tracking import Tracker
 from siamese_bench.report.findings import Finding, findings
 from siamese_bench.report.load import load_studies
+from siamese_bench.report.looks import FIRST_LOOK, Looks
 from siamese_bench.report.rules import INCONCLUSIVE
 from siamese_bench.sweep.claims import Point
 from siamese_bench.sweep.runner import Sweep
@@ -46,6 +49,7 @@ class Outcome:
     seconds: float
     level: float
     findings: list[Finding] = field(default_factory=list)
+    looks: Looks = field(default_factory=Looks)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -73,46 +77,67 @@ class Engine:
     sweep_options: dict[str, Any] = field(default_factory=dict)  # further Sweep keywords, e.g. heartbeats
 
 
-def _judge(plan: Plan, tracking_uri: str, level: float) -> list[Finding]:
+def _judge(plan: Plan, tracking_uri: str, looks: Looks) -> list[Finding]:
     _, studies = load_studies([plan.spec.name], tracking_uri)
-    return findings(studies, plan.rows, level)
+    return findings(studies, plan.rows, looks)
 
 
-def _next_targets(
+def update_states(plan: Plan, states: dict[str, RowState], found_list: list[Finding]) -> dict[str, Finding]:
+    """Each row's verdict, finite seeds and reason after a look; the findings by row id."""
+    found = {f.row.id: f for f in found_list}
+    for row in plan.rows:
+        f, state = found.get(row.id), states[row.id]
+        iv = row_interval(f) if f else None
+        state.seeds = iv.n if iv is not None else 0
+        if f is not None:
+            state.verdict, state.reason = f.verdict, f.reason
+            if f.verdict != INCONCLUSIVE:
+                state.why = f"decided at {state.seeds} seeds"
+    return found
+
+
+def next_targets(
     plan: Plan,
     found: dict[str, Finding],
     states: dict[str, RowState],
     seeds: dict[str, int],
-    max_seeds: int,
-    per_look: float,
+    looks: Looks,
 ) -> dict[str, int]:
     """Seeds each cell should have after the next round. An open row's cells grow towards its
     projection, but at most doubling per round: three seeds estimate a spread poorly, so each
-    round refines the projection before more seeds are spent on it."""
+    round refines the projection before more seeds are spent on it. A row whose look has fewer
+    finite values than the first look needs gets the seeds it lacks."""
+    max_seeds = looks.max_seeds
     target = dict(seeds)
+    open_in = Counter(r.holm_family for r in plan.rows if states[r.id].verdict == INCONCLUSIVE)
     for row in plan.rows:
         state, f = states[row.id], found.get(row.id)
         if state.verdict != INCONCLUSIVE or f is None:
             continue
         have = max(seeds[c] for c in plan.cells_of[row.id])
-        projected = seeds_to_decide(f, per_look)
-        state.projected = None if projected is None or projected == BEYOND else int(projected)
+        projected = seeds_to_decide(f, looks, open_in[row.holm_family])
+        state.projected = None if projected.seeds is None or projected.seeds == BEYOND else int(projected.seeds)
         if have >= max_seeds:
             state.why = f"--max-seeds {max_seeds} reached"
             continue
-        if projected is None:
-            state.why = f"not decidable within --max-seeds {max_seeds} (its mean sits on a boundary)"
+        if state.seeds < looks.min_n:
+            want = have + looks.min_n - state.seeds
+            state.why = f"open: {state.seeds} finite values of {have} seeds, a look needs {looks.min_n}"
+        elif projected.seeds is None:
+            state.why = f"not decidable: {projected.why}"
             continue
-        if projected > max_seeds:
+        elif projected.seeds > max_seeds:
             state.why = (
                 f"not decidable within --max-seeds {max_seeds} (needs "
-                + ("more than 1,000" if projected == BEYOND else f"about {int(projected)}")
+                + ("more than 1,000" if projected.seeds == BEYOND else f"about {int(projected.seeds)}")
                 + " seeds at the spread seen)"
             )
             continue
-        state.why = "open"
+        else:
+            want = max(have + 1, min(int(projected.seeds), 2 * have))
+            state.why = "open"
         for cell in plan.cells_of[row.id]:
-            target[cell] = max(target[cell], min(max_seeds, max(have + 1, min(int(projected), 2 * have))))
+            target[cell] = max(target[cell], min(max_seeds, want))
     return target
 
 
@@ -135,8 +160,10 @@ def run(
 ) -> Outcome:
     """Rounds until every row is settled; returns each row's verdict, seeds and why it stopped."""
     started = time.monotonic()
-    per_look = nominal_alpha(max_seeds)
-    level = 1 - 2 * per_look
+    check_fresh_seeds(engine.tracker, plan, str(plan.path))
+    keep_or_record(engine.tracker, plan, Design(max_seeds, plan.spec.seeds[0]), str(plan.path))
+    looks = Looks(max_seeds)
+    per_look, level = looks.per_look(), looks.level()
     cells = [c.id for c in plan.spec.cells()]
     seeds = {c: min(FIRST_LOOK, max_seeds) for c in cells}
     states = {row.id: RowState(row.id) for row in plan.rows}
@@ -146,7 +173,7 @@ def run(
         f"{level * 100:.4g} % intervals (per-look one-sided level {per_look:.4f}, {max_seeds} seeds at most)"
     )
     while True:
-        points: list[Point] = [(c, s) for c in cells for s in range(seeds[c])]
+        points: list[Point] = [(c, s) for c in cells for s in plan.spec.seeds[: seeds[c]]]
         round_started = time.monotonic()
         summary = Sweep(
             plan.spec,
@@ -163,17 +190,9 @@ def run(
         rounds += 1
         if summary.completed:
             trial_seconds.append((time.monotonic() - round_started) * engine.workers / summary.completed)
-        found_list = _judge(plan, engine.tracker.uri, level)
-        found = {f.row.id: f for f in found_list}
-        for row in plan.rows:
-            f, state = found.get(row.id), states[row.id]
-            iv = row_interval(f) if f else None
-            state.seeds = iv.n if iv is not None else 0
-            if f is not None:
-                state.verdict, state.reason = f.verdict, f.reason
-                if f.verdict != INCONCLUSIVE:
-                    state.why = f"decided at {state.seeds} seeds"
-        target = _next_targets(plan, found, states, seeds, max_seeds, per_look)
+        found_list = _judge(plan, engine.tracker.uri, looks)
+        found = update_states(plan, states, found_list)
+        target = next_targets(plan, found, states, seeds, looks)
         grow = {c: n for c, n in target.items() if n > seeds[c]}
         say(f"round {rounds}: " + "; ".join(f"{s.id} {s.verdict} (n={s.seeds})" for s in states.values()))
         if not grow:
@@ -192,7 +211,7 @@ def run(
                 break
         seeds.update(grow)
     trials = sum(seeds.values())
-    return Outcome(list(states.values()), rounds, trials, time.monotonic() - started, level, found_list)
+    return Outcome(list(states.values()), rounds, trials, time.monotonic() - started, level, found_list, looks)
 
 
 def finish_study(plan: Plan, tracker: Tracker, outcome: Outcome) -> None:

@@ -1,7 +1,8 @@
 """What a claims file needs run: every row's cell and the cell it is compared with, as one study.
 
 A row's `select` (and `versus`) are training options set on the file's `base`, so each names one
-cell; the study holds those cells and up to --max-seeds seeds each, which decide fills in rounds.
+cell; the study holds those cells and up to --max-seeds seeds each, from the file's `first_seed`
+on, which decide fills in rounds.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Plan:
     spec: StudySpec
     rows: list[ClaimRow]
     cells_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # row id -> its cell ids
+    select_of: dict[str, dict[str, Any]] = field(default_factory=dict)  # row id -> its own cell's options
     plugins: list[str] = field(default_factory=list)  # resolved names, for the sweeps' workers
 
 
@@ -49,6 +51,7 @@ def make_plan(path: str | Path, max_seeds: int, extra_plugins: list[str] | None 
     base = TrainConfig.parse(claims.base, f"{path}: base", {k[1:]: v for k, v in lines.items() if k[:1] == ("base",)})
     cells: dict[str, dict[str, Any]] = {}
     cells_of: dict[str, tuple[str, ...]] = {}
+    select_of: dict[str, dict[str, Any]] = {}
     rows = []
     for i, row in enumerate(claims.rows):
         where = f"{path}: line {lines.get(('rows', i), 1)}: row {row.id!r}"
@@ -61,6 +64,7 @@ def make_plan(path: str | Path, max_seeds: int, extra_plugins: list[str] | None 
             except ConfigError as err:
                 raise ConfigError(f"{where}: cell {cell.id}: {err}") from None
             cells.setdefault(cell.id, values)
+            select_of.setdefault(row.id, values)
             ids.append(cell.id)
         cells_of[row.id] = tuple(ids)
         if "variants" not in row.model_fields_set:
@@ -72,10 +76,10 @@ def make_plan(path: str | Path, max_seeds: int, extra_plugins: list[str] | None 
             "description": claims.notes,
             "base": base.model_dump(),
             "include": list(cells.values()),
-            "seeds": list(range(max_seeds)),
+            "seeds": list(range(claims.first_seed, claims.first_seed + max_seeds)),
             "plugins": names,
         },
         str(path),
     )
     spec._path = path
-    return Plan(path, spec, rows, cells_of, names)
+    return Plan(path, spec, rows, cells_of, select_of, names)

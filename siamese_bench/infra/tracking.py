@@ -217,6 +217,18 @@ class Tracker(RunTracker):
             "search runs", lambda: self.client.search_runs([experiment.experiment_id], filter_string=filter_string)
         )
 
+    def search_runs_everywhere(self, filter_string: str) -> list:
+        """Runs of every active experiment in the store that match `filter_string`."""
+
+        def search() -> list:
+            ids = [e.experiment_id for e in self.client.search_experiments()]
+            return list(self.client.search_runs(ids, filter_string=filter_string, max_results=50_000)) if ids else []
+
+        return self._call("search runs", search)
+
+    def experiment_name(self, experiment_id: str) -> str:
+        return self._call("get experiment", lambda: self.client.get_experiment(experiment_id).name)
+
     def run_status(self, run_id: str) -> str | None:
         """The run's status, or None when the store has no such run."""
         from mlflow.exceptions import MlflowException

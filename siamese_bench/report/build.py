@@ -26,11 +26,11 @@ from siamese_bench.report.figures_oneshot import oneshot_by_run
 from siamese_bench.report.findings import Finding, findings, not_covered
 from siamese_bench.report.findings_table import findings_table
 from siamese_bench.report.load import ArtifactCache, Study, load_curves, load_studies
+from siamese_bench.report.looks import ONE_LOOK, Looks
 from siamese_bench.report.pdf import RC, ReportPdf
 from siamese_bench.report.provenance import hardware_table, missing_table, provenance_table
 from siamese_bench.report.results import results_table
 from siamese_bench.report.rules import CONTRADICTED, INCONCLUSIVE, REPRODUCED
-from siamese_bench.report.stats import LEVEL
 from siamese_bench.report.tables import Table, slug
 
 log = logging.getLogger(__name__)
@@ -125,10 +125,11 @@ def build_report(
     name: str | None = None,
     claims: list[ClaimRow] | None = None,
     builtin: bool = True,
-    level: float = LEVEL,
+    looks: Looks = ONE_LOOK,
 ) -> Report:
     """Write the report of `studies` into out_dir/<name>/: the built-in claim rows (unless not
-    `builtin`) and a user's `claims`, each judged with intervals at `level`.
+    `builtin`) and a user's `claims`, each judged with intervals at `looks`' level (decide's
+    repeated looks, or one).
 
     Reads the tracking store only. Raises ConfigError (naming the study or the URI) when a
     study is unknown or the store cannot be read.
@@ -144,13 +145,14 @@ def build_report(
             old.unlink()  # a rebuild must not leave tables or figures of an earlier one behind
     log.info("report %s: %s", name, "; ".join(_summary(s) for s in loaded))
 
-    found = findings(loaded, CLAIMS, level) if builtin else []
+    level = looks.level()
+    found = findings(loaded, CLAIMS, looks) if builtin else []
     uncovered = not_covered(loaded, found) if builtin else []
     if claims:
-        own = findings(loaded, claims, level)
+        own = findings(loaded, claims, looks)
         found += own
         uncovered += not_covered(loaded, own, claims)
-    t_findings = findings_table(found, uncovered, level)
+    t_findings = findings_table(found, uncovered, looks)
     t_findings.fills = {(i, "Verdict"): VERDICT_FILLS[f.verdict] for i, f in enumerate(found)}
     t_results = [results_table(s, i + 1) for i, s in enumerate(loaded)]
     t_compare = [comparisons_table(s, i + 1) for i, s in enumerate(loaded)]

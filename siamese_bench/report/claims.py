@@ -66,6 +66,13 @@ class ClaimRow(Schema):
         description="the rows corrected together (Holm); default: the id's first "
         "word, so 'C3 subtract-mlp' and 'C3 abs-diff-dense' are one family",
     )
+    chosen_from: int = Field(
+        1,
+        ge=1,
+        description="how many cells `select` was chosen from as the best (e.g. the best of an earlier "
+        "sweep's 8): its p counts that many times (Bonferroni for the choice), and decide judges it on "
+        "seeds the choice did not see (see `first_seed`)",
+    )
 
     @model_validator(mode="after")
     def _better_needs_versus(self) -> ClaimRow:
@@ -90,6 +97,12 @@ class ClaimsFile(Schema):
     notes: str = ""
     base: dict[str, Any] = Field({}, description="decide: the training options every row's cell starts from")
     plugins: list[str] = Field([], description="decide: plugin files (relative to this file) or modules to load")
+    first_seed: int = Field(
+        0,
+        ge=0,
+        description="decide: the first seed its cells run (then the next ones): a confirming decide of a "
+        "cell chosen on seeds 0 to k of an earlier study starts past k, so it is judged on fresh runs",
+    )
     rows: list[ClaimRow] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -8,11 +8,13 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from siamese_bench.report.load import Study, diverged, parse_cell, variant_rank
+from siamese_bench.report.looks import ONE_LOOK, Looks
 from siamese_bench.report.select import match, rank_cells
-from siamese_bench.report.stats import LEVEL, UNIT, Interval, oneshot_interval, t_interval
+from siamese_bench.report.stats import UNIT, Interval, oneshot_interval, t_interval
 
 ONESHOT_TRIALS = 400  # Lake's 20 runs x 20 test images, when a run did not log oneshot/trials
 RETRIEVAL_NAMES = {"retrieval/precision_at_1": "P@1", "retrieval/r_precision": "R-prec", "retrieval/map_at_r": "MAP@R"}
@@ -44,8 +46,13 @@ class Evidence:
     oneshot_pixels: float = math.nan  # the pixel nearest-neighbour baseline on the same runs
     diverged: int = 0  # seeds whose training diverged (NaN loss): outcomes of the method, not missing data
     retrieval: dict[str, Interval] | None = None  # retrieval/* metrics (precision@1, R-precision, MAP@R)
-    level: float = LEVEL  # the two-sided level of every interval here (decide reads them at its looks' level)
+    looks: Looks = ONE_LOOK  # how often its verdict is looked at: every interval here is at looks.level()
     selected_from: int = 1  # cells this one was picked from as the best (K1's bar): the test accounts for it
+
+    @property
+    def level(self) -> float:
+        """The two-sided level of every interval here (decide reads them at its looks' level)."""
+        return self.looks.level()
 
     def trials(self) -> int:
         """The fixed one-shot trials every seed was scored on."""
@@ -54,8 +61,16 @@ class Evidence:
 
     def logged(self, metric: str) -> tuple[int, int]:
         """(finite values, runs) of `metric`: a NaN is dropped from the interval, and said."""
-        values = self.runs[metric] if metric in self.runs else pd.Series(dtype=float)
-        return int(values.apply(lambda v: isinstance(v, float | int) and math.isfinite(v)).sum()), len(self.runs)
+        return len(self.runs) - len(self.not_finite(metric)), len(self.runs)
+
+    def not_finite(self, metric: str) -> list[int]:
+        """The seeds whose run logged no finite `metric` (NaN, or none at all)."""
+        n = len(self.runs)
+        seeds = np.asarray(self.runs["seed"]) if "seed" in self.runs else np.arange(n)
+        if metric not in self.runs:
+            return sorted(int(s) for s in seeds)
+        finite = np.isfinite(np.asarray(self.runs[metric], dtype=float))  # None -> NaN
+        return sorted(int(s) for s in seeds[~finite])
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -187,13 +202,14 @@ def gather(
     select: dict[str, Any],
     variants: tuple[str, ...] | None = None,
     pick: str = "recipe",
-    level: float = LEVEL,
+    looks: Looks = ONE_LOOK,
 ) -> list[Evidence]:
     """Per dataset variant (only `variants`, when given: a cell of the same head and loss on
     other data, e.g. C4's vector pairs, is no evidence for an MNIST claim), the study and cell
     closest to the recipe, then with the most seeds; with pick="best-oneshot", the cell of
     highest mean one-shot accuracy, which records how many cells it was picked from. Intervals
-    are at `level`."""
+    are at `looks`' level."""
+    level = looks.level()
     best: dict[str, Evidence] = {}
     considered: dict[str, int] = {}  # variant -> cells with one-shot scores, over every study
     for study in studies:
@@ -229,7 +245,7 @@ def gather(
                 oneshot_pixels=float(runs["oneshot_pixels/acc"].mean()) if "oneshot_pixels/acc" in runs else math.nan,
                 diverged=len(_unfinished_seeds(study, cell, str(variant))[0]),
                 retrieval={k: iv for k, iv in retrieval.items() if iv.n} or None,
-                level=level,
+                looks=looks,
             )
             if _better(ev, best.get(str(variant)), pick):
                 best[str(variant)] = ev

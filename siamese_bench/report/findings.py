@@ -1,5 +1,7 @@
 """Claim verdicts: each claim row's evidence judged by its rule, then the rows of one report
 corrected together (Holm): a verdict stands only while its Holm-adjusted p is at most ALPHA.
+Under decide's repeated looks (report/looks.py) each p is first made the sequential p-value of
+those looks, and a cell picked as the best of m is counted m times, before Holm.
 
 A claim row names a cell (head, loss, margin), the source's number and data, and a rule.
 Evidence comes from the most preferred dataset variant that has at least two seeds (full
@@ -17,6 +19,7 @@ import pandas as pd
 from siamese_bench.report.claims import CLAIMS, ClaimRow
 from siamese_bench.report.evidence import Evidence, gather, in_variants, lever_note, unfinished
 from siamese_bench.report.load import Study
+from siamese_bench.report.looks import ALPHA, ONE_LOOK, Looks
 from siamese_bench.report.rules import (
     CONTRADICTED,
     FULL_MNIST,
@@ -32,7 +35,7 @@ from siamese_bench.report.rules import (
     pval,
 )
 from siamese_bench.report.select import RECIPE, match, match_columns, rank_cells
-from siamese_bench.report.stats import LEVEL, Interval, Paired, holm, paired_comparison
+from siamese_bench.report.stats import Interval, Paired, holm, paired_comparison
 
 ALL_CLAIM_IDS = ("C1", "C2", "C3", "C4", "C5", "C6", "K1", "H1")
 
@@ -48,12 +51,19 @@ class Finding:
     paired: Paired | None = None  # comparison rows: claimed-better minus compared cell, by seed
     versus_cell: str = ""
     p: float = math.nan  # p-value of the test behind the verdict, before correction
-    p_holm: float = math.nan  # Holm-adjusted over the report's rows
+    p_holm: float = math.nan  # Holm-adjusted over the row's family (of the sequential p, times the pick's m)
     diverged: int = 0  # seeds of the row's claimed cell that diverged, on the deciding data
 
     @property
     def headline(self) -> Evidence | None:
         return self.evidence[0] if self.evidence else None
+
+    @property
+    def picked_from(self) -> int:
+        """How many cells this row's cell was chosen from: the row's own `chosen_from` (an
+        earlier study's choice) times a best-one-shot pick's cells; its p counts that many times."""
+        pick = self.decided_on.selected_from if self.decided_on is not None and self.row.pick == "best-oneshot" else 1
+        return self.row.chosen_from * max(1, pick)
 
 
 def _reference(row: ClaimRow, evidence: list[Evidence], j: Judgement) -> Judgement:
@@ -127,17 +137,34 @@ def _interval(ev: Evidence, metric: str) -> Interval:
     return ev.auc if metric == "test/auc" else ev.acc
 
 
-def judge_row(row: ClaimRow, evidence: list[Evidence]) -> tuple[Evidence | None, Judgement]:
+def _dropped(ev: Evidence, metric: str) -> str:
+    """'; 1 of 3 runs (seed 2) logged no finite test/auc, left out', or ''."""
+    finite, runs = ev.logged(metric)
+    if finite == runs:
+        return ""
+    bad = ev.not_finite(metric)
+    which = f"seed{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))}"
+    return f"; {runs - finite} of {runs} runs ({which}) logged no finite {metric}, left out"
+
+
+def judge_row(row: ClaimRow, evidence: list[Evidence], looks: Looks = ONE_LOOK) -> tuple[Evidence | None, Judgement]:
     """An absolute row: its rule on the preferred variant with two seeds or more of the metric
-    the rule reads; runs whose metric is not finite (NaN) are left out, and the reason says so."""
+    the rule reads; runs whose metric is not finite (NaN) are left out, and the reason names their
+    seeds. Under decide's looks a verdict needs the calibration's first look in finite values."""
     if not evidence:
         return None, Judgement(INCONCLUSIVE, "no finished run")
     metric = RULE_METRIC[row.rule]
     decisive = next((e for e in evidence if _interval(e, metric).n >= MIN_SEEDS), evidence[0])
     j = RULES[row.rule].judge(decisive)
-    finite, runs = decisive.logged(metric)
-    dropped = f"; {runs - finite} of {runs} runs logged no finite {metric}, left out" if finite < runs else ""
-    j = replace(j, why=f"on {decisive.variant} (n={_interval(decisive, metric).n}{dropped}): {j.why}")
+    n = _interval(decisive, metric).n
+    if j.verdict != INCONCLUSIVE and n < looks.min_n:
+        j = Judgement(
+            INCONCLUSIVE,
+            f"{n} finite values: decide's looks are calibrated from {looks.min_n} on, so no verdict "
+            f"is read from fewer (the interval would have said: {j.why})",
+            j.p,
+        )
+    j = replace(j, why=f"on {decisive.variant} (n={n}{_dropped(decisive, metric)}): {j.why}")
     if row.reference is not None:
         j = _reference(row, evidence, j)
     return decisive, j
@@ -163,7 +190,7 @@ def _paired_on(row: ClaimRow, ev: Evidence, study: Study, level: float) -> tuple
 
 
 def judge_comparison(
-    row: ClaimRow, evidence: list[Evidence], studies: list[Study], level: float = LEVEL
+    row: ClaimRow, evidence: list[Evidence], studies: list[Study], looks: Looks = ONE_LOOK
 ) -> tuple[Evidence | None, Judgement, Paired | None, str]:
     """A comparison row: on every data variant where both cells ran, the seed-paired difference
     of row.metric between the claimed-better cell and row.versus, within one study. The
@@ -174,7 +201,7 @@ def judge_comparison(
     scale, digits = (1, 3) if row.metric.endswith("auc") else (100, 2)
     judged = []
     for ev in evidence:
-        found = _paired_on(row, ev, by_name[ev.study], level)
+        found = _paired_on(row, ev, by_name[ev.study], looks.level())
         if found is None:
             continue
         p, versus_cell = found
@@ -215,27 +242,49 @@ def covered(studies: list[Study], row: ClaimRow) -> bool:
     return False
 
 
-def _holm_gate(found: list[Finding], claims: list[ClaimRow], alpha: float) -> list[Finding]:
+def family_gate(
+    found: list[Finding], claims: list[ClaimRow], looks: Looks = ONE_LOOK, alpha: float = ALPHA
+) -> list[Finding]:
     """Families fixed by the claims file, never by what a report happens to cover: the rows of one
     family (a row's `family`, by default its id's first word: C3's five heads are one family) are
     Holm-adjusted together over all of that family's rows in the file, a row without a test
-    counting as p = 1; a verdict whose adjusted p is above `alpha` falls back to inconclusive. Raw
-    and adjusted p go into every row's reason."""
+    counting as p = 1. What is adjusted is each row's sequential p-value over `looks` (its own p
+    for a single look), times the cells it was picked from; a verdict whose adjusted p is above
+    `alpha` falls back to inconclusive. So the family's first step rejects at looks.per_look(alpha
+    / m): the per-look level calibrated for alpha / m.
+
+    Reproduced and contradicted verdicts are corrected apart, each over all m rows (a row of the
+    other kind counting as p = 1): they test opposite nulls, and a row contradicted must not
+    loosen the bar for the family's reproduced rows (at a family on its boundary, where both
+    kinds of verdict are false, it would: 2.67 % instead of 2.5 % for five rows under decide).
+    An inconclusive row's adjusted p, shown only, is over all the family's p's. The p's go into
+    every row's reason."""
     size: dict[str, int] = {}
     for row in claims:
         size[row.holm_family] = size.get(row.holm_family, 0) + 1
+    sequential = [min(1.0, f.picked_from * looks.overall(f.p)) if math.isfinite(f.p) else 1.0 for f in found]
     adjusted: dict[int, float] = {}
     for family, m in size.items():
         members = [i for i, f in enumerate(found) if f.row.holm_family == family]
-        tested = [found[i].p if math.isfinite(found[i].p) else 1.0 for i in members]
-        adjusted.update(zip(members, holm(tested + [1.0] * max(0, m - len(members))), strict=False))
+        pad = [1.0] * max(0, m - len(members))
+        for kind in (REPRODUCED, CONTRADICTED, None):
+            tested = [sequential[i] if kind in (None, found[i].verdict) else 1.0 for i in members]
+            own = [
+                i for i in members if found[i].verdict == kind or (kind is None and found[i].verdict == INCONCLUSIVE)
+            ]
+            adjusted.update({i: q for i, q in zip(members, holm(tested + pad), strict=False) if i in own})
     out = []
     for i, f in enumerate(found):
         adj, m = adjusted[i], size.get(f.row.holm_family, 1)
         verdict, reason = f.verdict, f.reason
         if math.isfinite(f.p):
             family = "no other row" if m == 1 else f"the {m} rows of family {f.row.holm_family}"
-            reason += f"; p {pval(f.p)}, Holm-adjusted over {family} p {pval(adj)}"
+            reason += f"; p {pval(f.p)}"
+            if looks.sequential:
+                reason += f", over decide's {looks.describe()} p {pval(looks.overall(f.p))}"
+            if f.picked_from > 1:
+                reason += f", times {f.picked_from} for the pick (the best of {f.picked_from} cells)"
+            reason += f", Holm-adjusted over {family} p {pval(adj)}"
             if verdict != INCONCLUSIVE and adj > alpha:
                 reason += f" > {alpha:.2g}: not {verdict} once the family's rows are corrected together"
                 verdict = INCONCLUSIVE
@@ -243,19 +292,20 @@ def _holm_gate(found: list[Finding], claims: list[ClaimRow], alpha: float) -> li
     return out
 
 
-def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS, level: float = LEVEL) -> list[Finding]:
-    """Every covered row judged with intervals at `level` (each one-sided test at (1 - level) / 2),
-    then Holm-corrected within its family over the rows of `claims` (see _holm_gate)."""
+def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS, looks: Looks = ONE_LOOK) -> list[Finding]:
+    """Every covered row judged with intervals at looks.level() (each one-sided test at the
+    per-look level), then Holm-corrected within its family over the rows of `claims`
+    (see family_gate)."""
     out = []
     for row in claims:
         if not covered(studies, row):
             continue
-        evidence = gather(studies, row.select, row.variants, row.pick, level=level)
+        evidence = gather(studies, row.select, row.variants, row.pick, looks=looks)
         paired, versus_cell = None, ""
         if row.versus is not None:
-            decided, j, paired, versus_cell = judge_comparison(row, evidence, studies, level)
+            decided, j, paired, versus_cell = judge_comparison(row, evidence, studies, looks)
         else:
-            decided, j = judge_row(row, evidence)
+            decided, j = judge_row(row, evidence, looks)
         verdict, reason = j.verdict, j.why
         if row.pick == "best-oneshot" and decided is not None:
             reason += f"; best cell {decided.cell} of {decided.study}; " + lever_note(
@@ -282,7 +332,7 @@ def findings(studies: list[Study], claims: list[ClaimRow] = CLAIMS, level: float
                 "unfinished (killed, lost): not counted, the sweep re-runs them)"
             )
         out.append(Finding(row, evidence, decided, verdict, reason, failed, paired, versus_cell, j.p, diverged=bad))
-    return _holm_gate(out, claims, (1 - level) / 2)
+    return family_gate(out, claims, looks)
 
 
 def not_covered(studies: list[Study], found: list[Finding], claims: list[ClaimRow] = CLAIMS) -> list[str]:

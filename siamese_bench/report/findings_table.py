@@ -9,8 +9,8 @@ import pandas as pd
 
 from siamese_bench.report.evidence import RETRIEVAL_NAMES
 from siamese_bench.report.findings import Finding
+from siamese_bench.report.looks import ALPHA, ONE_LOOK, Looks
 from siamese_bench.report.rules import rule_text
-from siamese_bench.report.stats import LEVEL
 from siamese_bench.report.tables import Table
 
 
@@ -59,7 +59,8 @@ FINDINGS_COLUMNS = [
 ]
 
 
-def findings_table(found: list[Finding], missing: list[str], level: float = LEVEL) -> Table:
+def findings_table(found: list[Finding], missing: list[str], looks: Looks = ONE_LOOK) -> Table:
+    level = looks.level()
     data, view = [], []
     for f in found:
         d = f.decided_on
@@ -103,7 +104,7 @@ def findings_table(found: list[Finding], missing: list[str], level: float = LEVE
                 "n_paired": f.paired.n if f.paired else None,
                 "all_evidence": " | ".join(e.text() for e in f.evidence),
                 "verdict": f.verdict,
-                "rule": rule_text(f.row, level),
+                "rule": rule_text(f.row, looks),
                 "reason": f.reason,
             }
         )
@@ -117,20 +118,28 @@ def findings_table(found: list[Finding], missing: list[str], level: float = LEVE
                 "Source reports": f.row.source,
                 "We measure": ours,
                 "Verdict": f.verdict,
-                "Rule, and why": f"Rule: {rule_text(f.row, level)}.\nWhy: {f.reason}.",
+                "Rule, and why": f"Rule: {rule_text(f.row, looks)}.\nWhy: {f.reason}.",
             }
         )
-    ci, alpha = f"{level * 100:.4g} %", (1 - level) / 2
+    ci, alpha, per_look = f"{level * 100:.4g} %", ALPHA, looks.per_look()
     note = (
         f"Test accuracy at the fixed rule d < 0.5 with a {ci} t-interval over seeds (clipped to [0, 100]), "
         "and ROC AUC. ▸ marks the evidence that decided the verdict: the preferred data variant with two seeds "
         "or more (full MNIST, else mnist-5k, else digits; Omniglot at the largest image size). Comparison rows "
         "are decided on the seed-paired difference against the compared cell, named in the reason, with the "
         "smallest effect that matters (δ) per metric. Every row's verdict rests on one-sided tests at "
-        f"{alpha * 100:.3g} % (equivalently, {ci} intervals). Rows are corrected in families fixed by the "
-        "claims file (a family: the rows whose id starts with the same word, e.g. C3's five heads): each "
-        "reason gives the raw p-value and the Holm-adjusted one over its family, and a verdict whose adjusted "
-        f"p exceeds {alpha:.3g} is shown as inconclusive."
+        f"{per_look * 100:.3g} % (equivalently, {ci} intervals)"
+        + (
+            f" at each of decide's {looks.describe()}, a level calibrated so that a false verdict over all of "
+            f"them stays at {alpha * 100:.3g} %"
+            if looks.sequential
+            else ""
+        )
+        + ". Rows are corrected in families fixed by the claims file (a family: the rows whose id starts with "
+        "the same word, e.g. C3's five heads): each reason gives the raw p-value"
+        + (", its sequential p-value over the looks" if looks.sequential else "")
+        + " and the Holm-adjusted one over its family (a cell picked as the best of m counting m times), and "
+        f"a verdict whose adjusted p exceeds {alpha:.3g} is shown as inconclusive."
     )
     if missing:
         note += f" Not covered: {', '.join(missing)}."

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from siamese_bench.report.claims import ClaimRow
 from siamese_bench.report.evidence import Evidence, pct
+from siamese_bench.report.looks import ALPHA, ONE_LOOK, Looks
 from siamese_bench.report.stats import LEVEL, MIN_SEEDS_TO_TELL, Interval, Paired, oneshot_interval
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
@@ -184,19 +185,19 @@ def _above_chance(ev: Evidence) -> Judgement:
 
 def _oneshot(ev: Evidence) -> Judgement:
     """The bar against an interval whose binomial term (the fixed trials' sampling error) is taken
-    at the bar itself; a cell picked as the best of m is tested at level alpha / m (Bonferroni),
-    so picking the luckiest of several cells at the bar does not pass it more often than alpha."""
+    at the bar itself; a cell picked as the best of m is read at the per-look level for alpha / m
+    (Bonferroni for the pick, calibrated for decide's looks), so picking the luckiest of several
+    cells at the bar does not pass it more often than alpha. The p stays the look's own: the
+    report's family gate multiplies its sequential p-value by m (findings.family_gate)."""
     if ev.oneshot is None or ev.oneshot.n == 0:
         return Judgement(INCONCLUSIVE, "no one-shot accuracy logged")
     m = ev.selected_from
-    level = 1 - (1 - ev.level) / m
+    level = ev.looks.level(ALPHA / m)
     iv = oneshot_interval(ev.runs["oneshot/acc"], ev.trials(), p0=ONESHOT_BAR, level=level)
     j = _at_least(iv, ONESHOT_BAR, "one-shot")
     if m > 1:
         j = replace(
-            j,
-            why=f"{j.why} (the best of {m} cells, so a {level * 100:.2f} % interval: Bonferroni for the pick)",
-            p=min(1.0, j.p * m) if math.isfinite(j.p) else j.p,
+            j, why=f"{j.why} (the best of {m} cells, so a {level * 100:.4g} % interval: Bonferroni for the pick)"
         )
     return j
 
@@ -231,7 +232,8 @@ RULES: dict[str, Rule] = {
     "oneshot": Rule(
         f"reproduced if the 20-way one-shot accuracy {{ci}} CI low ≥ {_bar(ONESHOT_BAR)} (the low end "
         f"of re-implementations; the interval adds the binomial error of the 400 fixed trials, taken at "
-        f"the bar, to the spread over seeds; the best of m cells is tested at level α / m); "
+        f"the bar, to the spread over seeds, with n − 1 degrees of freedom; the best of m cells is tested at "
+        f"level α / m); "
         f"contradicted if CI high < {_bar(ONESHOT_BAR)} with Koch's encoder (a smaller one falling short "
         f"is inconclusive); else (or n < {MIN_SEEDS}, or zero spread) inconclusive",
         _oneshot,
@@ -296,9 +298,12 @@ def ci_name(level: float = LEVEL) -> str:
     return f"{level * 100:.4g} %"
 
 
-def rule_text(row: ClaimRow, level: float = LEVEL) -> str:
+def rule_text(row: ClaimRow, looks: Looks = ONE_LOOK) -> str:
     """The rule of a claim row in words, with the row's own parameters and the intervals' level."""
+    level = looks.level()
     text = RULES[row.rule].text.replace("{ci}", ci_name(level))
+    if looks.sequential:
+        text = text.replace(f"n < {MIN_SEEDS}", f"fewer than {looks.min_n} finite values: decide's first look")
     if row.versus is not None:
         text += (
             f", on {METRIC_NAMES.get(row.metric, row.metric)} (δ = {row.delta:g}), seeds "

@@ -32,7 +32,7 @@ class Interval:
     lo: float
     hi: float
     se: float = math.nan
-    df: float = 0  # Welch-Satterthwaite where a known variance is added (t_interval)
+    df: float = 0  # n - 1, also where a known variance is added (t_interval)
 
     @property
     def has_interval(self) -> bool:
@@ -110,11 +110,12 @@ def t_interval(
         return Interval(mean, math.nan, 1, math.nan, math.nan)
     deviations = x - mean
     sd = math.sqrt(float(np.add.reduce(deviations * deviations)) / (n - 1))
-    spread = sd * sd / n  # estimated from n - 1 degrees of freedom
-    se = math.sqrt(spread + extra_variance)
-    # Welch-Satterthwaite: the extra variance is known (not estimated from the seeds), so only
-    # the spread term carries the seeds' n - 1 degrees of freedom; with no extra, df = n - 1.
-    df = float(n - 1) if extra_variance <= 0 else (se**4 / (spread**2 / (n - 1)) if spread > 0 else math.inf)
+    se = math.sqrt(sd * sd / n + max(0.0, extra_variance))
+    # t with n - 1 degrees of freedom also where a known variance is added: the statistic
+    # (mean - mu) / se is then Z / sqrt(W), W between the seeds' chi2_{n-1} / (n - 1) and 1, and
+    # its tail is at most t_{n-1}'s (the tail is convex in W), whatever the ratio of the two
+    # variances; Welch-Satterthwaite's larger df would not be (docs/claims.md, "oneshot").
+    df = float(n - 1)
     half = t_quantile(0.5 + level / 2, df) * se
     lo, hi = mean - half, mean + half
     if bounds is not None:

@@ -1,17 +1,15 @@
 """decide end to end: the example's claims about a plugin head, decided on digits; run again, it
-resumes without training anything; a row whose projection lies beyond --max-seeds is left alone."""
+resumes without training anything, and refuses a larger --max-seeds on the same study."""
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
 import pytest
 
 from siamese_bench.cli import main
-from siamese_bench.report.stats import Interval
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own-head" / "claims.yaml"
 
@@ -55,28 +53,9 @@ def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(tmp_p
     assert [r["verdict"] for r in again["rows"]] == [r["verdict"] for r in first["rows"]]
     assert len(client.search_runs([exp.experiment_id], "tags.phase = 'grid'")) == 6
 
-
-def test_a_row_beyond_max_seeds_gets_none_and_says_so():
-    from types import SimpleNamespace
-
-    from siamese_bench.decide.loop import RowState, _next_targets
-    from siamese_bench.decide.sequential import nominal_alpha
-    from siamese_bench.report.claims import ClaimRow
-
-    def finding(row: ClaimRow, mean: float, sd: float) -> SimpleNamespace:
-        diff = Interval(mean, sd, 3, mean - 0.02, mean + 0.02, sd / math.sqrt(3), 2)
-        return SimpleNamespace(row=row, paired=SimpleNamespace(diff=diff), decided_on=None)
-
-    near = ClaimRow(id="near", claim="c", source="s", select={"head": "a"}, versus={"head": "b"}, rule="better")
-    clear = ClaimRow(id="clear", claim="c", source="s", select={"head": "c"}, versus={"head": "b"}, rule="better")
-    plan = SimpleNamespace(rows=[near, clear], cells_of={"near": ("a", "b"), "clear": ("c", "b")})
-    states = {"near": RowState("near"), "clear": RowState("clear")}
-    found = {"near": finding(near, 0.006, 0.01), "clear": finding(clear, 0.03, 0.01)}
-    seeds = {"a": 3, "b": 3, "c": 3}
-    target = _next_targets(plan, found, states, seeds, 10, nominal_alpha(10))
-    assert states["near"].why.startswith("not decidable within --max-seeds 10 (needs about")
-    assert target["a"] == 3  # no seeds spent on it
-    assert states["clear"].why == "open" and target["c"] > 3 and target["b"] == target["c"]
+    assert main([*args, "--max-seeds", "20"]) == 2  # more looks at the same runs would spend the error again
+    assert "study 'own-head' was started with --max-seeds 10" in capsys.readouterr().err
+    assert len(client.search_runs([exp.experiment_id], "tags.phase = 'grid'")) == 6
 
 
 @pytest.mark.parametrize(("name", "cells", "rows"), [("mnist-claims", 9, 8), ("omniglot-claims", 3, 3)])

@@ -106,7 +106,7 @@ def test_the_printed_n_is_the_rules_own_metric_and_a_nan_is_named(fake_evidence,
     ev = fake_evidence("mnist-5k", [0.95, 0.96, 0.97], [0.5, float("nan"), 0.5])
     ev.runs["test/auc"] = [0.5, float("nan"), 0.5]
     _, j = judge_row(rule_of["C2"], [ev])
-    assert "(n=2; 1 of 3 runs logged no finite test/auc, left out)" in j.why
+    assert "(n=2; 1 of 3 runs (seed 1) logged no finite test/auc, left out)" in j.why
 
 
 def test_c1_above_its_band_says_the_number_is_not_reproduced_higher(fake_evidence, rule_of):

@@ -262,7 +262,7 @@ def test_diverged_seeds_count_against_the_cell_and_block_reproduced(fake_run, fa
 
 def test_holm_turns_a_marginal_row_inconclusive_and_shows_raw_and_adjusted_p():
     from siamese_bench.report.claims import ClaimRow
-    from siamese_bench.report.findings import Finding, _holm_gate
+    from siamese_bench.report.findings import Finding, family_gate
 
     def row(id_: str) -> ClaimRow:
         return ClaimRow(id=id_, claim="c", source="s", select={"head": "l1"}, rule="works")
@@ -274,7 +274,7 @@ def test_holm_turns_a_marginal_row_inconclusive_and_shows_raw_and_adjusted_p():
         Finding(claims[2], [], None, INCONCLUSIVE, "r", 0, p=0.3),
         Finding(claims[3], [], None, REPRODUCED, "r", 0, p=0.02),
     ]
-    marginal, strong, undecided, alone = _holm_gate(rows, claims, 0.025)
+    marginal, strong, undecided, alone = family_gate(rows, claims)
     assert strong.verdict == REPRODUCED and strong.p_holm == pytest.approx(0.003)
     assert marginal.verdict == INCONCLUSIVE and marginal.p_holm == pytest.approx(0.04)
     assert "p = 0.02, Holm-adjusted over the 3 rows of family A p = 0.04 > 0.025" in marginal.reason
@@ -286,11 +286,11 @@ def test_a_family_is_fixed_by_the_claims_file_not_by_what_a_report_covers():
     """Issue 21: C3 one-minus-diff-dense was reproduced in one report and inconclusive in another,
     because the family was whatever the report held. A row not covered still counts (p = 1)."""
     from siamese_bench.report.claims import ClaimRow
-    from siamese_bench.report.findings import Finding, _holm_gate
+    from siamese_bench.report.findings import Finding, family_gate
 
     claims = [ClaimRow(id=f"C3 {h}", claim="c", source="s", select={"head": h}, rule="learns") for h in "abcde"]
     covered = [Finding(claims[0], [], None, REPRODUCED, "r", 0, p=0.006)]
-    (only,) = _holm_gate(covered, claims, 0.025)
+    (only,) = family_gate(covered, claims)
     assert only.p_holm == pytest.approx(0.03) and only.verdict == INCONCLUSIVE  # 5 x 0.006, whatever was covered
-    both = _holm_gate(covered + [Finding(claims[1], [], None, REPRODUCED, "r", 0, p=0.5)], claims, 0.025)
+    both = family_gate(covered + [Finding(claims[1], [], None, REPRODUCED, "r", 0, p=0.5)], claims)
     assert both[0].p_holm == pytest.approx(0.03)
