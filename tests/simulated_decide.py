@@ -109,6 +109,16 @@ def normal(mean: float, sd: float, cells: int = 1) -> Callable[[int, np.random.G
     return lambda sims, rng: rng.normal(mean, sd, (sims, MAX_SEEDS, cells))
 
 
+def with_nan(draw: Callable[[int, np.random.Generator], np.ndarray], share: float):
+    """The same draws with about `share` of the seeds' values not finite (a NaN metric)."""
+
+    def nan_draw(sims: int, rng: np.random.Generator) -> np.ndarray:
+        values = draw(sims, rng)
+        return np.where(rng.random(values.shape) < share, np.nan, values)
+
+    return nan_draw
+
+
 def oneshot_at_bar(sd: float, cells: int = 1) -> Callable[[int, np.random.Generator], np.ndarray]:
     """Each cell's seeds share one sample of 400 trials, whose luck moves them alike, plus seed noise."""
 
@@ -158,6 +168,7 @@ def false_rate(case: Case, looks: Looks, rounds: bool, seed: int, sims: int | No
 
 CASES = {
     "works: acc exactly at the 90 % bar": Case("works", normal(WORKS_ACC, 0.01), REPRODUCED, sims=10_000),
+    "works: at the bar, a fifth of the seeds NaN": Case("works", with_nan(normal(WORKS_ACC, 0.01), 0.2), REPRODUCED),
     "learns: AUC exactly at 0.90": Case("learns", normal(LEARNS_AUC, 0.01), REPRODUCED),
     "above-chance: AUC on the band's edge": Case("above-chance", normal(CHANCE_HIGH, 0.01), REPRODUCED),
     "chance: AUC on the band's edge": Case("chance", normal(CHANCE_HIGH, 0.01), REPRODUCED),
