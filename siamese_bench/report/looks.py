@@ -9,10 +9,11 @@ calibrated by Monte Carlo for the t-statistic with unknown variance:
 - the looks are at n = first, ..., max_seeds finite values (any may be skipped, which can only
   lower the error);
 - a one-sided test at look n rejects when its p (from t with n - 1 degrees of freedom) is at
-  most a. The simulation's own error is kept on the safe side: a is the quantile's lower bound
-  (two standard errors of the count), so its luck cannot raise the level above alpha. The t-statistics of one normal sequence have a joint law free of its mean and spread
+  most a. The t-statistics of one normal sequence have a joint law free of its mean and spread
   (they are pivotal), so one simulated law of the smallest p over the looks, F, serves every
-  rule, bar and scale: it depends on max_seeds only.
+  rule, bar and scale: it depends on max_seeds only. The simulation's own error is kept on the
+  safe side: a is the quantile's lower bound (two standard errors of the count), so its luck
+  cannot raise the level above alpha.
 
 F turns a look's p into the sequential p-value F(p): the chance, under the null's boundary, that
 some look gives a p this small. A row is decided at overall level alpha exactly when F(p) <=
