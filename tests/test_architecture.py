@@ -152,3 +152,16 @@ def test_the_report_the_cli_parser_and_the_schemas_load_no_torch():
     # only when a file's configurations are checked against the registries
     assert not _loads_torch("from siamese_bench.cli.docs import schemas; schemas()")
     assert _loads_torch("import siamese_bench.training.run")  # the probe itself can fail
+
+
+@pytest.mark.slow  # one real training in its own process (~10 s)
+def test_untracked_training_imports_neither_mlflow_nor_optuna():
+    """A borrowed GPU machine has PyTorch and Lightning but not our other dependencies: the
+    GPU check's untracked training must run there."""
+    code = (
+        "import sys; from siamese_bench.cli import main; "
+        "main(['train', '--dataset', 'digits', '--epochs', '1', '--no-track', '--no-progress']); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'optuna'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -18,6 +18,7 @@ log = logging.getLogger("siamese_bench")
 # each has register(subparsers, full)
 SUBCOMMANDS = (train, sweep, decide, report, claims, regress, oneshot, services, ui, docs, data)
 TORCH_COMMANDS = ("train", "sweep", "decide", "regress", "oneshot", "make-pairs-csv")  # the others never load torch
+OPTUNA_COMMANDS = ("sweep", "decide")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -49,7 +50,7 @@ def quiet_libraries(verbose: bool, command: str = "train") -> None:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        if command in TORCH_COMMANDS:
+        if command in OPTUNA_COMMANDS:  # the others never import it: untracked training runs without it
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
