@@ -2,7 +2,8 @@
 # The GPU data path in one command: on a machine with a CUDA GPU, C1 on full MNIST (seed 0, 20 epochs)
 # with --precision bf16-mixed --matmul-precision high, then with the default 32-true for comparison,
 # each printing training images/s, wall time and test accuracy; then benchmarks/throughput.py on the
-# device (siamese-bench vs a bare loop, and data on the device vs on the host). Without a CUDA GPU it
+# device (siamese-bench vs a bare loop, and data on the device vs on the host); then seed stacking
+# (benchmarks/stack_speed.py: stacks of 8, 32, 128 against one seed at a time). Without a CUDA GPU it
 # says so in one line and exits 0.
 #
 #   benchmarks/gpu_check.sh                       (from anywhere; runs in the repository)
@@ -84,3 +85,7 @@ echo "gpu_check: throughput, 32-true"
 echo
 echo "gpu_check: throughput, bf16-mixed with TF32 matmuls"
 "$py" benchmarks/throughput.py --device cuda --precision bf16-mixed --matmul-precision high
+echo
+echo "gpu_check: seed stacking, stacks of 8, 32 and 128 against one seed at a time (8 seeds), 32-true and bf16-mixed"
+"$py" benchmarks/stack_speed.py --device cuda --cells digits,mnist-5k --seeds 8,32,128 --repeats 1
+"$py" benchmarks/stack_speed.py --device cuda --cells digits,mnist-5k --seeds 8,32,128 --repeats 1 --precision bf16-mixed

@@ -128,15 +128,54 @@ def cmd_train(args: argparse.Namespace) -> int:
     loaded = load_plugins(args)
     cfg = config_from_args(args)
     tracker = None if args.no_track else Tracker(args.tracking_uri, system_metrics=args.system_metrics)
-    result = run_training(
+    if args.seeds is None and args.stack_seeds is None:
+        result = run_training(
+            cfg,
+            tracker=tracker,
+            experiment=args.experiment or DEFAULT_EXPERIMENT,
+            progress=show_progress(args),
+            extra_tags=plugins.tags(loaded),
+        )
+        print(format_result(result))
+        return 0
+    return _train_seeds(args, cfg, tracker, plugins.tags(loaded))
+
+
+def _train_seeds(args: argparse.Namespace, cfg: TrainConfig, tracker: Any, tags: dict[str, str]) -> int:
+    """`--seeds`: every seed trained (stacked where it can), each result printed as it ends,
+    then one line per failed seed; exit 1 when any failed."""
+    from siamese_bench.training.device import training_device
+    from siamese_bench.training.run import DEFAULT_EXPERIMENT
+    from siamese_bench.training.seeds import parse_seeds, run_seeds
+
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else [cfg.seed]
+
+    def show(outcome: Any) -> None:
+        if outcome.result is not None:
+            print(format_result(outcome.result), end="\n\n", flush=True)
+
+    outcomes = run_seeds(
         cfg,
+        seeds,
+        stack_size=args.stack_seeds,
         tracker=tracker,
         experiment=args.experiment or DEFAULT_EXPERIMENT,
+        extra_tags=tags,
         progress=show_progress(args),
-        extra_tags=plugins.tags(loaded),
+        accelerator=training_device().type,
+        on_done=show,
     )
-    print(format_result(result))
-    return 0
+    failed = [o for o in outcomes if o.error is not None]
+    for o in failed:
+        print(f"seed {o.seed} FAILED: {type(o.error).__name__}: {o.error}")
+    done = [o.result for o in outcomes if o.result is not None]
+    if done:
+        acc = [r.metrics.get("test/acc_tuned", float("nan")) for r in done]
+        print(
+            f"{len(done)} of {len(seeds)} seeds trained; test acc@val-thr "
+            f"mean {sum(acc) / len(acc):.4f}, min {min(acc):.4f}, max {max(acc):.4f}"
+        )
+    return 1 if failed else 0
 
 
 def register(sub: Any, full: bool) -> None:
@@ -146,6 +185,20 @@ def register(sub: Any, full: bool) -> None:
         add_train_arguments(train)
     add_tracking_arguments(train)
     add_plugin_argument(train)
+    seeds = train.add_argument_group("several seeds of this variant")
+    seeds.add_argument(
+        "--seeds",
+        metavar="LIST",
+        help="train these seeds (0-7, 0,3,5 or 2) instead of --seed, each its own MLflow run; "
+        "stacked as one batched model where that is faster (docs/performance.md)",
+    )
+    seeds.add_argument(
+        "--stack-seeds",
+        type=int,
+        metavar="K",
+        help="train the seeds in stacks of K (1: one at a time, the single-seed path); default: "
+        "all of them on a GPU, 8 on a CPU for the MLP encoder, else 1",
+    )
     train.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     train.add_argument("--experiment", help="MLflow experiment name (default siamese-bench-train)")
     train.add_argument(

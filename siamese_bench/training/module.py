@@ -96,12 +96,7 @@ class SiameseModule(pl.LightningModule):
         return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
     def on_fit_start(self) -> None:
-        for config in self.trainer.lr_scheduler_configs:
-            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                raise ConfigError(
-                    f"lr schedule: {type(config.scheduler).__name__} steps on a monitored metric, which "
-                    "siamese-bench's training step does not support; use a step or epoch schedule"
-                )
+        refuse_plateau(self.trainer)
 
     def compare(self, x1: torch.Tensor, x2: torch.Tensor) -> HeadOutput:
         return self._compare(x1, x2)[0]
@@ -169,10 +164,7 @@ class SiameseModule(pl.LightningModule):
         self._step_schedules("epoch", self.trainer.current_epoch + 1)
 
     def _step_schedules(self, interval: str, count: int) -> None:
-        """Lightning's rule: a scheduler steps every `frequency`-th step or epoch of its interval."""
-        for config in self.trainer.lr_scheduler_configs:
-            if config.interval == interval and count % config.frequency == 0:
-                config.scheduler.step()  # type: ignore[call-arg]  # on_fit_start refused ReduceLROnPlateau
+        step_schedules(self.trainer, interval, count)
 
     def _eval_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         out, emb = self._compare(batch["x1"], batch["x2"])
@@ -221,6 +213,23 @@ class SiameseModule(pl.LightningModule):
             self.final_outputs[stage] = (d.float().cpu(), y.cpu())  # bf16-mixed gives bfloat16, which numpy lacks
             metrics = pair_metrics(d, y, tuned_threshold=self.val_threshold, ranking=rank)
             self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, add_dataloader_idx=False)
+
+
+def step_schedules(trainer: pl.Trainer, interval: str, count: int) -> None:
+    """Lightning's rule: a scheduler steps every `frequency`-th step or epoch of its interval."""
+    for config in trainer.lr_scheduler_configs:
+        if config.interval == interval and count % config.frequency == 0:
+            config.scheduler.step()  # type: ignore[call-arg]  # on_fit_start refused ReduceLROnPlateau
+
+
+def refuse_plateau(trainer: pl.Trainer) -> None:
+    """ReduceLROnPlateau steps on a monitored metric, which manual optimization here never passes it."""
+    for config in trainer.lr_scheduler_configs:
+        if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            raise ConfigError(
+                f"lr schedule: {type(config.scheduler).__name__} steps on a monitored metric, which "
+                "siamese-bench's training step does not support; use a step or epoch schedule"
+            )
 
 
 class StepGroups:

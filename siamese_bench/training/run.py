@@ -137,25 +137,21 @@ def _early_stopping(cfg: TrainConfig, objective: Objective) -> list[pl.Callback]
     return [EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stopping_patience)]
 
 
-def run_training(
-    cfg: TrainConfig,
-    *,
-    tracker: RunTracker | None = None,
-    experiment: str = DEFAULT_EXPERIMENT,
-    data: LabelledData | PairedData | None = None,
-    parent_run_id: str | None = None,
-    run_name: str | None = None,
-    extra_tags: dict[str, str] | None = None,
-    callbacks: Sequence[pl.Callback] = (),
-    progress: bool = True,
-    evaluate_train: bool = True,
-) -> RunResult:
-    """Train and evaluate one configuration. Always ends its MLflow run (FAILED or KILLED on
-    error), so a tracked run is never left RUNNING by this process. `evaluate_train=False`
-    skips the final pass over the training pairs (train_eval/*), which a caller that only
-    reads test metrics (the regression checks) does not need."""
-    started = time.perf_counter()
-    data = data or load_dataset(cfg.dataset)
+@dataclass
+class PreparedRun:
+    """One seed's run before fitting: the built module, its batches (placed), what tracking needs."""
+
+    cfg: TrainConfig
+    data: LabelledData | PairedData
+    module: SiameseModule
+    batches: dict[str, TensorBatches]
+    initial_spread: float
+    placement: str
+    n_parameters: int
+
+
+def prepare_run(cfg: TrainConfig, data: LabelledData | PairedData, evaluate_train: bool = True) -> PreparedRun:
+    """Module and batches from cfg.seed, checked on a real batch, data placed for fitting."""
     try:  # a forward pass on a real batch: an encoder that cannot take this data fails here, named
         module = build_module(
             cfg, data.input_shape, eval_stages=("train_eval", "test") if evaluate_train else ("test",)
@@ -175,22 +171,59 @@ def run_training(
             f"{dataset_bytes(batches) / 2**20:,.0f}",
         )
     n_parameters = sum(p.numel() for p in module.parameters())
-    log.info("model: %s encoder + %s head, %s parameters", cfg.encoder, cfg.head, f"{n_parameters:,}")
-    run_id = None
-    if tracker is not None:
-        tags = {
-            "dataset_variant": data.variant,
-            "dataset_source": data.source,
-            "seed": str(cfg.seed),
-            "head": cfg.head,
-            "loss": cfg.loss,
-            **hardware_tags(placement),
-            **(extra_tags or {}),
-        }
-        tags.update(run_traits(cfg))
-        params = {**run_params(cfg), "n_parameters": n_parameters, "n_train_samples": len(batches["train"].index)}
-        run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags, parent_run_id)
-        tracker.log_dataset(run_id, dataset_input(data, {k: len(b.index) for k, b in batches.items()}))
+    return PreparedRun(cfg, data, module, batches, initial_spread, placement, n_parameters)
+
+
+def start_tracking(
+    prep: PreparedRun,
+    tracker: RunTracker | None,
+    experiment: str,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> str | None:
+    """The run's MLflow run, started with its params, tags and input dataset (None untracked)."""
+    if tracker is None:
+        return None
+    cfg, data, batches = prep.cfg, prep.data, prep.batches
+    tags = {
+        "dataset_variant": data.variant,
+        "dataset_source": data.source,
+        "seed": str(cfg.seed),
+        "head": cfg.head,
+        "loss": cfg.loss,
+        **hardware_tags(prep.placement),
+        **(extra_tags or {}),
+    }
+    tags.update(run_traits(cfg))
+    params = {**run_params(cfg), "n_parameters": prep.n_parameters, "n_train_samples": len(batches["train"].index)}
+    run_id = tracker.start_run(experiment, run_name or f"{cfg.head}+{cfg.loss}", params, tags, parent_run_id)
+    tracker.log_dataset(run_id, dataset_input(data, {k: len(b.index) for k, b in batches.items()}))
+    return run_id
+
+
+def run_training(
+    cfg: TrainConfig,
+    *,
+    tracker: RunTracker | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    data: LabelledData | PairedData | None = None,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+    callbacks: Sequence[pl.Callback] = (),
+    progress: bool = True,
+    evaluate_train: bool = True,
+) -> RunResult:
+    """Train and evaluate one configuration. Always ends its MLflow run (FAILED or KILLED on
+    error), so a tracked run is never left RUNNING by this process. `evaluate_train=False`
+    skips the final pass over the training pairs (train_eval/*), which a caller that only
+    reads test metrics (the regression checks) does not need."""
+    started = time.perf_counter()
+    prep = prepare_run(cfg, data or load_dataset(cfg.dataset), evaluate_train)
+    module, batches = prep.module, prep.batches
+    log.info("model: %s encoder + %s head, %s parameters", cfg.encoder, cfg.head, f"{prep.n_parameters:,}")
+    run_id = start_tracking(prep, tracker, experiment, run_name, parent_run_id, extra_tags)
     recorder = EpochRecorder(tracker, run_id)
     train_loader = module.train_loader(batches["train"])
     trainer = make_trainer(
@@ -200,27 +233,12 @@ def run_training(
     try:
         with matmul_precision(cfg.matmul_precision):
             trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=batches["val"])
-            trainer.test(module, dataloaders=[batches[stage] for stage in module.eval_stages], verbose=False)
-            extra = _extra_evaluations(module, data)
-        metrics, collapsed = _final_metrics(trainer, recorder, extra, initial_spread, module, started)
-        if collapsed:
-            log.warning(
-                "run %s collapsed: its embeddings shrank to nearly one point (spread or a triplet loss "
-                "stuck at the margin)",
-                run_name or cfg.head,
-            )
-        if tracker and run_id:  # val/* already has its per-epoch curve; no extra point
-            tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")}, step=cfg.epochs)
-            log_outputs(tracker, run_id, module.final_outputs, test_embeddings(module, data))
-            log_model(tracker, run_id, cfg, data.input_shape, module)
-            tracker.set_tags(
-                run_id, {"collapsed": str(collapsed).lower(), "initial_embedding_spread": f"{initial_spread:.6g}"}
-            )
+        metrics, collapsed = finish_run(
+            prep, trainer, recorder.history, trainer.global_step, started, tracker, run_id, run_name
+        )
         status = "FINISHED"
     except BaseException as err:
-        # Lightning turns Ctrl-C into SystemExit(1); pruning sets its own status.
-        interrupted = isinstance(err, KeyboardInterrupt | SystemExit)
-        status = getattr(err, "run_status", "KILLED" if interrupted else "FAILED")
+        status = failed_status(err)
         if tracker and run_id:
             tracker.set_tags(run_id, {"fail_reason": f"{type(err).__name__}: {err}"[:500]})
         raise
@@ -228,28 +246,62 @@ def run_training(
         if tracker and run_id:
             tracker.end_run(run_id, status)
     return RunResult(
-        cfg, metrics, recorder.history, data.variant, run_id, module.final_outputs, collapsed, n_parameters, placement
+        cfg,
+        metrics,
+        recorder.history,
+        prep.data.variant,
+        run_id,
+        module.final_outputs,
+        collapsed,
+        prep.n_parameters,
+        prep.placement,
     )
 
 
-def _final_metrics(
+def failed_status(err: BaseException) -> str:
+    """MLflow's status for a run that raised: Lightning turns Ctrl-C into SystemExit(1);
+    pruning sets its own status."""
+    interrupted = isinstance(err, KeyboardInterrupt | SystemExit)
+    return getattr(err, "run_status", "KILLED" if interrupted else "FAILED")
+
+
+def finish_run(
+    prep: PreparedRun,
     trainer: pl.Trainer,
-    recorder: EpochRecorder,
-    extra: dict[str, float],
-    initial_spread: float,
-    module: SiameseModule,
+    history: list[dict[str, float]],
+    global_step: int,
     started: float,
+    tracker: RunTracker | None,
+    run_id: str | None,
+    run_name: str | None,
 ) -> tuple[dict[str, float], bool]:
-    """The run's final metrics (test/*, train_eval/*, the last val/*, extra evaluations) and
-    whether it collapsed."""
+    """The trained module tested (with `trainer`), its extra evaluations, final metrics and
+    artifacts recorded; (metrics, collapsed)."""
+    cfg, module, data = prep.cfg, prep.module, prep.data
+    with matmul_precision(cfg.matmul_precision):
+        trainer.test(module, dataloaders=[prep.batches[stage] for stage in module.eval_stages], verbose=False)
+        extra = _extra_evaluations(module, data)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("test/", "train_eval/"))}
-    if recorder.history:
-        metrics.update({k: v for k, v in recorder.history[-1].items() if k.startswith("val/")})
+    if history:
+        metrics.update({k: v for k, v in history[-1].items() if k.startswith("val/")})
     metrics.update(extra)
-    collapsed = is_collapsed(initial_spread, recorder.history, module.objective.collapse_margin)
+    collapsed = is_collapsed(prep.initial_spread, history, module.objective.collapse_margin)
     metrics["collapsed"] = float(collapsed)
-    metrics["global_step"] = float(trainer.global_step)  # optimizer steps taken
+    metrics["global_step"] = float(global_step)  # optimizer steps taken
     metrics["seconds"] = time.perf_counter() - started
+    if collapsed:
+        log.warning(
+            "run %s collapsed: its embeddings shrank to nearly one point (spread or a triplet loss "
+            "stuck at the margin)",
+            run_name or cfg.head,
+        )
+    if tracker and run_id:  # val/* already has its per-epoch curve; no extra point
+        tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if not k.startswith("val/")}, step=cfg.epochs)
+        log_outputs(tracker, run_id, module.final_outputs, test_embeddings(module, data))
+        log_model(tracker, run_id, cfg, data.input_shape, module)
+        tracker.set_tags(
+            run_id, {"collapsed": str(collapsed).lower(), "initial_embedding_spread": f"{prep.initial_spread:.6g}"}
+        )
     return metrics, collapsed
 
 

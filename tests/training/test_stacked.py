@@ -1,0 +1,152 @@
+"""Seed stacking: stacked seeds against the same seeds trained one at a time, on real digits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from siamese_bench.cli import main
+from siamese_bench.core.config import TrainConfig
+from siamese_bench.core.errors import ConfigError
+from siamese_bench.infra.tracking import Tracker
+from siamese_bench.training import stacked
+from siamese_bench.training.build import check_config
+from siamese_bench.training.run import prepare_run, run_training
+from siamese_bench.training.seeds import default_stack_size, parse_seeds, run_seeds, train_stack
+from siamese_bench.training.stacked import stack_blocker
+
+SEEDS = (0, 1, 2)
+EXACT = 1e-6  # no randomness inside the step: the same float operations, up to this tolerance
+
+
+def cfg_of(**changes) -> TrainConfig:
+    base = {"dataset": "digits", "epochs": 4, "encoder_options": {"dropout": 0.0}}
+    return check_config(TrainConfig(**{**base, **changes}))
+
+
+def stacked_and_sequential(cfg: TrainConfig, data):
+    one_by_one = [run_training(cfg.model_copy(update={"seed": s}), data=data, progress=False) for s in SEEDS]
+    preps = [prepare_run(cfg.model_copy(update={"seed": s}), data) for s in SEEDS]
+    assert stack_blocker(preps) is None
+    together = train_stack(preps, experiment="unused", progress=False)
+    assert all(o.error is None for o in together), [o.error for o in together]
+    return one_by_one, [o.result for o in together]
+
+
+FINAL = ("test/acc", "test/auc", "test/acc_tuned", "train_eval/acc", "val/loss", "val/threshold", "retrieval/map_at_r")
+
+
+@pytest.mark.slow  # 6 short trainings (~10 s)
+def test_stacked_seeds_equal_sequential_seeds_without_randomness_in_the_step(digits):
+    """(a) of the issue: no dropout, no augmentation; early stopping (each seed stops at its own
+    epoch) and per-seed gradient clipping included: every epoch's metrics and every final metric
+    equal the sequential seed's within EXACT."""
+    cfg = cfg_of(epochs=20, early_stopping_patience=1, gradient_clip=0.5, optimizer="adam")
+    one_by_one, together = stacked_and_sequential(cfg, digits)
+    stops = {len(r.history) for r in one_by_one}
+    assert len(stops) > 1 or max(stops) < cfg.epochs  # early stopping acted, so its per-seed rule is tested
+    for alone, stack in zip(one_by_one, together, strict=True):
+        assert len(stack.history) == len(alone.history)
+        for a, b in zip(alone.history, stack.history, strict=True):
+            assert a.keys() == b.keys()
+            assert all(math.isclose(a[k], b[k], rel_tol=EXACT, abs_tol=EXACT) for k in a), (a, b)
+        for key in (*FINAL, "global_step"):
+            assert stack.metrics[key] == pytest.approx(alone.metrics[key], rel=EXACT, abs=EXACT), key
+
+
+@pytest.mark.slow
+def test_batchnorm_and_a_schedule_stack_within_float_rounding(digits):
+    """C6's BatchNorm head: its running statistics are stacked buffers (vmap updates each seed's
+    own); vmap's batched kernels round otherwise, so 4 epochs agree to 1e-2, not bit for bit."""
+    cfg = cfg_of(head="distance-bn-dense", loss="bce", lr_schedule="cosine")
+    one_by_one, together = stacked_and_sequential(cfg, digits)
+    for alone, stack in zip(one_by_one, together, strict=True):
+        losses = [(a["train/loss"], b["train/loss"]) for a, b in zip(alone.history, stack.history, strict=True)]
+        assert all(abs(a - b) < 1e-2 for a, b in losses), losses
+        assert stack.metrics["test/auc"] == pytest.approx(alone.metrics["test/auc"], abs=1e-2)
+
+
+@pytest.mark.slow
+def test_a_stack_with_dropout_reproduces_itself_and_its_seeds_differ(digits):
+    cfg = cfg_of(encoder_options={}, epochs=2)  # the MLP's dropout 0.1: masks drawn per seed
+
+    def once() -> list[list[float]]:
+        preps = [prepare_run(cfg.model_copy(update={"seed": s}), digits) for s in (0, 1)]
+        return [[h["train/loss"] for h in o.result.history] for o in train_stack(preps, experiment="x", progress=False)]
+
+    first = once()
+    assert once() == first
+    assert first[0] != first[1]
+
+
+def test_what_cannot_stack_is_named(digits):
+    def why(**changes) -> str | None:
+        cfg = cfg_of(epochs=1, **changes)
+        return stack_blocker([prepare_run(cfg.model_copy(update={"seed": s}), digits) for s in (0, 1)])
+
+    assert why() is None
+    assert why(loss="triplet") is None  # random triplets stack
+    assert "batch-hard mining cannot run batched" in why(loss="triplet", triplet_mining="batch-hard")
+    sizes = [prepare_run(cfg_of(epochs=1, val_fraction=f), digits) for f in (0.1, 0.3)]
+    assert "training sets differ in size" in stack_blocker(sizes)
+
+
+@pytest.mark.slow  # the 5,000 MNIST images as rows
+def test_the_lstm_encoder_is_named_as_what_cannot_stack():
+    from siamese_bench.data import load_dataset
+
+    data = load_dataset("mnist-5k-rows")
+    cfg = check_config(TrainConfig(dataset="mnist-5k-rows", encoder="lstm", epochs=1))
+    assert "the lstm encoder cannot run batched" in stack_blocker([prepare_run(cfg, data), prepare_run(cfg, data)])
+
+
+def test_seed_lists_and_the_default_rule():
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("5, 1,2-3,1") == [5, 1, 2, 3]
+    for bad in ("3-1", "a", "-1", ""):
+        with pytest.raises(ConfigError, match="--seeds"):
+            parse_seeds(bad)
+    mlp, conv = TrainConfig(dataset="digits"), TrainConfig(dataset="mnist-5k", encoder="cnn-small")
+    assert default_stack_size(mlp, 10, "cpu") == 8 and default_stack_size(conv, 10, "cpu") == 1
+    assert default_stack_size(conv, 10, "cuda") == 10 and default_stack_size(mlp, 100, "cuda") == 32
+    with pytest.raises(ConfigError, match="--stack-seeds 0"):
+        run_seeds(mlp, [0, 1], stack_size=0)
+
+
+@pytest.mark.slow
+def test_train_seeds_records_one_finished_run_per_seed_with_its_stack_size(mlruns, capsys):
+    code = main(
+        ["train", "--dataset", "digits", "--epochs", "2", "--seeds", "0-2", "--stack-seeds", "2"]
+        + ["--tracking-uri", mlruns, "--experiment", "stacks", "--no-progress"]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 seeds trained" in out and out.count("MLflow run: ") == 3
+    client = Tracker(mlruns).client
+    runs = client.search_runs([client.get_experiment_by_name("stacks").experiment_id])
+    by_seed = {r.data.params["seed"]: r for r in runs}
+    assert sorted(by_seed) == ["0", "1", "2"]
+    assert {s: r.data.tags["stack_size"] for s, r in by_seed.items()} == {"0": "2", "1": "2", "2": "1"}
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert "test/acc" in run.data.metrics and "retrieval/map_at_r" in run.data.metrics
+        curve = client.get_metric_history(run.info.run_id, "val/auc")
+        assert [m.step for m in curve] == [0, 1]
+
+
+@pytest.mark.slow
+def test_a_stack_interrupted_midway_ends_every_seed_run_killed(mlruns, digits, monkeypatch):
+    tracker = Tracker(mlruns)
+    real_end = stacked.StackedModule.on_train_epoch_end
+
+    def interrupted(self):
+        real_end(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stacked.StackedModule, "on_train_epoch_end", interrupted)
+    preps = [prepare_run(cfg_of(seed=s), digits) for s in SEEDS]
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        train_stack(preps, tracker=tracker, experiment="killed", progress=False)
+    runs = tracker.client.search_runs([tracker.client.get_experiment_by_name("killed").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["KILLED"] * 3
