@@ -22,7 +22,7 @@ PHONY_SERVICES := services-up services-down services-status services-bundle serv
 BENCHES := bench-mnist bench-mnist-full bench-mnist-grid-full bench-mnist-tune bench-vectors bench-mining bench-sequences \
 	bench-sequences-full bench-oneshot bench-oneshot-full bench-omniglot bench-omniglot-full bench-all
 .PHONY: $(PHONY_SERVICES) $(BENCHES) help venv lock test test-fast lint format train decide docs mlflow-ui report \
-	report-all regress bench-throughput gpu-check clean
+	report-all regress bench-throughput gpu-check gpu-bundle clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-21s %s\n", $$1, $$2}'
@@ -199,6 +199,9 @@ regress: $(STAMP) $(C4_DATA) ## accuracy checks of C1-C6 and K1 against calibrat
 
 bench-throughput: $(STAMP) ## pairs/s of siamese-bench vs a bare PyTorch loop (C1 config)
 	$(PY) benchmarks/throughput.py
+
+gpu-bundle: $(STAMP) ## build/gpu-bundle/: what benchmarks/gpu_check.sh needs on a GPU machine without our venv (source, pydantic wheels, MNIST; ~21 MiB)
+	$(PY) benchmarks/gpu_bundle.py build/gpu-bundle
 
 gpu-check: $(STAMP) ## on a CUDA machine: C1 on full MNIST (1 seed, 20 epochs) and the throughput benchmark; else says so
 	bash benchmarks/gpu_check.sh

@@ -4,23 +4,51 @@
 # each printing training images/s, wall time and test accuracy; then benchmarks/throughput.py on the
 # device (siamese-bench vs a bare loop, and data on the device vs on the host); then seed stacking
 # (benchmarks/stack_speed.py: stacks of 8, 32, 128 against one seed at a time). Without a CUDA GPU it
-# says so in one line and exits 0.
+# says so, trains 2 stacked seeds on the CPU for a few steps as a smoke test, and exits 0.
 #
 #   benchmarks/gpu_check.sh                       (from anywhere; runs in the repository)
 #   VENV=/path/to/venv GPU_CHECK_EPOCHS=5 benchmarks/gpu_check.sh
+#   make gpu-bundle; copy build/gpu-bundle to the GPU machine; there: bash gpu-bundle/benchmarks/gpu_check.sh
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-py="${VENV:-.venv}/bin/python"  # the Makefile's $(VENV)/bin/python
-# the Makefile's offline copy of full MNIST, unless the caller set one
-export SIAMESE_BENCH_MNIST_DIR="${SIAMESE_BENCH_MNIST_DIR:-$(dirname "$repo")/shared/datasets/mnist}"
-if [[ ! -x "$py" ]]; then
-    echo "gpu_check: no virtual environment at $py; run 'make venv' first" >&2
+# Which Python: GPU_CHECK_PYTHON, else the Makefile's venv, else the machine's python3 (a borrowed
+# GPU machine has PyTorch and Lightning but not our venv: `make gpu-bundle` builds what it needs)
+if [[ -n "${GPU_CHECK_PYTHON:-}" ]]; then
+    py="$GPU_CHECK_PYTHON"
+elif [[ -x "${VENV:-.venv}/bin/python" ]]; then
+    py="${VENV:-.venv}/bin/python"
+else
+    py="$(command -v python3 || true)"
+fi
+if [[ -z "$py" ]]; then
+    echo "gpu_check: no python3 and no virtual environment at ${VENV:-.venv}; run 'make venv' first" >&2
     exit 1
 fi
+# full MNIST: the bundle's copy, else the Makefile's offline copy, unless the caller set one
+mnist="$(dirname "$repo")/shared/datasets/mnist"
+[[ -d "$repo/data/mnist" ]] && mnist="$repo/data/mnist"
+export SIAMESE_BENCH_MNIST_DIR="${SIAMESE_BENCH_MNIST_DIR:-$mnist}"
+# untracked training needs pydantic beyond PyTorch and Lightning: from the bundle's wheels when missing
+if ! "$py" -c "import pydantic, annotated_types, typing_inspection" 2>/dev/null; then
+    if [[ ! -d "$repo/wheels" ]]; then
+        echo "gpu_check: $py has no pydantic and $repo/wheels does not exist ('make gpu-bundle' builds a folder with them; or 'make venv')" >&2
+        exit 1
+    fi
+    target="$(mktemp -d)"
+    trap 'rm -rf "$target"' EXIT
+    "$py" -m pip install -q --no-index --no-deps --find-links "$repo/wheels" --target "$target" \
+        pydantic pydantic-core annotated-types typing-inspection typing-extensions
+    export PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}"
+    echo "gpu_check: pydantic installed from $repo/wheels into $target (removed at exit)"
+fi
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"  # the project from this folder, installed or not
 if [[ "$("$py" -c 'import torch; print(torch.cuda.is_available())')" != "True" ]]; then
-    echo "gpu_check: no CUDA GPU on this machine; nothing to check"
+    echo "gpu_check: no CUDA GPU on this machine; instead, a CPU smoke test: 2 seeds of C1, stacked, untracked"
+    "$py" -m siamese_bench train --dataset mnist --epochs 1 --max-steps 10 --seeds 0-1 --stack-seeds 2 \
+        --no-track --no-progress | tail -n 1
+    echo "gpu_check: no CUDA GPU; nothing more to check"
     exit 0
 fi
 
