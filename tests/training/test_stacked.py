@@ -56,6 +56,17 @@ def test_stacked_seeds_equal_sequential_seeds_without_randomness_in_the_step(dig
 
 
 @pytest.mark.slow
+def test_each_stacked_seed_gets_the_distortions_it_gets_alone(digits):
+    """Augmentation draws from each seed's own generator, in its own order: still equal."""
+    one_by_one, together = stacked_and_sequential(cfg_of(epochs=3, augment="affine"), digits)
+    for alone, stack in zip(one_by_one, together, strict=True):
+        assert [h["train/loss"] for h in stack.history] == pytest.approx(
+            [h["train/loss"] for h in alone.history], rel=EXACT, abs=EXACT
+        )
+        assert stack.metrics["test/auc"] == pytest.approx(alone.metrics["test/auc"], rel=EXACT, abs=EXACT)
+
+
+@pytest.mark.slow
 def test_batchnorm_and_a_schedule_stack_within_float_rounding(digits):
     """C6's BatchNorm head: its running statistics are stacked buffers (vmap updates each seed's
     own); vmap's batched kernels round otherwise, so 4 epochs agree to 1e-2, not bit for bit."""
