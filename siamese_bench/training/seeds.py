@@ -174,7 +174,8 @@ def run_seeds(
     on_done: Callable[[SeedOutcome], None] | None = None,
 ) -> list[SeedOutcome]:
     """Each seed of `cfg` trained and recorded once, in stacks of `stack_size` seeds; the
-    outcomes in seed order. A seed that fails does not stop the others."""
+    outcomes in seed order. A seed that diverges or fails does not stop the others; an error of
+    a stack's fitting itself (or Ctrl-C) ends its seeds' runs FAILED (KILLED) and is raised."""
     if stack_size is not None and stack_size < 1:
         raise ConfigError(f"--stack-seeds {stack_size}: expected 1 or more")
     data = data or load_dataset(cfg.dataset)
