@@ -64,16 +64,16 @@ def train_stack(
     started = time.perf_counter()
     tags = {**(extra_tags or {}), STACK_SIZE_TAG: str(len(preps))}
     states = [SeedState(p) for p in preps]
-    for state in states:
-        state.run_id = start_tracking(state.prep, tracker, experiment, run_name, parent_run_id, tags)
     cfg = preps[0].cfg
-    pl.seed_everything(cfg.seed, verbose=False)  # the stack's dropout masks: fixed by its first seed
-    module = StackedModule(states, tracker)
-    loader = StepGroups(StackedBatches([p.batches["train"] for p in preps]), STEP_GROUP)  # type: ignore[arg-type]
-    trainer = make_trainer(cfg, [], progress, len(loader))
     ended: set[int] = set()
     outcomes: list[SeedOutcome] = []
-    try:
+    try:  # from the first run started on: none is left RUNNING by this process
+        for state in states:
+            state.run_id = start_tracking(state.prep, tracker, experiment, run_name, parent_run_id, tags)
+        pl.seed_everything(cfg.seed, verbose=False)  # the stack's dropout masks: fixed by its first seed
+        module = StackedModule(states, tracker)
+        loader = StepGroups(StackedBatches([p.batches["train"] for p in preps]), STEP_GROUP)  # type: ignore[arg-type]
+        trainer = make_trainer(cfg, [], progress, len(loader))
         with matmul_precision(cfg.matmul_precision):
             trainer.fit(module, train_dataloaders=loader)
         module.finish_states()
