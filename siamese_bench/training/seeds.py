@@ -220,6 +220,8 @@ def run_seeds(
                     progress=progress,
                 )
                 done(SeedOutcome(seed, result))
+            except ConfigError:  # the configuration, not the seed: one line for the user, as without --seeds
+                raise
             except Exception as err:
                 done(SeedOutcome(seed, None, err))
     return outcomes

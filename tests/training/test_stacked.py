@@ -161,3 +161,10 @@ def test_a_stack_interrupted_midway_ends_every_seed_run_killed(mlruns, digits, m
         train_stack(preps, tracker=tracker, experiment="killed", progress=False)
     runs = tracker.client.search_runs([tracker.client.get_experiment_by_name("killed").experiment_id])
     assert sorted(r.info.status for r in runs) == ["KILLED"] * 3
+
+
+@pytest.mark.parametrize("seeds", ["0", "0-1"])  # one seed alone, and a stack
+def test_a_bad_configuration_is_one_line_with_seeds_as_without(seeds, capsys):
+    assert main(["train", "--dataset", "digits", "--encoder", "conv4", "--seeds", seeds, "--no-track"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--encoder conv4 cannot take --dataset digits" in err[0], err
