@@ -92,8 +92,7 @@ class SiameseModule(pl.LightningModule):
         trainer = self.trainer
         if self.steps_per_epoch is None:  # a loader of single mini-batches: Lightning counts them
             return int(trainer.estimated_stepping_batches)
-        steps = self.steps_per_epoch * max(trainer.max_epochs or 1, 1)
-        return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
+        return total_steps(self.steps_per_epoch, trainer)
 
     def on_fit_start(self) -> None:
         refuse_plateau(self.trainer)
@@ -213,6 +212,12 @@ class SiameseModule(pl.LightningModule):
             self.final_outputs[stage] = (d.float().cpu(), y.cpu())  # bf16-mixed gives bfloat16, which numpy lacks
             metrics = pair_metrics(d, y, tuned_threshold=self.val_threshold, ranking=rank)
             self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, add_dataloader_idx=False)
+
+
+def total_steps(steps_per_epoch: int, trainer: pl.Trainer) -> int:
+    """Optimizer steps a fit takes: every epoch's mini-batches, cut at `max_steps`."""
+    steps = steps_per_epoch * max(trainer.max_epochs or 1, 1)
+    return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
 
 def step_schedules(trainer: pl.Trainer, interval: str, count: int) -> None:

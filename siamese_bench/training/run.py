@@ -233,29 +233,22 @@ def run_training(
     try:
         with matmul_precision(cfg.matmul_precision):
             trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=batches["val"])
-        metrics, collapsed = finish_run(
-            prep, trainer, recorder.history, trainer.global_step, started, tracker, run_id, run_name
-        )
+        result = finish_run(prep, trainer, recorder.history, trainer.global_step, started, tracker, run_id, run_name)
         status = "FINISHED"
     except BaseException as err:
         status = failed_status(err)
         if tracker and run_id:
-            tracker.set_tags(run_id, {"fail_reason": f"{type(err).__name__}: {err}"[:500]})
+            tracker.set_tags(run_id, fail_reason(err))
         raise
     finally:  # whatever failed, training or saving its outputs, the run is never left RUNNING
         if tracker and run_id:
             tracker.end_run(run_id, status)
-    return RunResult(
-        cfg,
-        metrics,
-        recorder.history,
-        prep.data.variant,
-        run_id,
-        module.final_outputs,
-        collapsed,
-        prep.n_parameters,
-        prep.placement,
-    )
+    return result
+
+
+def fail_reason(err: BaseException) -> dict[str, str]:
+    """The tag a failed run carries: the error's type and message, cut to MLflow's tag length."""
+    return {"fail_reason": f"{type(err).__name__}: {err}"[:500]}
 
 
 def failed_status(err: BaseException) -> str:
@@ -274,9 +267,9 @@ def finish_run(
     tracker: RunTracker | None,
     run_id: str | None,
     run_name: str | None,
-) -> tuple[dict[str, float], bool]:
+) -> RunResult:
     """The trained module tested (with `trainer`), its extra evaluations, final metrics and
-    artifacts recorded; (metrics, collapsed)."""
+    artifacts recorded: the run's result."""
     cfg, module, data = prep.cfg, prep.module, prep.data
     with matmul_precision(cfg.matmul_precision):
         trainer.test(module, dataloaders=[prep.batches[stage] for stage in module.eval_stages], verbose=False)
@@ -302,7 +295,9 @@ def finish_run(
         tracker.set_tags(
             run_id, {"collapsed": str(collapsed).lower(), "initial_embedding_spread": f"{prep.initial_spread:.6g}"}
         )
-    return metrics, collapsed
+    return RunResult(
+        cfg, metrics, history, data.variant, run_id, module.final_outputs, collapsed, prep.n_parameters, prep.placement
+    )
 
 
 def cpu_name() -> str:

@@ -25,6 +25,7 @@ from siamese_bench.training.run import (
     DEFAULT_EXPERIMENT,
     PreparedRun,
     RunResult,
+    fail_reason,
     failed_status,
     finish_run,
     make_trainer,
@@ -88,7 +89,7 @@ def train_stack(
         status = failed_status(err)
         for k, state in enumerate(states):
             if k not in ended and tracker and state.run_id:
-                tracker.set_tags(state.run_id, {"fail_reason": f"{type(err).__name__}: {err}"[:500]})
+                tracker.set_tags(state.run_id, fail_reason(err))
                 tracker.end_run(state.run_id, status)
         raise
     return outcomes
@@ -104,23 +105,12 @@ def _finish_seed(state: SeedState, fit_seconds: float, tracker: RunTracker | Non
             raise state.error
         started = time.perf_counter() - fit_seconds
         tester = make_trainer(prep.cfg, [], False, 1)
-        metrics, collapsed = finish_run(prep, tester, state.history, state.steps, started, tracker, run_id, run_name)
+        result = finish_run(prep, tester, state.history, state.steps, started, tracker, run_id, run_name)
         status = "FINISHED"
-        result = RunResult(
-            prep.cfg,
-            metrics,
-            state.history,
-            prep.data.variant,
-            run_id,
-            prep.module.final_outputs,
-            collapsed,
-            prep.n_parameters,
-            prep.placement,
-        )
         return SeedOutcome(prep.cfg.seed, result)
     except Exception as err:
         if tracker and run_id:
-            tracker.set_tags(run_id, {"fail_reason": f"{type(err).__name__}: {err}"[:500]})
+            tracker.set_tags(run_id, fail_reason(err))
         return SeedOutcome(prep.cfg.seed, None, err)
     finally:
         if tracker and run_id:
@@ -206,7 +196,7 @@ def run_seeds(
             continue
         if why:
             log.warning("seed stacking off: %s; seeds %s train one at a time", why, ",".join(map(str, group)))
-        del preps
+        del preps  # their K copies of the data and models, before the seeds train one by one
         for seed in group:
             try:
                 result = run_training(

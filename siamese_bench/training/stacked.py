@@ -37,7 +37,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from siamese_bench.evaluation.metrics import pair_metrics
 from siamese_bench.infra.run_tracker import RunTracker
-from siamese_bench.training.module import Batch, SiameseModule, refuse_plateau, step_schedules
+from siamese_bench.training.module import Batch, SiameseModule, refuse_plateau, step_schedules, total_steps
 from siamese_bench.training.run import (
     DivergedError,
     PreparedRun,
@@ -167,10 +167,7 @@ class StackedModule(pl.LightningModule):
         )
 
     def configure_optimizers(self) -> Any:
-        prep = self.states[0].prep
-        steps = len(prep.batches["train"]) * max(prep.cfg.epochs, 1)
-        if prep.cfg.max_steps:
-            steps = min(steps, prep.cfg.max_steps)
+        steps = total_steps(len(self.states[0].prep.batches["train"]), self.trainer)
         return self.optimizer_factory(self.stacked.parameters(), steps)
 
     def on_fit_start(self) -> None:
