@@ -23,7 +23,7 @@ from siamese_bench.report.rules import paired_judgement
 from siamese_bench.report.stats import paired_comparison
 from siamese_bench.training.build import check_config
 from siamese_bench.training.run import run_training
-from siamese_bench.training.seeds import run_seeds
+from siamese_bench.training.seeds import run_seeds, seed_runs
 
 BAND = 0.005  # +-0.5 points of test accuracy
 
@@ -44,7 +44,7 @@ def main() -> None:
     t_alone = time.perf_counter() - t
 
     def stacked() -> dict[int, float]:
-        outcomes = run_seeds(cfg, seeds, stack_size=len(seeds), data=data, progress=False)
+        outcomes = run_seeds(cfg, seed_runs(seeds), stack_size=len(seeds), data=data, progress=False)
         assert all(o.result is not None for o in outcomes), [o.error for o in outcomes]
         return {o.seed: o.result.metrics["test/acc"] for o in outcomes}
 

@@ -75,7 +75,7 @@ def child(cell: str, mode: str, k: int, device: str, precision: str) -> None:
     from siamese_bench.data import load_dataset
     from siamese_bench.training.build import check_config
     from siamese_bench.training.run import run_training
-    from siamese_bench.training.seeds import run_seeds
+    from siamese_bench.training.seeds import run_seeds, seed_runs
 
     fields, _ = CELLS[cell]
     cfg = check_config(TrainConfig(**fields, precision=precision))
@@ -89,7 +89,7 @@ def child(cell: str, mode: str, k: int, device: str, precision: str) -> None:
         for s in seeds:
             run_training(cfg.model_copy(update={"seed": s}), data=data, progress=False)
     else:  # run_seeds: the stack, or its one-line fallback where the cell cannot stack
-        run_seeds(cfg, seeds, stack_size=k, data=data, progress=False, accelerator=device)
+        run_seeds(cfg, seed_runs(seeds), stack_size=k, data=data, progress=False, accelerator=device)
     seconds = time.perf_counter() - started
     peak = (
         torch.cuda.max_memory_allocated() / 2**20

@@ -65,7 +65,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=show_progress(args),
         outage=args.outage,
-        sweep_options={"heartbeats": Heartbeats(args.heartbeat, args.grace)},
+        sweep_options={"heartbeats": Heartbeats(args.heartbeat, args.grace), "stack_seeds": args.stack_seeds},
     )
     say = (lambda text: None) if args.json else print
     outcome = run(plan, engine, args.max_seeds, args.budget, say=say)

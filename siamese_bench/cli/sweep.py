@@ -87,6 +87,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         threads=args.threads,
         seeds=seeds,
         plugin_names=plugins.resolve(args.plugin),
+        stack_seeds=args.stack_seeds,
     )
     summary = sweep.run()
     study = sweep.grid_study()
@@ -114,6 +115,15 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="torch threads per worker (default: cores / workers; give 1 "
         "when several sweeps share one machine, as oversubscribed cores slow tiny models many times)",
+    )
+    p.add_argument(
+        "--stack-seeds",
+        type=int,
+        metavar="K",
+        help="a worker trains up to K open seeds of one cell together as one batched model, each "
+        "still its own trial and MLflow run (1: one seed at a time); default: up to 32 on a GPU, "
+        "up to 8 on a CPU for the MLP encoder, else 1, and never so many that a worker idles "
+        "(docs/performance.md, Seed stacking)",
     )
     p.add_argument(
         "--storage",

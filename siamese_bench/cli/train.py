@@ -146,7 +146,7 @@ def _train_seeds(args: argparse.Namespace, cfg: TrainConfig, tracker: Any, tags:
     then one line per failed seed; exit 1 when any failed."""
     from siamese_bench.training.device import training_device
     from siamese_bench.training.run import DEFAULT_EXPERIMENT
-    from siamese_bench.training.seeds import parse_seeds, run_seeds
+    from siamese_bench.training.seeds import parse_seeds, run_seeds, seed_runs
 
     seeds = parse_seeds(args.seeds) if args.seeds is not None else [cfg.seed]
 
@@ -156,11 +156,8 @@ def _train_seeds(args: argparse.Namespace, cfg: TrainConfig, tracker: Any, tags:
 
     outcomes = run_seeds(
         cfg,
-        seeds,
+        seed_runs(seeds, tracker=tracker, experiment=args.experiment or DEFAULT_EXPERIMENT, tags=tags),
         stack_size=args.stack_seeds,
-        tracker=tracker,
-        experiment=args.experiment or DEFAULT_EXPERIMENT,
-        extra_tags=tags,
         progress=show_progress(args),
         accelerator=training_device().type,
         on_done=show,

@@ -61,15 +61,18 @@ def new_claim_token() -> str:
     return uuid.uuid4().hex
 
 
-def claimed_trial(study: optuna.Study, token: str | None) -> optuna.Trial | None:
-    """The RUNNING trial an earlier attempt of claim `token` created: its commit went through
-    but the answer was lost to an outage. None if there is none."""
+def claimed_trials(study: optuna.Study, token: str | None) -> list[optuna.Trial]:
+    """The RUNNING trials earlier attempts of claim `token` created: their commits went through
+    but the answer was lost to an outage (a stack's claim creates several)."""
     if token is None:
-        return None
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get("claim") == token:
-            return trial_handle(study, trial_id(trial))
-    return None
+        return []
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [trial_handle(study, trial_id(t)) for t in running if t.user_attrs.get("claim") == token]
+
+
+def claimed_trial(study: optuna.Study, token: str | None) -> optuna.Trial | None:
+    """The first trial of claim `token` (see claimed_trials), or None."""
+    return next(iter(claimed_trials(study, token)), None)
 
 
 def new_claimed_trial(study: optuna.Study, token: str, attrs: dict[str, object]) -> optuna.Trial:
@@ -79,15 +82,24 @@ def new_claimed_trial(study: optuna.Study, token: str, attrs: dict[str, object])
     return create_running_trial(study, {**owner_attrs(), "claim": token, **attrs})
 
 
-def claim_grid_point(
-    study: optuna.Study, token: str, wanted: Sequence[Point], attrs_of: Callable[[Point], dict[str, Any]]
-) -> optuna.Trial | None:
-    """The trial of this claim: one an earlier attempt created (adopted), else a new one for the
-    first of the `wanted` points; None when nothing is wanted."""
-    trial = claimed_trial(study, token)
-    if trial is None and wanted:
-        trial = new_claimed_trial(study, token, attrs_of(wanted[0]))
-    return trial
+def claim_grid_points(
+    study: optuna.Study,
+    token: str,
+    wanted: Sequence[Point],
+    attrs_of: Callable[[Point], dict[str, Any]],
+    size_of: Callable[[str, int], int] = lambda cell, n: 1,
+) -> list[optuna.Trial]:
+    """The trials of this claim: those earlier attempts created (adopted), else new ones for the
+    first of the `wanted` points and up to size_of(its cell, open seeds of its cell) - 1 more
+    open seeds of that cell, to train as one stack; [] when nothing is wanted. Each trial is
+    created with the claim's token, so an attempt cut short after some is adopted with those."""
+    adopted = claimed_trials(study, token)
+    if adopted or not wanted:
+        return adopted
+    cell = wanted[0][0]
+    same_cell = [p for p in wanted if p[0] == cell]
+    size = max(1, min(size_of(cell, len(same_cell)), len(same_cell)))
+    return [new_claimed_trial(study, token, attrs_of(p)) for p in same_cell[:size]]
 
 
 def claim_tuning_trial(

@@ -1,7 +1,8 @@
 """The sweep's worker processes: N workers, one pipe each, forked ready by the fork server
-(infra/forkserver.py). The parent hands each a Task, makes the MLflow calls its worker sends
-(only the parent writes to MLflow), and learns how the task ended; a worker that dies is seen
-at once, by its closed pipe."""
+(infra/forkserver.py). The parent hands each a job (one Task, or one cell's seeds as Tasks
+to train as one stack), makes the MLflow calls its worker sends (only the parent writes to
+MLflow), and learns how each task ended; a worker that dies is seen at once, by its closed
+pipe, and every task it still held is reported lost."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import multiprocessing.connection as mp_connection
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,13 +43,13 @@ class Outcome:
 class WorkerHandle:
     proc: Any  # multiprocessing Process
     conn: Any  # the parent's end of the worker's pipe
-    task: Task | None = None  # what it works on now
+    tasks: dict[str, Task] = field(default_factory=dict)  # its job's tasks not ended yet, by key
 
 
 class WorkerPool:
-    """N workers, one pipe each; the parent dispatches Tasks and applies their
-    tracking messages. A worker that dies is seen at once (its pipe closes), its task is
-    reported lost, and a new worker takes its place."""
+    """N workers, one pipe each; the parent dispatches jobs (tuples of Tasks) and applies their
+    tracking messages. A worker that dies is seen at once (its pipe closes), the tasks it
+    held are reported lost, and a new worker takes its place."""
 
     def __init__(self, workers: int, tracker: Tracker, threads: int) -> None:
         self.ctx = forkserver.context(PRELOAD)
@@ -85,7 +86,7 @@ class WorkerPool:
 
     def run(
         self,
-        next_task: Callable[[], Task | None],
+        next_job: Callable[[int], Sequence[Task] | None],
         on_start: Callable[[Task, str], None],
         on_finish: Callable[[Task, Outcome], None],
         settled: Callable[[], bool],
@@ -93,14 +94,15 @@ class WorkerPool:
         housekeeping: Callable[[], None] | None = None,
         every: float = 10.0,
     ) -> None:
-        """Keep every worker busy. next_task() returns None when nothing can be claimed now;
+        """Keep every worker busy. next_job(idle workers) returns the tasks one worker trains
+        together (one cell's stacked seeds, or one task), or None when nothing can be claimed now;
         then the pool tries again every `poll` seconds, and returns once nothing is in flight
         here and settled() says no trial is left anywhere. While every worker is busy,
         housekeeping() runs every `every` seconds (a claim does the same checks), so a dead
         sweep's trials are failed promptly even when no worker here is free."""
         next_claim, last_check = 0.0, time.monotonic()
         while True:
-            busy = [w for w in self.workers if w.task is not None]
+            busy = [w for w in self.workers if w.tasks]
             if housekeeping and len(busy) == self.n and time.monotonic() - last_check >= every:
                 last_check = time.monotonic()
                 try:
@@ -110,19 +112,19 @@ class WorkerPool:
             if len(busy) < self.n and time.monotonic() >= next_claim:
                 last_check = time.monotonic()
                 for w in self.workers:
-                    if w.task is not None:
+                    if w.tasks:
                         continue
-                    task = next_task()
-                    if task is None:
+                    job = next_job(sum(not other.tasks for other in self.workers))
+                    if not job:
                         next_claim = time.monotonic() + poll
                         break
-                    w.task = task
+                    w.tasks = {task.key: task for task in job}
                     try:
-                        w.conn.send(task)
-                    except OSError:  # it died while idle: the task goes back, a new worker comes
+                        w.conn.send(tuple(job))
+                    except OSError:  # it died while idle: the tasks go back, a new worker comes
                         self._lost(w, on_finish)
                         next_claim = 0.0
-                busy = [w for w in self.workers if w.task is not None]
+                busy = [w for w in self.workers if w.tasks]
             if not busy:
                 if settled():
                     return
@@ -132,7 +134,7 @@ class WorkerPool:
             by_sentinel = {w.proc.sentinel: w for w in busy}
             for ready in mp_connection.wait([*by_conn, *by_sentinel], timeout=min(poll, 5)):
                 w = by_conn[ready] if ready in by_conn else by_sentinel[ready]  # wait() returns only these
-                if w.task is None:
+                if not w.tasks:
                     continue
                 if ready in by_conn:
                     if self._receive(w, on_start, on_finish):
@@ -141,20 +143,20 @@ class WorkerPool:
                     self._lost(w, on_finish)
 
     def _receive(self, w: WorkerHandle, on_start, on_finish) -> bool:
-        """Handle one message from `w`; True when its task ended."""
-        task = w.task
-        assert task is not None, "called for busy workers only"
+        """Handle one message from `w`; True when its job ended (the worker is free)."""
+        assert w.tasks, "called for busy workers only"
         try:
             message = w.conn.recv()
         except (EOFError, OSError):
             self._lost(w, on_finish)
             return True
-        if message.key != task.key or isinstance(message, msg.Begin):
+        task = w.tasks.get(message.key)
+        if task is None or isinstance(message, msg.Begin):
             return False
         if isinstance(message, msg.ENDINGS):
-            w.task = None
+            del w.tasks[task.key]
             on_finish(task, self._outcome(message))
-            return True
+            return not w.tasks
         try:
             self._apply(message, task, on_start)
         except Exception as err:  # noqa: BLE001  (a tracking hiccup must not stop the study)
@@ -164,12 +166,13 @@ class WorkerPool:
         return False
 
     def _lost(self, w: WorkerHandle, on_finish) -> None:
-        task, w.task = w.task, None
+        tasks, w.tasks = list(w.tasks.values()), {}
         w.proc.join(timeout=5)
         code = w.proc.exitcode
         w.conn.close()
         self.workers[self.workers.index(w)] = self._spawn()
-        on_finish(task, Outcome("failed", reason=f"lost: worker process died (exit code {code})", failure="lost"))
+        for task in tasks:  # each of its stack's seeds not ended yet
+            on_finish(task, Outcome("failed", reason=f"lost: worker process died (exit code {code})", failure="lost"))
 
     def _apply(self, message: msg.Message, task: Task, on_start) -> None:
         """Make a worker's tracking call on the parent's tracker."""

@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from siamese_bench.core import plugins
+from siamese_bench.core.errors import ConfigError
 from siamese_bench.core.redact import mask_url
 from siamese_bench.infra.forkserver import available_cores
 from siamese_bench.infra.retry import STARTUP_WAIT, Retrier, StorageUnavailable
@@ -38,7 +39,7 @@ from siamese_bench.sweep.claims import (
     SETTLED,
     Holdings,
     Point,
-    claim_grid_point,
+    claim_grid_points,
     claim_tuning_trial,
     new_claim_token,
     point_states,
@@ -55,6 +56,8 @@ from siamese_bench.sweep.spec import StudySpec
 from siamese_bench.sweep.storage import Heartbeats, make_storage
 from siamese_bench.sweep.tuning import best_params, epochs_spent, open_tuning_study, suggest
 from siamese_bench.sweep.worker import PruneTarget, Task
+from siamese_bench.training.device import training_device
+from siamese_bench.training.seeds import claim_size
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class Sweep:
         seeds: Sequence[int] | None = None,
         points: Sequence[Point] | None = None,
         plugin_names: Sequence[str] = (),
+        stack_seeds: int | None = None,
     ) -> None:
         self.spec, self.storage_url, self.tracker = spec, storage_url, tracker
         self.workers, self.progress, self.poll, self.threads = workers, progress, poll, threads
@@ -90,13 +94,17 @@ class Sweep:
         # the spec's plugins and the command line's, loaded here (their parts are checked) and by every worker
         self.plugins = tuple(dict.fromkeys([*spec.plugin_names, *plugin_names]))
         self.plugin_tags = plugins.tags(plugins.load_all(self.plugins))
+        if stack_seeds is not None and stack_seeds < 1:
+            raise ConfigError(f"--stack-seeds {stack_seeds}: expected 1 or more")
+        self.stack_seeds = stack_seeds  # None: the measured rule (training/seeds.py default_stack_size)
+        self.accelerator = training_device().type  # what the workers will train on
         self.summary = SweepSummary(spec.name)
         self.holdings = Holdings()
         self.parent = ParentRun(spec, storage_url, tracker)
         self.recorder = Recorder(self.storage, tracker, self.retry, self.summary, spec.tune.metric if spec.tune else "")
 
     # -- coordination ----------------------------------------------------------------------
-    def claim_locked(self, what: str, fn: Callable[[], Task | None]) -> Task | None:
+    def claim_locked(self, what: str, fn: Callable[[], list[Task] | None]) -> list[Task] | None:
         """One claim under the study lock, its retries sharing one token: a retry adopts the
         trial an attempt cut short by an outage created, instead of leaving it RUNNING."""
         self.holdings.claiming = new_claim_token()
@@ -248,7 +256,33 @@ class Sweep:
                 **{f"tuned.{k}": v for k, v in (tuned.get(cell_id) or {}).items()},
             }
 
-        def claim() -> Task | None:
+        def task_of(trial: optuna.Trial) -> Task:
+            cell_id, seed = trial.user_attrs["cell"], trial.user_attrs["seed"]
+            self.holdings.hold(trial_id(trial), f"grid:{trial.number}")
+            cfg = self.spec.config_for(self.cells[cell_id], seed, tuned.get(cell_id) or {})
+            return Task(
+                key=f"grid:{trial.number}",
+                config=cfg,
+                experiment=self.spec.name,
+                run_name=f"{cell_id} seed={seed}",
+                parent_run_id=self.parent.run_id,
+                tags={
+                    "optuna_study": self.spec.name,
+                    "optuna_trial": str(trial.number),
+                    "cell": cell_id,
+                    "phase": "grid",
+                    "host": socket.gethostname(),
+                    **self.plugin_tags,
+                    **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()},
+                },
+                plugins=self.plugins,
+            )
+
+        def size_of(cell_id: str, open_in_cell: int, open_total: int, idle: int) -> int:
+            cfg = self.spec.config_for(self.cells[cell_id], self.spec.seeds[0], tuned.get(cell_id) or {})
+            return claim_size(cfg, open_in_cell, open_total, idle, self.stack_seeds, self.accelerator)
+
+        def claim(idle: int) -> list[Task] | None:
             self.recover(study)
             states = point_states(study, self.all_points)
             bar.n = sum(states[p] not in ("open", "running") for p in self.points)
@@ -256,35 +290,18 @@ class Sweep:
             wanted = [p for p in self.points if states[p] == "open"]
             settled["flag"] = not wanted and all(states[p] != "running" for p in self.points)
             assert self.holdings.claiming is not None, "claim() runs under claim_locked, which sets the token"
-            trial = claim_grid_point(study, self.holdings.claiming, wanted, attrs_of)
-            if trial is not None:  # new, or adopted from an attempt an outage cut short
-                cell_id, seed = trial.user_attrs["cell"], trial.user_attrs["seed"]
-                self.holdings.hold(trial_id(trial), f"grid:{trial.number}")
-                cfg = self.spec.config_for(self.cells[cell_id], seed, tuned.get(cell_id) or {})
-                return Task(
-                    key=f"grid:{trial.number}",
-                    config=cfg,
-                    experiment=self.spec.name,
-                    run_name=f"{cell_id} seed={seed}",
-                    parent_run_id=self.parent.run_id,
-                    tags={
-                        "optuna_study": self.spec.name,
-                        "optuna_trial": str(trial.number),
-                        "cell": cell_id,
-                        "phase": "grid",
-                        "host": socket.gethostname(),
-                        **self.plugin_tags,
-                        **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()},
-                    },
-                    plugins=self.plugins,
-                )
+            trials = claim_grid_points(
+                study, self.holdings.claiming, wanted, attrs_of, lambda cell, n: size_of(cell, n, len(wanted), idle)
+            )
+            if trials:  # new, or adopted from an attempt an outage cut short
+                return [task_of(trial) for trial in trials]
             bar.set_description("grid (waiting for other sweeps)" if not settled["flag"] else "grid")
             return None
 
         self._run_phase(
             pool,
             bar,
-            lambda: self.claim_locked("claim a point", claim),
+            lambda idle: self.claim_locked("claim a point", lambda: claim(idle)),
             lambda: settled["flag"],
             lambda task: study,
             [study],
@@ -309,7 +326,7 @@ class Sweep:
         bar = self._bar(len(cells) * tune.trials_per_cell, "tuning")
         settled = {"flag": False}
 
-        def claim() -> Task | None:
+        def claim() -> list[Task] | None:
             counts: dict[str, tuple[int, int]] = {}  # cell id -> (trials spent, running)
             for cid, s in studies.items():
                 self.recover(s)
@@ -329,28 +346,30 @@ class Sweep:
             self.holdings.hold(trial_id(trial), f"tune:{cell_id}:{trial.number}")
             cfg = self.spec.config_for(cell, tune.seed, params)
             target = PruneTarget(study.study_name, self.storage_url, trial_id(trial), tune.pruner, tune.metric)
-            return Task(
-                key=f"tune:{cell_id}:{trial.number}",
-                config=cfg,
-                experiment=self.spec.name,
-                run_name=f"tune {cell_id} #{trial.number}",
-                parent_run_id=self.parent.run_id,
-                prune=target,
-                tags={
-                    "optuna_study": study.study_name,
-                    "optuna_trial": str(trial.number),
-                    "cell": cell_id,
-                    "phase": "tune",
-                    "host": socket.gethostname(),
-                    **self.plugin_tags,
-                },
-                plugins=self.plugins,
-            )
+            return [  # tuning trials train one at a time: each has its own values and pruning
+                Task(
+                    key=f"tune:{cell_id}:{trial.number}",
+                    config=cfg,
+                    experiment=self.spec.name,
+                    run_name=f"tune {cell_id} #{trial.number}",
+                    parent_run_id=self.parent.run_id,
+                    prune=target,
+                    tags={
+                        "optuna_study": study.study_name,
+                        "optuna_trial": str(trial.number),
+                        "cell": cell_id,
+                        "phase": "tune",
+                        "host": socket.gethostname(),
+                        **self.plugin_tags,
+                    },
+                    plugins=self.plugins,
+                )
+            ]
 
         self._run_phase(
             pool,
             bar,
-            lambda: self.claim_locked("claim a tuning trial", claim),
+            lambda idle: self.claim_locked("claim a tuning trial", claim),
             lambda: settled["flag"],
             lambda task: studies[task.key.split(":")[1]],
             list(studies.values()),
@@ -362,9 +381,7 @@ class Sweep:
             self.summary.tune_epochs_budget += budget
         return {cell_id: params for cell_id, s in studies.items() if (params := best_params(s))}
 
-    def _run_phase(
-        self, pool: WorkerPool, bar: tqdm, next_task, settled, study_of, studies: list[optuna.Study]
-    ) -> None:
+    def _run_phase(self, pool: WorkerPool, bar: tqdm, next_job, settled, study_of, studies: list[optuna.Study]) -> None:
         def on_start(task: Task, run_id: str) -> None:
             trial_id = self.holdings.trial_ids[task.key]
             self.retry(lambda: self.storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id), "link run")
@@ -388,7 +405,7 @@ class Sweep:
             self.locked("check for dead sweeps", check, Retrier(min(self.retry.outage, 30)))  # not worth a long wait
 
         pool.run(
-            next_task,
+            next_job,
             on_start,
             on_finish,
             settled,

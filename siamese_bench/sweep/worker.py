@@ -1,4 +1,5 @@
-"""Worker processes: run one training task at a time and stream its tracking calls back.
+"""Worker processes: run one job at a time (one training task, or one cell's seeds trained as
+one stack) and stream each task's tracking calls back under its own key.
 
 Only the parent writes to MLflow (a SQLite store shared by writers locks up), so a worker
 gets a QueueTracker: the same calls as tracking.Tracker, sent as messages. Each worker talks
@@ -91,6 +92,9 @@ class EpochCounter(pl.Callback):
 
     def on_validation_end(self, trainer, module) -> None:
         self.epochs += 1
+        self.on_train_epoch_end(trainer, module)
+
+    def on_train_epoch_end(self, trainer, module) -> None:  # a stack validates its seeds itself, here
         if os.getppid() != self.parent_pid:  # orphaned: the sweep was killed
             raise SystemExit(1)
 
@@ -131,14 +135,15 @@ class PipeOutbox:
 
 
 def worker_main(conn, threads: int, environ: dict[str, str]) -> None:
-    """Loop: take a Task from the pipe, train, report "done"/"pruned"/"failed"; None ends it.
-    `environ` is the sweep's environment when it started this worker (data folders, secrets)."""
+    """Loop: take a job (a tuple of Tasks) from the pipe, train it, report each task's
+    "done"/"pruned"/"failed"; None ends it. `environ` is the sweep's environment when it
+    started this worker (data folders, secrets)."""
     parent_pid = forkserver.become_worker(environ)  # a sweep that dies takes the server down, and it us
     keep_freed_memory()
     import torch
 
-    from siamese_bench.data import load_dataset
     from siamese_bench.training.run import DivergedError, run_training
+    from siamese_bench.training.stacked import STACK_SIZE_TAG
 
     torch.set_num_threads(threads)
     warnings.filterwarnings("ignore")
@@ -146,15 +151,17 @@ def worker_main(conn, threads: int, environ: dict[str, str]) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     datasets: dict[str, Any] = {}  # loaded once per worker
     results = PipeOutbox(conn)
-    while (task := conn.recv()) is not None:
-        results.put(msg.Begin(task.key, os.getpid()))
+    while (job := conn.recv()) is not None:
+        for task in job:
+            results.put(msg.Begin(task.key, os.getpid()))
+        if len(job) > 1:
+            _run_stack(job, results, datasets, EpochCounter(parent_pid))
+            continue
+        task = job[0]
         counter = EpochCounter(parent_pid)
         try:
-            for name in task.plugins:  # once per worker process: loading is idempotent
-                plugins.load(name)
+            _load(task, datasets)
             cfg = task.config
-            if cfg.dataset not in datasets:
-                datasets[cfg.dataset] = load_dataset(cfg.dataset)
             callbacks = [counter] + ([OptunaPruning(task.prune)] if task.prune else [])
             result = run_training(
                 cfg,
@@ -163,7 +170,7 @@ def worker_main(conn, threads: int, environ: dict[str, str]) -> None:
                 data=datasets[cfg.dataset],
                 parent_run_id=task.parent_run_id,
                 run_name=task.run_name,
-                extra_tags=task.tags,
+                extra_tags={**task.tags, STACK_SIZE_TAG: "1"},
                 callbacks=callbacks,
                 progress=False,
             )
@@ -174,3 +181,64 @@ def worker_main(conn, threads: int, environ: dict[str, str]) -> None:
             results.put(msg.Failed(task.key, f"{type(err).__name__}: {err}", counter.epochs, "diverged"))
         except Exception as err:  # noqa: BLE001  (any failure fails this trial alone)
             results.put(msg.Failed(task.key, f"{type(err).__name__}: {err}", counter.epochs, "error"))
+
+
+def _load(task: Task, datasets: dict[str, Any]) -> None:
+    """The task's plugins and dataset, once per worker process (loading a plugin is idempotent)."""
+    from siamese_bench.data import load_dataset
+
+    for name in task.plugins:
+        plugins.load(name)
+    if task.config.dataset not in datasets:
+        datasets[task.config.dataset] = load_dataset(task.config.dataset)
+
+
+def _run_stack(job: tuple[Task, ...], results: PipeOutbox, datasets: dict[str, Any], counter: EpochCounter) -> None:
+    """One cell's seeds as one stack (training/seeds.py), each task's runs and ending reported
+    under its own key the moment it is known; a seed that fails fails its task alone. Seeds a
+    part of the design cannot stack train one at a time here (one line says why)."""
+    from siamese_bench.training.run import DivergedError
+    from siamese_bench.training.seeds import SeedOutcome, SeedRun, run_seeds
+
+    by_seed = {task.config.seed: task for task in job}
+    ended: set[str] = set()
+
+    def report(outcome: SeedOutcome) -> None:
+        task = by_seed[outcome.seed]
+        ended.add(task.key)
+        if outcome.result is not None:
+            results.put(msg.Done(task.key, outcome.result.metrics, outcome.epochs, outcome.result.data_variant))
+        else:
+            err = outcome.error
+            kind = "diverged" if isinstance(err, DivergedError) else "error"
+            results.put(msg.Failed(task.key, f"{type(err).__name__}: {err}", outcome.epochs, kind))
+
+    runs = [
+        SeedRun(t.config.seed, QueueTracker(results, t.key), t.experiment, t.run_name, t.parent_run_id, t.tags)
+        for t in job
+    ]
+    try:
+        _load(job[0], datasets)
+        cfg = job[0].config
+        if any(t.config.model_copy(update={"seed": cfg.seed}) != cfg for t in job):
+            raise ValueError("a stack's tasks differ in more than their seed")  # the claim's rule: a bug here
+        run_seeds(
+            cfg,
+            runs,
+            stack_size=len(job),
+            data=datasets[cfg.dataset],
+            progress=False,
+            accelerator=_accelerator(),
+            callbacks=[counter],
+            on_done=report,
+        )
+    except Exception as err:  # noqa: BLE001  (the stack's own failure fails each task it left)
+        for task in job:
+            if task.key not in ended:
+                results.put(msg.Failed(task.key, f"{type(err).__name__}: {err}", 0, "error"))
+
+
+def _accelerator() -> str:
+    from siamese_bench.training.device import training_device
+
+    return training_device().type

@@ -68,6 +68,7 @@ class SeedState:
     """One stacked seed's progress: its curve, early stopping, and why it stopped."""
 
     prep: PreparedRun
+    tracker: RunTracker | None = None  # where its run is recorded
     run_id: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     best: float = math.nan
@@ -140,13 +141,13 @@ class StackedModule(pl.LightningModule):
     """K seeds of one design as one LightningModule: the stacked parameters are its own, each
     seed's SiameseModule (validation, the final evaluation) receives its slice at each epoch end."""
 
-    def __init__(self, states: Sequence[SeedState], tracker: RunTracker | None = None) -> None:
+    def __init__(self, states: Sequence[SeedState]) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.states = list(states)
         first = states[0].prep.module
         self.optimizer_factory, self.gradient_clip = first.optimizer_factory, first.gradient_clip
-        self.objective, self.tracker = first.objective, tracker
+        self.objective = first.objective
         steps = [_Step(s.prep.module) for s in states]
         params, buffers = stack_module_state(steps)
         self.param_names, self.buffer_names = list(params), list(buffers)
@@ -239,8 +240,8 @@ class StackedModule(pl.LightningModule):
             metrics.update(validate(state.prep.module, state.prep.batches["val"], trainer))
             state.history.append(metrics)
             state.steps = trainer.global_step
-            if self.tracker and state.run_id:
-                self.tracker.log_metrics(state.run_id, metrics, step=trainer.current_epoch)
+            if state.tracker and state.run_id:
+                state.tracker.log_metrics(state.run_id, metrics, step=trainer.current_epoch)
             loss = metrics.get("train/loss", 0.0)
             if not math.isfinite(loss):
                 state.error = DivergedError(f"training loss is {loss} at epoch {trainer.current_epoch}")

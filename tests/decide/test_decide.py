@@ -45,6 +45,7 @@ def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(tmp_p
     exp = client.get_experiment_by_name("own-head")
     runs = client.search_runs([exp.experiment_id], "tags.phase = 'grid'")
     assert len(runs) == 6 and all(r.data.tags.get("plugin.product_head") for r in runs)  # provenance
+    assert {r.data.tags["stack_size"] for r in runs} == {"3"}  # each cell's round of seeds: one stack
     parent = client.search_runs([exp.experiment_id], "tags.role = 'study'")[0]
     assert parent.info.status == "FINISHED" and parent.data.tags["decide_rounds"] == "1"
 

@@ -13,7 +13,7 @@ from siamese_bench.infra.tracking import Tracker
 from siamese_bench.training import stacked
 from siamese_bench.training.build import check_config
 from siamese_bench.training.run import prepare_run, run_training
-from siamese_bench.training.seeds import default_stack_size, parse_seeds, run_seeds, train_stack
+from siamese_bench.training.seeds import default_stack_size, parse_seeds, run_seeds, seed_runs, train_stack
 from siamese_bench.training.stacked import stack_blocker
 
 SEEDS = (0, 1, 2)
@@ -29,7 +29,7 @@ def stacked_and_sequential(cfg: TrainConfig, data):
     one_by_one = [run_training(cfg.model_copy(update={"seed": s}), data=data, progress=False) for s in SEEDS]
     preps = [prepare_run(cfg.model_copy(update={"seed": s}), data) for s in SEEDS]
     assert stack_blocker(preps) is None
-    together = train_stack(preps, experiment="unused", progress=False)
+    together = train_stack(preps, seed_runs(SEEDS), progress=False)
     assert all(o.error is None for o in together), [o.error for o in together]
     return one_by_one, [o.result for o in together]
 
@@ -84,7 +84,8 @@ def test_a_stack_with_dropout_reproduces_itself_and_its_seeds_differ(digits):
 
     def once() -> list[list[float]]:
         preps = [prepare_run(cfg.model_copy(update={"seed": s}), digits) for s in (0, 1)]
-        return [[h["train/loss"] for h in o.result.history] for o in train_stack(preps, experiment="x", progress=False)]
+        outcomes = train_stack(preps, seed_runs((0, 1)), progress=False)
+        return [[h["train/loss"] for h in o.result.history] for o in outcomes]
 
     first = once()
     assert once() == first
@@ -122,7 +123,7 @@ def test_seed_lists_and_the_default_rule():
     assert default_stack_size(mlp, 10, "cpu") == 8 and default_stack_size(conv, 10, "cpu") == 1
     assert default_stack_size(conv, 10, "cuda") == 10 and default_stack_size(mlp, 100, "cuda") == 32
     with pytest.raises(ConfigError, match="--stack-seeds 0"):
-        run_seeds(mlp, [0, 1], stack_size=0)
+        run_seeds(mlp, seed_runs([0, 1]), stack_size=0)
 
 
 @pytest.mark.slow
@@ -158,7 +159,7 @@ def test_a_stack_interrupted_midway_ends_every_seed_run_killed(mlruns, digits, m
     monkeypatch.setattr(stacked.StackedModule, "on_train_epoch_end", interrupted)
     preps = [prepare_run(cfg_of(seed=s), digits) for s in SEEDS]
     with pytest.raises((KeyboardInterrupt, SystemExit)):
-        train_stack(preps, tracker=tracker, experiment="killed", progress=False)
+        train_stack(preps, seed_runs(SEEDS, tracker=tracker, experiment="killed"), progress=False)
     runs = tracker.client.search_runs([tracker.client.get_experiment_by_name("killed").experiment_id])
     assert sorted(r.info.status for r in runs) == ["KILLED"] * 3
 
