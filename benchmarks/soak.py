@@ -475,6 +475,12 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
         "mlflow_parent_runs": len(parents),
         "mlflow_parent_status": [r.info.status for r in parents],
         "mlflow_child_runs": dict(Counter(r.info.status for r in children)),
+        "finished_by_stack_size": dict(
+            sorted(Counter(r.data.tags.get("stack_size", "?") for r in children if r.info.status == "FINISHED").items())
+        ),
+        "stacked_runs_cut_by_faults": sum(
+            r.info.status != "FINISHED" and r.data.tags.get("stack_size", "1") not in ("1", "?") for r in children
+        ),
         "optuna_running_left": sum(t.state == TrialState.RUNNING for t in trials),
         "optuna_waiting_left": sum(t.state == TrialState.WAITING for t in trials),
         "optuna_trials": dict(Counter(t.state.name for t in trials)),
@@ -517,6 +523,10 @@ def print_audit(a: dict) -> None:
         f"parent runs {a['mlflow_parent_runs']} {a['mlflow_parent_status']}, child runs {a['mlflow_child_runs']}"
     )
     print(f"  Optuna: trials {a['optuna_trials']}, RUNNING left {a['optuna_running_left']}")
+    print(
+        f"  seed stacks: FINISHED runs by stack size {a['finished_by_stack_size']}; runs of a stack that a "
+        f"fault cut short (each point re-run, counted above) {a['stacked_runs_cut_by_faults']}"
+    )
     if "machine_starts" in a:
         print(
             f"  machine starts: {a['machine_starts']}, of which {a['machine_starts_that_waited']} began while a server "

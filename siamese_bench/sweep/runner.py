@@ -19,7 +19,6 @@ finished task's outcome); this module composes them into the grid and tuning pha
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -54,6 +53,7 @@ from siamese_bench.sweep.recording import Recorder, SweepSummary
 from siamese_bench.sweep.recovery import fail_dead_trials
 from siamese_bench.sweep.spec import StudySpec
 from siamese_bench.sweep.storage import Heartbeats, make_storage
+from siamese_bench.sweep.tasks import sweep_task
 from siamese_bench.sweep.tuning import best_params, epochs_spent, open_tuning_study, suggest
 from siamese_bench.sweep.worker import PruneTarget, Task
 from siamese_bench.training.device import training_device
@@ -260,22 +260,9 @@ class Sweep:
             cell_id, seed = trial.user_attrs["cell"], trial.user_attrs["seed"]
             self.holdings.hold(trial_id(trial), f"grid:{trial.number}")
             cfg = self.spec.config_for(self.cells[cell_id], seed, tuned.get(cell_id) or {})
-            return Task(
-                key=f"grid:{trial.number}",
-                config=cfg,
-                experiment=self.spec.name,
-                run_name=f"{cell_id} seed={seed}",
-                parent_run_id=self.parent.run_id,
-                tags={
-                    "optuna_study": self.spec.name,
-                    "optuna_trial": str(trial.number),
-                    "cell": cell_id,
-                    "phase": "grid",
-                    "host": socket.gethostname(),
-                    **self.plugin_tags,
-                    **{f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()},
-                },
-                plugins=self.plugins,
+            values = {f"factor.{k}": str(v) for k, v in self.cells[cell_id].values.items()}
+            return sweep_task(
+                self, f"grid:{trial.number}", cfg, f"{cell_id} seed={seed}", trial, cell_id, "grid", values
             )
 
         def size_of(cell_id: str, open_in_cell: int, open_total: int, idle: int) -> int:
@@ -346,25 +333,8 @@ class Sweep:
             self.holdings.hold(trial_id(trial), f"tune:{cell_id}:{trial.number}")
             cfg = self.spec.config_for(cell, tune.seed, params)
             target = PruneTarget(study.study_name, self.storage_url, trial_id(trial), tune.pruner, tune.metric)
-            return [  # tuning trials train one at a time: each has its own values and pruning
-                Task(
-                    key=f"tune:{cell_id}:{trial.number}",
-                    config=cfg,
-                    experiment=self.spec.name,
-                    run_name=f"tune {cell_id} #{trial.number}",
-                    parent_run_id=self.parent.run_id,
-                    prune=target,
-                    tags={
-                        "optuna_study": study.study_name,
-                        "optuna_trial": str(trial.number),
-                        "cell": cell_id,
-                        "phase": "tune",
-                        "host": socket.gethostname(),
-                        **self.plugin_tags,
-                    },
-                    plugins=self.plugins,
-                )
-            ]
+            name = f"tune {cell_id} #{trial.number}"  # tuning trials train one at a time: own values, own pruning
+            return [sweep_task(self, f"tune:{cell_id}:{trial.number}", cfg, name, trial, cell_id, "tune", prune=target)]
 
         self._run_phase(
             pool,
