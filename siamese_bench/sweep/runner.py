@@ -12,8 +12,9 @@ study at once:
 - a database or tracking server that goes away for a while is waited for (retry.Retrier).
 
 The parts: claims.py (point states, claims), recovery.py (dead sweeps' trials), pool.py (the
-worker processes), heartbeat.py, parent_run.py (the study's MLflow run), recording.py (a
-finished task's outcome); this module composes them into the grid and tuning phases.
+worker processes), tasks.py (what a worker is handed), heartbeat.py, parent_run.py (the
+study's MLflow run), recording.py (a finished task's outcome); this module composes them into
+the grid and tuning phases.
 """
 
 from __future__ import annotations
