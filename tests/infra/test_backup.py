@@ -23,7 +23,9 @@ from siamese_bench.infra.services.backup import backup, read_manifest, restore
 pytestmark = pytest.mark.slow
 STUDY = "backup-mid-study"
 HEADS, SEEDS = 2, [0, 1, 2]
-BEATS = ("--heartbeat", "1", "--grace", "5")  # the trial in flight at the backup is found dead at once on resume
+# the trial in flight at the backup is found dead at once on resume; one seed per worker: a stack
+# ends several runs FINISHED before their trials are told, the window issue 33 closes by adoption
+BEATS = ("--heartbeat", "1", "--grace", "5", "--stack-seeds", "1")
 
 
 @pytest.fixture(scope="module")
