@@ -481,6 +481,8 @@ def audit_study(storage_url: str, tracking: str, spec_path: Path, deaths: list[d
         "stacked_runs_cut_by_faults": sum(
             r.info.status != "FINISHED" and r.data.tags.get("stack_size", "1") not in ("1", "?") for r in children
         ),
+        "trials_adopted_from_finished_runs": sum("adopted_run" in t.user_attrs for t in trials),
+        "runs_superseded": sum("superseded_by" in r.data.tags for r in children),
         "optuna_running_left": sum(t.state == TrialState.RUNNING for t in trials),
         "optuna_waiting_left": sum(t.state == TrialState.WAITING for t in trials),
         "optuna_trials": dict(Counter(t.state.name for t in trials)),
@@ -523,6 +525,10 @@ def print_audit(a: dict) -> None:
         f"parent runs {a['mlflow_parent_runs']} {a['mlflow_parent_status']}, child runs {a['mlflow_child_runs']}"
     )
     print(f"  Optuna: trials {a['optuna_trials']}, RUNNING left {a['optuna_running_left']}")
+    print(
+        f"  finished run before its trial was told: trials adopted from their runs "
+        f"{a['trials_adopted_from_finished_runs']}, runs superseded by a re-run {a['runs_superseded']}"
+    )
     print(
         f"  seed stacks: FINISHED runs by stack size {a['finished_by_stack_size']}; runs of a stack that a "
         f"fault cut short (each point re-run, counted above) {a['stacked_runs_cut_by_faults']}"

@@ -238,6 +238,19 @@ class Tracker(RunTracker):
         except MlflowException:
             return None
 
+    def get_run(self, run_id: str):
+        """The run (info, params, latest metrics, tags), or None when the store has no such run."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.retry(lambda: self.client.get_run(run_id), f"MLflow get run ({mask_url(self.uri)})")
+        except MlflowException:
+            return None
+
+    def metric_steps(self, run_id: str, key: str) -> int:
+        """How many values of `key` the run logged (a per-epoch curve: its epochs)."""
+        return len(self._call("get metric history", lambda: self.client.get_metric_history(run_id, key)))
+
     def run_tags(self, run_id: str) -> dict[str, str]:
         return dict(self._call("get run", lambda: self.client.get_run(run_id).data.tags))
 

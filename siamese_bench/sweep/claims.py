@@ -24,6 +24,17 @@ SETTLED = ("complete", "diverged", "failed")
 Point = tuple[str, int]  # (cell id, seed)
 
 
+def describe_points(points: Sequence[Point]) -> str:
+    """'2 cells x 3 seeds = 6 trials', or, when the cells have unequal seed counts,
+    '5 trials over 2 cells (2 to 3 seeds each)': what a sweep or a decide round runs."""
+    per_cell = Counter(cell for cell, _ in points)
+    counts = sorted(set(per_cell.values()))
+    if len(counts) <= 1:
+        seeds = counts[0] if counts else 0
+        return f"{len(per_cell)} cells x {seeds} seeds = {len(points)} trials"
+    return f"{len(points)} trials over {len(per_cell)} cells ({counts[0]} to {counts[-1]} seeds each)"
+
+
 def point_states(study: optuna.Study, points: Sequence[Point]) -> dict[Point, str]:
     """Each point's state over all trials: complete, diverged, failed (errors used up),
     running, or open (to be claimed)."""

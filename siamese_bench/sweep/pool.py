@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siamese_bench.infra import forkserver
+from siamese_bench.infra.faults import RUN_FINISHED, fault_point
 from siamese_bench.sweep import messages as msg
 
 if TYPE_CHECKING:  # light to import: the command line reads PRELOAD before it loads torch
@@ -197,6 +198,8 @@ class WorkerPool:
             case msg.EndRun(status=status):
                 self.tracker.end_run(run_id, status)
                 self.ended.add(task.key)
+                if status == "FINISHED":
+                    fault_point(RUN_FINISHED)  # the window recovery's adoption closes (sweep/recording.py)
 
     @staticmethod
     def _outcome(message: msg.Message) -> Outcome:

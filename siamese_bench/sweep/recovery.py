@@ -3,7 +3,9 @@
 A sweep that dies leaves its trials RUNNING. A later or concurrent sweep finds them under the
 study lock: on another machine by their missing heartbeats (RDB storage; Optuna's public
 `fail_stale_trials`), on this machine by the owner's PID, and fails them as "lost", so their
-points are claimed again.
+points are claimed again. A dead sweep's trial whose MLflow run had already ended FINISHED (it
+died between ending the run and telling the trial) is adopted instead: `adopt` tells it from the
+run's recorded metrics, and nothing retrains.
 """
 
 from __future__ import annotations
@@ -11,13 +13,18 @@ from __future__ import annotations
 import os
 import socket
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from siamese_bench.sweep.optuna_api import fail_trial, record_heartbeats, trial_id
+from siamese_bench.sweep.optuna_api import fail_trial, record_heartbeats, study_storage, trial_id
+
+# adopt(study, trial, ended_for): tell `trial` from its MLflow run if that run ended FINISHED at
+# least `ended_for` seconds ago; True when it did (sweep/recording.py Recorder.adopt).
+Adopt = Callable[[optuna.Study, FrozenTrial, float], bool]
 
 
 def owner_attrs() -> dict[str, object]:
@@ -115,24 +122,56 @@ def _fail_silent(study: optuna.Study, mine: set[int] | frozenset[int], running: 
     ]
 
 
+def _keeps_heartbeats(study: optuna.Study) -> bool:
+    interval = getattr(study_storage(study), "get_heartbeat_interval", None)
+    return bool(interval and interval())
+
+
+def _dead_for(trial: FrozenTrial, grace: float | None) -> float | None:
+    """How long ago a RUNNING trial's run must have ended FINISHED for its sweep to be surely
+    gone: 0 when its owner on this machine is dead, or is this process and abandoned it; on
+    another machine, the heartbeat grace period (a live owner tells its trial within moments of
+    ending the run); None when nothing can tell (a journal's trial of another machine)."""
+    attrs = trial.user_attrs
+    if attrs.get("host", socket.gethostname()) != socket.gethostname():
+        return grace
+    if not _owner_alive(trial) or _is_this_process(trial):
+        return 0.0
+    return None
+
+
 def fail_dead_trials(
-    study: optuna.Study, mine: set[int] | frozenset[int] = frozenset(), claiming: str | None = None
-) -> list[FrozenTrial]:
+    study: optuna.Study,
+    mine: set[int] | frozenset[int] = frozenset(),
+    claiming: str | None = None,
+    adopt: Adopt | None = None,
+    grace: float | None = None,
+) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
     """Mark FAIL (failure "lost") the RUNNING trials whose sweep is gone: on another machine by
     its missing heartbeats, on this machine by its PID. `mine` are the trial ids this process
     runs now, `claiming` the token of the claim it is making (its trial, if an earlier attempt
     created it, is about to be adopted); any other trial of its own was abandoned (an
-    interrupted run). Return them. Call under study_lock."""
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    interrupted run). A gone sweep's trial whose run had ended FINISHED is adopted first
+    (`adopt`; `grace` is the heartbeat grace period). Returns (failed, adopted). Call under
+    study_lock."""
+    running = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if trial_id(t) not in mine and not (claiming is not None and t.user_attrs.get("claim") == claiming)
+    ]
+    adopted: list[FrozenTrial] = []
+    if adopt is not None:
+        beats = grace if _keeps_heartbeats(study) else None
+        for trial in running:
+            ended_for = _dead_for(trial, beats)
+            if ended_for is not None and adopt(study, trial, ended_for):
+                adopted.append(trial)
+        taken = {t.number for t in adopted}
+        running = [t for t in running if t.number not in taken]
     stale = _fail_silent(study, mine, running)
     silent = {t.number for t in stale}
     for trial in running:
-        tid = trial_id(trial)
-        if (
-            trial.number in silent
-            or tid in mine
-            or (claiming is not None and trial.user_attrs.get("claim") == claiming)
-        ):
+        if trial.number in silent:
             continue
         if not _owner_alive(trial):
             reason = "lost: its sweep process died"
@@ -141,8 +180,8 @@ def fail_dead_trials(
         else:
             continue
         try:
-            if fail_trial(study, tid, {"fail_reason": reason, "failure": "lost"}):
+            if fail_trial(study, trial_id(trial), {"fail_reason": reason, "failure": "lost"}):
                 stale.append(trial)
         except UpdateFinishedTrialError:
             continue  # its owner finished it meanwhile
-    return stale
+    return stale, adopted

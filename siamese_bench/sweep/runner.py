@@ -41,6 +41,7 @@ from siamese_bench.sweep.claims import (
     Point,
     claim_grid_points,
     claim_tuning_trial,
+    describe_points,
     new_claim_token,
     point_states,
     tuning_budget,
@@ -124,9 +125,11 @@ class Sweep:
         return (retry or self.retry)(attempt, f"{what} ({mask_url(self.storage_url)})")
 
     def recover(self, study: optuna.Study) -> int:
-        """Fail the trials of dead sweeps (call under the lock), then end as KILLED their MLflow
-        runs. Returns how many trials were recovered."""
-        stale = fail_dead_trials(study, mine=self.holdings.mine, claiming=self.holdings.claiming)
+        """Adopt the trials of dead sweeps whose runs had finished, fail the others (call under the
+        lock), then end as KILLED their MLflow runs. Returns how many trials were recovered."""
+        stale, adopted = fail_dead_trials(
+            study, self.holdings.mine, self.holdings.claiming, self.recorder.adopt, self.heartbeats.grace
+        )
         for trial in stale:
             self.summary.stale += 1
             log.warning(
@@ -138,7 +141,7 @@ class Sweep:
             )
         if stale:
             self.parent.close_orphan_runs(study)
-        return len(stale)
+        return len(stale) + len(adopted)
 
     def grid_study(self) -> optuna.Study:
         """The study that holds one trial per cell x seed. The grid point is kept in the trial's
@@ -236,11 +239,9 @@ class Sweep:
         states = self.locked("count points", lambda: point_states(study, self.all_points))
         todo = sum(states[p] in ("open", "running") for p in self.points)
         log.info(
-            "study %s: %d cells x %d seeds = %d trials%s; %d settled earlier, %d to run",
+            "study %s: %s%s; %d settled earlier, %d to run",
             self.spec.name,
-            len(self.cells),
-            len(self.seeds),
-            len(self.points),
+            describe_points(self.points),
             self.spec.seeds_note(self.seeds),
             len(self.points) - todo,
             todo,

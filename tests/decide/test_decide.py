@@ -4,6 +4,8 @@ resumes without training anything, and refuses a larger --max-seeds on the same 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -15,7 +17,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own-head" / "claim
 
 
 @pytest.mark.slow
-def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(tmp_path, mlruns, monkeypatch, capsys):
+def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(
+    tmp_path, mlruns, monkeypatch, capsys, caplog
+):
+    caplog.set_level(logging.INFO, logger="siamese_bench.sweep")
     monkeypatch.chdir(tmp_path)
     shutil.copytree(EXAMPLE.parent, tmp_path / "examples" / "own-head")  # run as the README says: a relative path
     args = [
@@ -38,6 +43,9 @@ def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(tmp_p
     assert rows["product learns"]["verdict"] == "reproduced" and rows["product vs concat"]["verdict"] == "reproduced"
     assert first["trials"] == 6 and first["interval_level"] < 0.99  # 2 cells x 3 seeds, read at the looks' level
     assert Path(first["report"]).is_file() and "product vs concat" in Path(first["markdown"]).read_text()
+    assert "2 cells x 3 seeds = 6 trials" in caplog.text  # the round, not the spec's 10 seeds
+    seconds = [float(s) for s in re.findall(r"auc [0-9.]+ \(([0-9.]+) s\)", caplog.text)]
+    assert len(seconds) == 6 and all(s > 0 for s in seconds)  # each trained point's real time
 
     from mlflow.tracking import MlflowClient
 

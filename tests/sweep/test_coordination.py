@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from siamese_bench.core.config import ConfigError
 from siamese_bench.core.store import STUDY_CELLS
 from siamese_bench.infra.tracking import Tracker
-from siamese_bench.sweep.claims import MAX_ERROR_ATTEMPTS, point_states
+from siamese_bench.sweep.claims import MAX_ERROR_ATTEMPTS, describe_points, point_states
 from siamese_bench.sweep.locks import study_lock
 from siamese_bench.sweep.optuna_api import trial_id
 from siamese_bench.sweep.recovery import fail_dead_trials, failure_kind, owner_attrs
@@ -83,7 +83,7 @@ def test_own_abandoned_trial_is_stale_but_not_a_trial_in_flight(two_cell_sweep):
     make_trial(study, TrialState.RUNNING, cell="head=euclidean", seed=1, **owner_attrs())
     trials = study.get_trials()
     in_flight = {trial_id(trials[1])}
-    stale = fail_dead_trials(study, mine=in_flight)
+    stale, _ = fail_dead_trials(study, mine=in_flight)
     assert [t.number for t in stale] == [trials[0].number]  # ours, claimed, but not running here
     states = {t.number: t.state for t in study.get_trials()}
     assert states == {trials[0].number: TrialState.FAIL, trials[1].number: TrialState.RUNNING}
@@ -145,7 +145,7 @@ def test_a_silent_machines_trial_is_failed_as_lost_but_never_a_live_trial_of_our
         for t in (ours, silent)
     }
     time.sleep(3.5)  # past the grace period (SQLite's clock counts whole seconds)
-    stale = fail_dead_trials(study, mine={trial_id(ours)})
+    stale, _ = fail_dead_trials(study, mine={trial_id(ours)})
     assert [t.number for t in stale] == [silent.number]
     states = {t.number: t.state for t in study.get_trials()}
     assert states == {
@@ -234,3 +234,10 @@ def test_a_parent_run_left_unrecorded_by_a_killed_sweep_is_adopted(tmp_path, mlr
     assert study.user_attrs["mlflow_parent_run_id"] == stray
     assert [r.info.run_id for r in parent_runs(tracker, "adopt")] == [stray]
     assert [f.path for f in tracker.client.list_artifacts(stray, "study")] == [STUDY_CELLS]
+
+
+def test_a_round_is_described_by_its_own_points():
+    assert describe_points([("a", s) for s in (3, 4, 5)] + [("b", s) for s in (3, 4, 5)]) == (
+        "2 cells x 3 seeds = 6 trials"
+    )
+    assert describe_points([("a", 0), ("a", 1), ("b", 0)]) == "3 trials over 2 cells (1 to 2 seeds each)"
