@@ -38,8 +38,16 @@ class Loss(nn.Module):
         self.margin = margin
 
     @staticmethod
-    def reduce(per_sample: torch.Tensor) -> LossValue:
-        return LossValue(per_sample.mean(), (per_sample > 0).float().mean())
+    def reduce(per_sample: torch.Tensor, weight: torch.Tensor | None = None) -> LossValue:
+        """The batch mean; with `weight` (1.0 counts, 0.0 does not) the mean over what counts."""
+        if weight is None:
+            return LossValue(per_sample.mean(), (per_sample > 0).float().mean())
+        return LossValue(weighted_mean(per_sample, weight), weighted_mean((per_sample > 0).float(), weight))
+
+
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The mean of `values` where `weight` is 1.0 (0.0 when none is): fixed shapes for vmap."""
+    return (values * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 class PairLoss(Loss):
@@ -97,11 +105,11 @@ class TripletLoss(Loss):
         super().__init__(margin)
         self.squared = squared
 
-    def forward(self, d_ap: torch.Tensor, d_an: torch.Tensor) -> LossValue:
+    def forward(self, d_ap: torch.Tensor, d_an: torch.Tensor, weight: torch.Tensor | None = None) -> LossValue:
         if self.squared:
             d_ap, d_an = d_ap.pow(2), d_an.pow(2)
         assert self.margin is not None, "uses_margin: checked in __init__"
-        return self.reduce(F.relu(d_ap - d_an + self.margin))
+        return self.reduce(F.relu(d_ap - d_an + self.margin), weight)
 
 
 def check_compatible(head_name: str, loss_name: str) -> None:

@@ -18,11 +18,21 @@ class Miner:
     order; `select` returns (anchor, positive, negative) row indices into those embeddings."""
 
     fields: ClassVar[tuple[str, ...]] = ("anchor", "positive", "negative")
+    # True (set by seed stacking on its copy): `select_weighted` keeps every anchor, its shapes
+    # independent of the data, as torch.func.vmap needs
+    fixed_shapes: bool = False
 
     def select(
         self, head: Head, emb: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    def select_weighted(
+        self, head: Head, emb: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """`select`'s triplets and a weight per triplet (1.0 counts, 0.0 does not), or None when
+        every triplet counts: what the training step calls."""
+        return (*self.select(head, emb, labels), None)
 
 
 @MINERS.register("random")
@@ -42,8 +52,17 @@ class BatchMiner(Miner):
 
     fields = ("anchor", "positive")
 
-    @torch.no_grad()
     def select(self, head, emb, labels):
+        a, p, n, _ = self._mine(head, emb, labels, fixed=False)
+        return a, p, n
+
+    def select_weighted(self, head, emb, labels):
+        return self._mine(head, emb, labels, fixed=self.fixed_shapes)
+
+    @torch.no_grad()
+    def _mine(self, head, emb, labels, fixed: bool):
+        """Triplets of every anchor that has an other-class candidate; with `fixed`, of every
+        anchor, those without one weighted 0 (same triplets, fixed shapes)."""
         b, m, dim = len(emb) // 2, len(emb), emb.shape[1]
         a = emb[:b, None, :].expand(b, m, dim).reshape(b * m, dim)  # (B M, D)
         c = emb[None, :, :].expand(b, m, dim).reshape(b * m, dim)
@@ -54,7 +73,9 @@ class BatchMiner(Miner):
         idx = torch.arange(b, device=emb.device)
         positive, chosen_negative = self.pick(d, same, negative, idx)
         keep = negative.any(dim=1)
-        return idx[keep], positive[keep], chosen_negative[keep]
+        if fixed:
+            return idx, positive, chosen_negative, keep.to(emb.dtype)
+        return idx[keep], positive[keep], chosen_negative[keep], None
 
     def pick(self, d, same, negative, idx) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

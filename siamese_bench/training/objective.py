@@ -19,7 +19,7 @@ import torch
 
 from siamese_bench.evaluation.metrics import FIXED_THRESHOLD
 from siamese_bench.models.heads import Head, HeadOutput
-from siamese_bench.models.losses import Loss, PairLoss
+from siamese_bench.models.losses import Loss, PairLoss, weighted_mean
 from siamese_bench.models.miners import Miner
 from siamese_bench.models.registry import LOSSES, MINERS
 from siamese_bench.training.samplers import PairIndex, TripletIndex, pair_stream, triplets
@@ -104,10 +104,13 @@ class TripletObjective(Objective):
 
     def step(self, encoder, head, batch):
         emb = encoder(torch.cat([batch[f] for f in self.miner.fields]))
-        a, p, n = self.miner.select(head, emb.detach(), batch["label"])
+        a, p, n, weight = self.miner.select_weighted(head, emb.detach(), batch["label"])
         d_ap, d_an = head(emb[a], emb[p]).dissimilarity, head(emb[a], emb[n]).dissimilarity
-        value = self.loss(d_ap, d_an)
-        order = (d_ap < d_an).float().mean()  # triplets ordered right
+        ordered = (d_ap < d_an).float()  # triplets ordered right
+        if weight is None:
+            value, order = self.loss(d_ap, d_an), ordered.mean()
+        else:  # a stacked miner's fixed-shape triplets: those weighted 0 do not count
+            value, order = self.loss(d_ap, d_an, weight=weight), weighted_mean(ordered, weight)
         stats = torch.stack([value.loss.detach(), order.detach(), value.active_fraction.detach()])
         return StepResult(value.loss, stats, len(batch["anchor"]))
 

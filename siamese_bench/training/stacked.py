@@ -15,10 +15,12 @@ curve, and stops it early by Lightning's EarlyStopping rule (a stopped or diverg
 the weights it had then; the stack trains on until every seed is done). The final test,
 evaluations, artifacts and MLflow run of each seed are the sequential path's (`finish_run`).
 
-What vmap cannot batch (data-dependent shapes or control flow: batch-hard and semi-hard
-mining, the LSTM encoder, which branches on its sequences' lengths, some plugins) is found by
-one probe step on the real first batches, and those seeds train one at a time, with one line
-saying which part and why.
+A part whose usual form has data-dependent shapes offers a fixed-shape form of the same function,
+which the stack's copy switches on (`fixed_shapes`): the LSTM encoder runs its steps masked
+instead of packed, and batch-hard and semi-hard mining keep every anchor, weighting 0 the ones
+without a negative. What vmap still cannot batch (some plugins) is found by one probe step on
+the real first batches, and those seeds train one at a time, with one line saying which part
+and why.
 """
 
 from __future__ import annotations
@@ -92,6 +94,15 @@ class StackedBatches:
         yield from (list(step) for step in zip(*self.batches, strict=True))
 
 
+def fixed_shape_form(step: _Step) -> _Step:
+    """`step` with every part that has a fixed-shape form (a `fixed_shapes` attribute: the LSTM
+    encoder, the batch miners, a plugin's) switched to it, for vmap; the same function."""
+    for part in [*step.modules(), getattr(step.objective, "miner", None)]:
+        if hasattr(part, "fixed_shapes"):
+            part.fixed_shapes = True
+    return step
+
+
 def stack_blocker(preps: Sequence[PreparedRun]) -> str | None:
     """Why these seeds cannot train as one stack (None when they can): their training sets
     differ in shape, or a part does not run under vmap (one probe step on the real first
@@ -103,7 +114,7 @@ def stack_blocker(preps: Sequence[PreparedRun]) -> str | None:
     steps = [_Step(copy.deepcopy(p.module)) for p in preps]
     params, buffers = stack_module_state(steps)
     batch = _stack([p.batches["train"].peek() for p in preps])
-    base = steps[0]
+    base = fixed_shape_form(steps[0])
     try:
         losses, _ = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), randomness="different")(
             params, buffers, batch
@@ -154,7 +165,7 @@ class StackedModule(pl.LightningModule):
         self.stacked = nn.ParameterList([nn.Parameter(params[n]) for n in self.param_names])
         for i, name in enumerate(self.buffer_names):
             self.register_buffer(f"stacked_buffer_{i}", buffers[name])
-        object.__setattr__(self, "base", copy.deepcopy(steps[0]))  # not a submodule: its tensors are swapped in
+        object.__setattr__(self, "base", fixed_shape_form(copy.deepcopy(steps[0])))  # not a submodule
         self._step = vmap(self._one_seed, randomness="different")
         self._augment_gens: list[torch.Generator] | None = None
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from siamese_bench.cli import main
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.infra.tracking import Tracker
+from siamese_bench.models.heads import Head, HeadOutput
+from siamese_bench.models.registry import HEADS
 from siamese_bench.training import stacked
 from siamese_bench.training.build import check_config
 from siamese_bench.training.run import prepare_run, run_training
@@ -92,25 +95,84 @@ def test_a_stack_with_dropout_reproduces_itself_and_its_seeds_differ(digits):
     assert first[0] != first[1]
 
 
-def test_what_cannot_stack_is_named(digits):
+class ShapeBranchingHead(Head):
+    """A plugin head whose step branches on its data (a Python `if` on a tensor's value): the
+    kind of part vmap cannot batch."""
+
+    symmetric = True
+
+    def forward(self, a, b):
+        d = (a - b).abs().sum(dim=1)
+        return HeadOutput(d if bool(d.mean() > 0) else -d, None)
+
+
+@pytest.fixture
+def branching_head():
+    HEADS.register("shape-branching")(ShapeBranchingHead)
+    yield "shape-branching"
+    del HEADS._items["shape-branching"]
+
+
+def test_what_cannot_stack_is_named(digits, branching_head):
     def why(**changes) -> str | None:
         cfg = cfg_of(epochs=1, **changes)
         return stack_blocker([prepare_run(cfg.model_copy(update={"seed": s}), digits) for s in (0, 1)])
 
     assert why() is None
     assert why(loss="triplet") is None  # random triplets stack
-    assert "batch-hard mining cannot run batched" in why(loss="triplet", triplet_mining="batch-hard")
+    assert why(loss="triplet", triplet_mining="batch-hard") is None  # in its fixed-shape form
+    assert why(loss="triplet", triplet_mining="semi-hard") is None
+    assert "the shape-branching head or the contrastive loss cannot run batched" in why(head=branching_head)
     sizes = [prepare_run(cfg_of(epochs=1, val_fraction=f), digits) for f in (0.1, 0.3)]
     assert "training sets differ in size" in stack_blocker(sizes)
 
 
-@pytest.mark.slow  # the 5,000 MNIST images as rows
-def test_the_lstm_encoder_is_named_as_what_cannot_stack():
+@pytest.mark.slow  # 12 short trainings (~12 s)
+@pytest.mark.parametrize("mining", ["batch-hard", "semi-hard"])
+def test_mined_triplets_stack_as_they_train_alone(digits, mining):
+    """Mining keeps every anchor in the stack's fixed-shape form. The first epoch's loss equals
+    the sequential one; the hardest pick is an argmax over distances that vmap's batched kernels
+    round otherwise, so a near tie can flip later: 4 epochs agree to 1e-2."""
+    one_by_one, together = stacked_and_sequential(cfg_of(loss="triplet", triplet_mining=mining), digits)
+    for alone, stack in zip(one_by_one, together, strict=True):
+        assert stack.history[0]["train/loss"] == pytest.approx(alone.history[0]["train/loss"], rel=1e-5)
+        losses = [(a["train/loss"], b["train/loss"]) for a, b in zip(alone.history, stack.history, strict=True)]
+        assert all(abs(a - b) < 1e-2 for a, b in losses), losses
+        assert stack.metrics["test/auc"] == pytest.approx(alone.metrics["test/auc"], abs=1e-2)
+
+
+def test_a_miners_fixed_shape_form_weights_out_anchors_without_a_negative():
+    """Anchors whose batch holds no other class: dropped by the usual form, weighted 0 by the
+    fixed one; the triplets that count are the same."""
+    from siamese_bench.models.heads import EuclideanHead
+    from siamese_bench.models.miners import BatchHardMiner
+
+    emb, labels = torch.randn(8, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 0, 1, 1])
+    labels_one_class = torch.zeros(4, dtype=torch.long)
+    miner = BatchHardMiner()
+    usual = miner.select(EuclideanHead(3), emb, labels)
+    miner.fixed_shapes = True
+    a, p, n, weight = miner.select_weighted(EuclideanHead(3), emb, labels)
+    assert weight.tolist() == [1.0] * 4 and all(torch.equal(x, y) for x, y in zip(usual, (a, p, n), strict=True))
+    *_, weight = miner.select_weighted(EuclideanHead(3), emb, labels_one_class)
+    assert weight.tolist() == [0.0] * 4
+    assert len(BatchHardMiner().select(EuclideanHead(3), emb, labels_one_class)[0]) == 0
+
+
+@pytest.mark.slow  # japanese-vowels: padded sequences
+def test_the_lstm_stacks_equal_to_its_packed_sequential_runs():
+    """C5's LSTM: the stack runs it masked step by step, alone it is packed; the same function,
+    so every epoch's loss and the final metrics agree within EXACT."""
     from siamese_bench.data import load_dataset
 
-    data = load_dataset("mnist-5k-rows")
-    cfg = check_config(TrainConfig(dataset="mnist-5k-rows", encoder="lstm", epochs=1))
-    assert "the lstm encoder cannot run batched" in stack_blocker([prepare_run(cfg, data), prepare_run(cfg, data)])
+    data = load_dataset("japanese-vowels")
+    cfg = check_config(TrainConfig(dataset="japanese-vowels", encoder="lstm", head="concat-dense", loss="bce", epochs=3))
+    one_by_one, together = stacked_and_sequential(cfg, data)
+    for alone, stack in zip(one_by_one, together, strict=True):
+        assert [h["train/loss"] for h in stack.history] == pytest.approx(
+            [h["train/loss"] for h in alone.history], rel=EXACT, abs=EXACT
+        )
+        assert stack.metrics["test/auc"] == pytest.approx(alone.metrics["test/auc"], rel=EXACT, abs=EXACT)
 
 
 def test_seed_lists_and_the_default_rule():
