@@ -166,7 +166,9 @@ def test_the_lstm_stacks_equal_to_its_packed_sequential_runs():
     from siamese_bench.data import load_dataset
 
     data = load_dataset("japanese-vowels")
-    cfg = check_config(TrainConfig(dataset="japanese-vowels", encoder="lstm", head="concat-dense", loss="bce", epochs=3))
+    cfg = check_config(
+        TrainConfig(dataset="japanese-vowels", encoder="lstm", head="concat-dense", loss="bce", epochs=3)
+    )
     one_by_one, together = stacked_and_sequential(cfg, data)
     for alone, stack in zip(one_by_one, together, strict=True):
         assert [h["train/loss"] for h in stack.history] == pytest.approx(
