@@ -53,6 +53,14 @@ CELLS: dict[str, tuple[dict, str]] = {
         },
         "conv4 (32 channels) on Omniglot 28 x 28, contrastive, 40 steps",
     ),
+    "batch-hard": (
+        {"dataset": "digits", "epochs": 20, "loss": "triplet", "triplet_mining": "batch-hard"},
+        "C5 batch-hard mining, C1 MLP on digits, 20 epochs",
+    ),
+    "semi-hard": (
+        {"dataset": "mnist-5k", "epochs": 5, "loss": "triplet", "triplet_mining": "semi-hard"},
+        "C5 semi-hard mining, C1 MLP on mnist-5k, 5 epochs",
+    ),
     "lstm": (
         {"dataset": "japanese-vowels", "encoder": "lstm", "head": "concat-dense", "loss": "bce", "epochs": 5},
         "C5 LSTM + concat-dense + BCE on JapaneseVowels, 5 epochs",

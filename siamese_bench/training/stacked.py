@@ -97,7 +97,8 @@ class StackedBatches:
 def fixed_shape_form(step: _Step) -> _Step:
     """`step` with every part that has a fixed-shape form (a `fixed_shapes` attribute: the LSTM
     encoder, the batch miners, a plugin's) switched to it, for vmap; the same function."""
-    for part in [*step.modules(), getattr(step.objective, "miner", None)]:
+    parts: list[Any] = [*step.modules(), getattr(step.objective, "miner", None)]
+    for part in parts:
         if hasattr(part, "fixed_shapes"):
             part.fixed_shapes = True
     return step
