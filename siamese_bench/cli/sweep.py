@@ -122,7 +122,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="a worker trains up to K open seeds of one cell together as one batched model, each "
         "still its own trial and MLflow run (1: one seed at a time); default: up to 32 on a GPU, "
-        "up to 8 on a CPU for the MLP encoder, else 1, and never so many that a worker idles "
+        "up to 8 on a CPU for the MLP encoder without in-batch mining, else 1, and never so many that a worker idles "
         "(docs/performance.md, Seed stacking)",
     )
     p.add_argument(

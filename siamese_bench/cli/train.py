@@ -194,7 +194,7 @@ def register(sub: Any, full: bool) -> None:
         type=int,
         metavar="K",
         help="train the seeds in stacks of K (1: one at a time, the single-seed path); default: "
-        "up to 32 on a GPU, up to 8 on a CPU for the MLP encoder, else 1",
+        "up to 32 on a GPU, up to 8 on a CPU for the MLP encoder without in-batch mining, else 1",
     )
     train.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     train.add_argument("--experiment", help="MLflow experiment name (default siamese-bench-train)")

@@ -186,6 +186,10 @@ def test_seed_lists_and_the_default_rule():
     mlp, conv = TrainConfig(dataset="digits"), TrainConfig(dataset="mnist-5k", encoder="cnn-small")
     assert default_stack_size(mlp, 10, "cpu") == 8 and default_stack_size(conv, 10, "cpu") == 1
     assert default_stack_size(conv, 10, "cuda") == 10 and default_stack_size(mlp, 100, "cuda") == 32
+    mined = TrainConfig(dataset="digits", loss="triplet", triplet_mining="semi-hard")
+    lstm = TrainConfig(dataset="japanese-vowels", encoder="lstm", head="concat-dense", loss="bce")
+    assert default_stack_size(mined, 10, "cpu") == 1 and default_stack_size(lstm, 10, "cpu") == 1  # measured slower
+    assert default_stack_size(mined, 10, "cuda") == 10 and default_stack_size(lstm, 10, "cuda") == 10
     with pytest.raises(ConfigError, match="--stack-seeds 0"):
         run_seeds(mlp, seed_runs([0, 1]), stack_size=0)
 
