@@ -67,7 +67,9 @@ def test_the_example_is_decided_end_to_end_and_a_second_run_trains_nothing(
     assert len(client.search_runs([exp.experiment_id], "tags.phase = 'grid'")) == 6
 
 
-@pytest.mark.parametrize(("name", "cells", "rows"), [("mnist-claims", 9, 8), ("omniglot-claims", 3, 3)])
+@pytest.mark.parametrize(
+    ("name", "cells", "rows"), [("mnist-claims", 9, 8), ("omniglot-claims", 3, 3), ("sequences-claims", 1, 1)]
+)
 def test_the_shipped_claims_files_plan_their_cells(name, cells, rows):
     from siamese_bench.decide.plan import make_plan
 

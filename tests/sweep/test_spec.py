@@ -114,7 +114,7 @@ def test_shipped_specs_load_by_name_and_the_study_is_named_like_the_file(name):
 def test_every_shipped_spec_is_a_study_claims_or_checks_file():
     from siamese_bench.core.specs import shipped
 
-    assert set(shipped()) == {*STUDIES, "mnist-claims", "omniglot-claims", "regress"}
+    assert set(shipped()) == {*STUDIES, "mnist-claims", "omniglot-claims", "sequences-claims", "regress"}
     for benchmark in ("workers-speedup", "startup-sweep"):  # the benchmarks' own specs, by path
         assert load_spec(REPO / "benchmarks" / f"{benchmark}.yaml").cells()
 
