@@ -52,7 +52,8 @@ def test_a_done_task_is_recorded_once_however_often_it_is_written(setup):
     tid, task, run_id = claim(study, tracker)
     state, line = recorder.record(study, tid, task, DONE, run_id, run_ended=False)
     assert state == "COMPLETE" and "test acc 0.8000" in line
-    assert recorder.write(study, tid, DONE, task.run_name, False) == ("COMPLETE", "c seed=0: recorded")  # a retry after an outage
+    again = recorder.write(study, tid, DONE, task.run_name, False)  # a retry after an outage
+    assert again == ("COMPLETE", "c seed=0: recorded")
     assert summary.completed == 1
     trial = study.get_trials()[0]
     assert trial.state == TrialState.COMPLETE and trial.value == 0.9
