@@ -231,12 +231,8 @@ class Tracker(RunTracker):
 
     def run_status(self, run_id: str) -> str | None:
         """The run's status, or None when the store has no such run."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self.retry(lambda: self.client.get_run(run_id).info.status, f"MLflow get run ({mask_url(self.uri)})")
-        except MlflowException:
-            return None
+        run = self.get_run(run_id)
+        return run.info.status if run is not None else None
 
     def get_run(self, run_id: str):
         """The run (info, params, latest metrics, tags), or None when the store has no such run."""
