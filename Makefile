@@ -40,8 +40,8 @@ venv: $(STAMP) ## create the virtual environment from requirements.lock (once; a
 lock: ## refresh requirements.lock: resolve pyproject.toml's dependencies and extras in a fresh venv (~5 min)
 	rm -rf .lock-venv && python3 -m venv .lock-venv
 	.lock-venv/bin/python -m pip install -q --upgrade pip
-	.lock-venv/bin/python -m pip install -q '.[dev,postgres,sequences]'
-	{ echo "# pip freeze of pyproject.toml's dependencies and extras dev, postgres, sequences (make lock)"; \
+	.lock-venv/bin/python -m pip install -q '.[dev,postgres,sequences,slurm]'
+	{ echo "# pip freeze of pyproject.toml's dependencies and extras dev, postgres, sequences, slurm (make lock)"; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^siamese-bench' ; } > requirements.lock
 	rm -rf .lock-venv
 

@@ -61,7 +61,8 @@ def start_worker_imports(args: argparse.Namespace) -> None:
     workers' imports (torch, Lightning) run beside its own (infra/forkserver.py)."""
     from siamese_bench.infra import forkserver
 
-    if args.command in ("sweep", "decide") and not getattr(args, "dry_run", False):
+    local = getattr(args, "launcher", "local") == "local"  # SLURM jobs start their own
+    if args.command in ("sweep", "decide") and local and not getattr(args, "dry_run", False):
         from siamese_bench.sweep.pool import PRELOAD
 
         forkserver.start(PRELOAD)

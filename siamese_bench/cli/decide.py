@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from siamese_bench.cli.common import show_progress
-from siamese_bench.cli.sweep import add_engine_arguments
+from siamese_bench.cli.sweep import add_engine_arguments, add_launcher_arguments
 from siamese_bench.core.errors import ConfigError
 
 DESCRIPTION = """\
@@ -68,6 +68,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
         sweep_options={"heartbeats": Heartbeats(args.heartbeat, args.grace), "stack_seeds": args.stack_seeds},
     )
     say = (lambda text: None) if args.json else print
+    if args.launcher == "slurm":
+        engine.launch, engine.workers = slurm_rounds(args, plan, say)
     outcome = run(plan, engine, args.max_seeds, args.budget, say=say)
     finish_study(plan, tracker, outcome)
     report = build_report(
@@ -90,6 +92,32 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def slurm_rounds(args: argparse.Namespace, plan: Any, say: Any) -> tuple[Any, int]:
+    """Each round's points done by SLURM jobs (sweep/slurm.py): the round function and the workers it gives."""
+    from siamese_bench.cli.sweep import slurm_request
+    from siamese_bench.sweep.slurm import Launch, study_points_reader
+
+    request, options, storage = slurm_request(
+        args, str(plan.path), claims=True, max_seeds=args.max_seeds, name=args.name
+    )
+
+    def launch(points: list) -> int:
+        read = study_points_reader(storage, plan.spec.name, points)
+        before = sum(state == "complete" for state in read().values())
+        request.points = points
+        followed = Launch(request, options, f"siamese-{plan.spec.name}", progress=show_progress(args), say=say).run(
+            read
+        )
+        if not followed.settled:
+            raise ConfigError(
+                "the SLURM jobs ended with points of this round left (cancelled, or out of time without "
+                "--requeue): run the same command again to go on"
+            )
+        return followed.points["complete"] - before
+
+    return launch, options.jobs * options.cpus
+
+
 def register(sub: Any, full: bool) -> None:
     p = sub.add_parser(
         "decide",
@@ -110,4 +138,5 @@ def register(sub: Any, full: bool) -> None:
     p.add_argument("--out", default="reports", help="parent folder of the report (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of lines")
     add_engine_arguments(p)
+    add_launcher_arguments(p)
     p.set_defaults(func=cmd_decide)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins, show_progress
@@ -68,6 +69,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_dry_run(spec, seeds)
         return 0
+    if args.launcher == "slurm":
+        return launch_slurm_sweep(args, spec, seeds)
     workers = args.workers or available_cores()
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
@@ -105,6 +108,120 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     print(format_cell_table(cell_table(trials_frame(study), factors), factors))
     return 0 if summary.failed == 0 else 1
+
+
+def slurm_request(args: argparse.Namespace, path: str, **fields: Any) -> tuple[Any, Any, str]:
+    """The jobs' request and the storage URL this process follows them on; loads the env file here too."""
+    import os
+
+    from siamese_bench.core import plugins
+    from siamese_bench.sweep.slurm import JobRequest, job_storage, options_from, read_env_file
+    from siamese_bench.sweep.storage import resolve_storage_url
+
+    options = options_from(args, fields.pop("spec_slurm", None))
+    if options.env_file is not None:
+        os.environ.update(read_env_file(options.env_file))
+    storage, tracking = job_storage(options, args.storage, args.tracking_uri)
+    request = JobRequest(
+        path=str(Path(path).absolute()),
+        plugins=plugins.resolve(args.plugin),
+        storage=storage,
+        tracking_uri=tracking,
+        env_file=str(options.env_file) if options.env_file else None,
+        cwd=os.getcwd(),
+        options={
+            "workers": args.workers,
+            "threads": args.threads,
+            "heartbeat": args.heartbeat,
+            "grace": args.grace,
+            "outage": args.outage,
+            "stack_seeds": args.stack_seeds,
+            "system_metrics": getattr(args, "system_metrics", False),
+        },
+        **fields,
+    )
+    return request, options, resolve_storage_url(args.storage)
+
+
+def launch_slurm_sweep(args: argparse.Namespace, spec: Any, seeds: list[int]) -> int:
+    """`sweep --launcher slurm`: the study's points done by SLURM jobs; returns when the study is settled."""
+    import optuna
+
+    from siamese_bench.core.redact import mask_url
+    from siamese_bench.sweep.slurm import Launch, study_points_reader
+    from siamese_bench.sweep.table import cell_table, format_cell_table, trials_frame
+
+    request, options, storage = slurm_request(
+        args, str(spec.path), seeds=None if seeds == spec.seeds else seeds, spec_slurm=spec.slurm
+    )
+    points = [(cell.id, seed) for cell in spec.cells() for seed in seeds]
+    print(
+        f"study {spec.name} ({mask_url(storage)}): {len(points)} points on {options.jobs} SLURM jobs of "
+        f"{options.cpus} CPUs, {options.gpus} GPUs, {options.minutes} min"
+        + (f", partition {options.partition}" if options.partition else "")
+        + (", requeued on timeout or preemption" if options.requeue else "")
+    )
+    read = study_points_reader(storage, spec.name, points)
+    followed = Launch(request, options, f"siamese-{spec.name}", progress=show_progress(args)).run(read)
+    counts = followed.points
+    first = f"{followed.first_running_s:.0f} s" if followed.first_running_s is not None else "never"
+    print(
+        f"\nstudy {spec.name}: {counts['complete']} points complete, {counts['failed'] + counts['diverged']} "
+        f"failed, {counts['running'] + counts['open']} left; {followed.seconds:.0f} s, first trial running after "
+        f"{first}; jobs: " + ", ".join(f"{job} {state}" for job, state in followed.jobs.items())
+    )
+    if not followed.settled:
+        print(
+            "the jobs ended with points left (cancelled, or out of time without --requeue): run the same "
+            "command again to finish them"
+        )
+        return 1
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    factors = spec.cell_keys()
+    print(format_cell_table(cell_table(trials_frame(study), factors), factors))
+    return 0 if counts["failed"] + counts["diverged"] == 0 else 1
+
+
+def add_launcher_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the workers run: here, or in SLURM jobs (sweep and decide share these)."""
+    g = p.add_argument_group("SLURM (--launcher slurm; the spec's slurm: section sets the same, these override it)")
+    g.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        default="local",
+        help="local: worker processes on this machine (default); slurm: submit --jobs SLURM jobs through "
+        "submitit, each a sweep on the study's PostgreSQL and MLflow server, and follow them until the "
+        "study is settled (docs/scale-out.md, On a SLURM cluster)",
+    )
+    g.add_argument("--jobs", type=int, metavar="N", help="how many SLURM jobs work on the study at once (default 2)")
+    g.add_argument("--slurm-partition", metavar="NAME", help="the partition (default: the cluster's default)")
+    g.add_argument(
+        "--slurm-time",
+        metavar="TIME",
+        help="each job's time limit: minutes, 90m, 2h, H:MM:SS or D-HH:MM:SS (default 60); a job that reaches "
+        "it loses nothing: its cut points are re-run by the others, or by itself with --requeue",
+    )
+    g.add_argument("--slurm-cpus", type=int, metavar="N", help="CPUs per job, one worker process each (default 2)")
+    g.add_argument("--slurm-gpus", type=int, metavar="N", help="GPUs per job (default 0)")
+    g.add_argument("--slurm-mem", type=float, metavar="GB", help="memory per job in GB (default: the partition's)")
+    g.add_argument(
+        "--requeue",
+        action="store_true",
+        default=None,
+        help="a job that times out or is preempted is requeued (submitit's checkpoint: the same sweep again)",
+    )
+    g.add_argument(
+        "--env-file",
+        metavar="FILE",
+        help="the file the jobs read the storage and tracking credentials from, by its path on the shared "
+        "file system (default .services/env when it exists; `services join` writes one on other machines); "
+        "no password goes into a job script, the job's environment or a command line",
+    )
+    g.add_argument(
+        "--slurm-logs",
+        metavar="DIR",
+        help="where submitit keeps the jobs' pickles and logs, on the shared file system (default ./slurm-logs)",
+    )
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -164,7 +281,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 def register(sub: Any, full: bool) -> None:
     sweep = sub.add_parser("sweep", help="run (or resume) an Optuna study from a spec file", description=DESCRIPTION)
-    sweep.add_argument("spec", help="study spec (YAML), e.g. benchmarks/mnist.yaml")
+    sweep.add_argument("spec", help="study spec (YAML), e.g. mnist (a built-in spec in siamese_bench/specs/) or a path")
     sweep.add_argument(
         "--seeds",
         type=seed_list,
@@ -174,4 +291,5 @@ def register(sub: Any, full: bool) -> None:
     )
     sweep.add_argument("--dry-run", action="store_true", help="list the cells and exclusions, run nothing")
     add_engine_arguments(sweep)
+    add_launcher_arguments(sweep)
     sweep.set_defaults(func=cmd_sweep)

@@ -75,6 +75,29 @@ class Engine:
     progress: bool = True
     outage: float = 300.0
     sweep_options: dict[str, Any] = field(default_factory=dict)  # further Sweep keywords, e.g. heartbeats
+    # another way to run a round's points (SLURM jobs: sweep/slurm.py); returns how many trials completed
+    launch: Callable[[list[Point]], int] | None = None
+
+    def run_round(self, plan: Plan, points: list[Point]) -> int:
+        """Train the round's points (those not done yet); how many trials completed."""
+        if self.launch is not None:
+            return self.launch(points)
+        return (
+            Sweep(
+                plan.spec,
+                self.storage_url,
+                self.tracker,
+                self.workers,
+                progress=self.progress,
+                outage=self.outage,
+                threads=self.threads,
+                points=points,
+                plugin_names=plan.plugins,
+                **self.sweep_options,
+            )
+            .run()
+            .completed
+        )
 
 
 def _judge(plan: Plan, tracking_uri: str, looks: Looks) -> list[Finding]:
@@ -175,21 +198,10 @@ def run(
     while True:
         points: list[Point] = [(c, s) for c in cells for s in plan.spec.seeds[: seeds[c]]]
         round_started = time.monotonic()
-        summary = Sweep(
-            plan.spec,
-            engine.storage_url,
-            engine.tracker,
-            engine.workers,
-            progress=engine.progress,
-            outage=engine.outage,
-            threads=engine.threads,
-            points=points,
-            plugin_names=plan.plugins,
-            **engine.sweep_options,
-        ).run()
+        completed = engine.run_round(plan, points)
         rounds += 1
-        if summary.completed:
-            trial_seconds.append((time.monotonic() - round_started) * engine.workers / summary.completed)
+        if completed:
+            trial_seconds.append((time.monotonic() - round_started) * engine.workers / completed)
         found_list = _judge(plan, engine.tracker.uri, looks)
         found = update_states(plan, states, found_list)
         target = next_targets(plan, found, states, seeds, looks)

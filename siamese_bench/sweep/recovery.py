@@ -28,8 +28,12 @@ Adopt = Callable[[optuna.Study, FrozenTrial, float], bool]
 
 
 def owner_attrs() -> dict[str, object]:
-    """Who runs a trial: recorded on the trial so a later sweep can tell if it died."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": _start_time(os.getpid())}
+    """Who runs a trial: recorded on the trial so a later sweep can tell if it died (and, in a SLURM job, which
+    job trained it)."""
+    attrs: dict[str, object] = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": _start_time(os.getpid())}
+    if os.environ.get("SLURM_JOB_ID"):
+        attrs["slurm_job"] = os.environ["SLURM_JOB_ID"]
+    return attrs
 
 
 def failed_silently(trial: FrozenTrial) -> bool:

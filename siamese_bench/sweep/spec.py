@@ -66,6 +66,26 @@ class TuneSpec(Schema):
     metric: str = Field("val/auc", description="maximised; never a test metric")
 
 
+class SlurmSpec(Schema):
+    """The SLURM jobs `sweep --launcher slurm` asks for; each --slurm-* option (and --jobs, --requeue) overrides
+    its key (docs/scale-out.md, On a SLURM cluster)."""
+
+    jobs: int | None = Field(None, ge=1, description="how many jobs work on the study at once (default 2)")
+    partition: str | None = Field(None, description="the partition (default: the cluster's default partition)")
+    time: str | None = Field(
+        None, description="each job's time limit: minutes, 90m, 2h, H:MM:SS or D-HH:MM:SS (default 60 minutes)"
+    )
+    cpus: int | None = Field(None, ge=1, description="CPUs per job, one worker process each (default 2)")
+    gpus: int | None = Field(None, ge=0, description="GPUs per job (default 0)")
+    mem_gb: float | None = Field(None, gt=0, description="memory per job in GB (default: the partition's)")
+    requeue: bool = Field(False, description="a job that times out or is preempted is requeued")
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _time_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+
 @dataclass(frozen=True)
 class Cell:
     values: dict[str, Any]  # the factor values that define this cell
@@ -86,6 +106,7 @@ class StudySpec(Schema):
     exclude: list[Exclusion] = []
     include: list[dict[str, Any]] = Field([], description="extra cells beyond the product")
     tune: TuneSpec | None = None
+    slurm: SlurmSpec | None = Field(None, description="the SLURM jobs of `sweep --launcher slurm`")
     plugins: list[str] = Field(
         [],
         description="plugin files (relative to this spec) or modules: your own heads, "

@@ -1,0 +1,511 @@
+"""`--launcher slurm`: a study's work done by N SLURM jobs, submitted through submitit, each running the sweep's
+worker loop against the study's PostgreSQL and MLflow server.
+
+Nothing new coordinates the jobs: each is an ordinary sweep on the shared storage, so claims, heartbeats and the
+recovery of a dead sweep's trials (recovery.py, recording.py) give each point exactly once, whether a job is
+cancelled, preempted or runs out of time. What this module adds is getting the jobs there without leaking a
+secret, and following them:
+
+- the jobs read the storage and tracking credentials from the env file by its path (on the shared file system),
+  so no password is in the pickled job, the job script, the job's exported environment (slurmctld keeps that in
+  its spool) or a command line; the submitting process drops those variables while sbatch runs;
+- one progress bar counts the points (done / running / failed) and the jobs (pending / running) until the study
+  is settled; Ctrl-C asks whether to cancel the jobs;
+- `--requeue`: a job that times out or is preempted is requeued by submitit (its checkpoint is the same job
+  again); its cut trials are recovered by the heartbeats and re-run once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from siamese_bench.core.errors import ConfigError, UserError
+from siamese_bench.core.redact import mask_url
+from siamese_bench.sweep.claims import SETTLED, Point, point_states
+
+# The variables `services up` and `services join` write to the env file (infra/services/stack.py CLIENT_VARS),
+# plus libpq's own: never exported to a job.
+SECRET_VARS = (
+    "SIAMESE_BENCH_STORAGE",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_TOKEN",
+    "PGPASSWORD",
+)
+DEFAULT_ENV_FILE = Path(".services/env")
+DEFAULT_LOGS = Path("slurm-logs")
+ACTIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED")
+MAX_TIMEOUTS = 20  # --requeue: how many times one job may reach its time limit and come back (preemptions are free)
+SIGNAL_BEFORE_END_S = 60  # submitit's USR2 this long before the time limit (requeue's checkpoint)
+
+
+class SlurmError(UserError, RuntimeError):
+    """sbatch, squeue or scancel refused or failed; the message names the option to change."""
+
+
+def parse_minutes(text: str | int) -> int:
+    """A SLURM time limit in whole minutes: 90, 90m, 2h, 1:30:00 (h:mm:ss), 1-12:00:00 (days-h:mm:ss)."""
+    value = str(text).strip()
+    try:
+        if re.fullmatch(r"\d+", value):
+            minutes = float(value)
+        elif re.fullmatch(r"\d+(\.\d+)?[mhd]", value):
+            minutes = float(value[:-1]) * {"m": 1, "h": 60, "d": 1440}[value[-1]]
+        else:
+            days, _, clock = value.rpartition("-")
+            parts = [float(p) for p in clock.split(":")]
+            if not 2 <= len(parts) <= 3 or (days and not days.isdigit()):
+                raise ValueError
+            h, m, s = ([0.0] * (3 - len(parts)) + parts) if len(parts) == 3 else (parts[0], parts[1], 0.0)
+            minutes = (int(days or 0) * 24 + h) * 60 + m + s / 60
+    except ValueError:
+        raise ConfigError(f"--slurm-time {value!r}: expected minutes (90), 90m, 2h, H:MM:SS or D-HH:MM:SS") from None
+    if minutes <= 0:
+        raise ConfigError(f"--slurm-time {value!r}: must be more than 0")
+    return max(1, math.ceil(minutes))
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """How the jobs are asked for (command line over the spec's `slurm:` section over these defaults)."""
+
+    jobs: int = 2
+    partition: str | None = None
+    minutes: int = 60
+    cpus: int = 2
+    gpus: int = 0
+    mem_gb: float | None = None
+    requeue: bool = False
+    logs: Path = DEFAULT_LOGS
+    env_file: Path | None = None
+
+    def parameters(self, name: str) -> dict[str, Any]:
+        """submitit SlurmExecutor parameters (sbatch's options)."""
+        params: dict[str, Any] = {
+            "job_name": name,
+            "time": self.minutes,
+            "cpus_per_task": self.cpus,
+            "ntasks_per_node": 1,
+            "stderr_to_stdout": True,
+            "signal_delay_s": min(SIGNAL_BEFORE_END_S, max(10, self.minutes * 60 // 4)),
+        }
+        if self.partition:
+            params["partition"] = self.partition
+        if self.gpus:
+            params["gpus_per_node"] = self.gpus
+        if self.mem_gb:
+            params["mem"] = f"{int(self.mem_gb * 1024)}M"
+        params["additional_parameters"] = {"requeue": True} if self.requeue else {"no-requeue": True}
+        return params
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The `export K=V` lines of an env file as `services up` / `services join` write it (unset lines ignored)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ConfigError(f"--env-file {path}: cannot read it ({err.strerror or err})") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped.startswith("unset "):
+            continue
+        try:
+            words = shlex.split(stripped)
+        except ValueError:
+            words = []
+        if words and words[0] == "export":
+            words = words[1:]
+        if len(words) != 1 or "=" not in words[0]:
+            raise ConfigError(f"{path}: line {number}: expected `export NAME=VALUE`")
+        key, value = words[0].split("=", 1)
+        values[key] = value
+    return values
+
+
+@contextmanager
+def without_secrets() -> Iterator[None]:
+    """The credentials taken out of this process's environment while sbatch runs: sbatch exports the submitter's
+    environment to the job, and slurmctld keeps a copy in its spool."""
+    saved = {k: os.environ.pop(k) for k in SECRET_VARS if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+@dataclass
+class JobRequest:
+    """What one job runs: a sweep of a spec (or of a claims file's study, for decide's rounds), with the sweep's
+    options. Holds no secret: the storage and tracking URLs come from the env file unless they carry none."""
+
+    path: str
+    claims: bool = False  # path is a claims file (decide): its study spec is rebuilt from it
+    max_seeds: int | None = None
+    name: str | None = None
+    seeds: list[int] | None = None
+    points: list[Point] | None = None
+    plugins: list[str] = field(default_factory=list)
+    storage: str | None = None
+    tracking_uri: str | None = None
+    env_file: str | None = None
+    cwd: str = "."
+    options: dict[str, Any] = field(default_factory=dict)  # workers, threads, heartbeat, grace, outage, ...
+
+    def spec(self) -> Any:
+        if self.claims:
+            from siamese_bench.decide.plan import make_plan
+
+            plan = make_plan(self.path, self.max_seeds or 10, self.plugins)
+            spec = plan.spec
+            if self.name:
+                spec = spec.model_copy(update={"name": self.name})
+                spec._path = plan.path
+            return spec
+        from siamese_bench.sweep.spec import load_spec
+
+        return load_spec(self.path)
+
+
+class SweepJob:
+    """The callable submitit pickles: loads the env file, then runs one sweep to the study's end."""
+
+    def __init__(self, request: JobRequest, requeue: bool = False) -> None:
+        self.request = request
+        self.requeue = requeue
+
+    def __call__(self) -> dict[str, Any]:
+        request = self.request
+        os.chdir(request.cwd)
+        if request.env_file:
+            os.environ.update(read_env_file(Path(request.env_file)))
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        from siamese_bench.cli import quiet_libraries
+        from siamese_bench.core import plugins
+        from siamese_bench.infra import forkserver
+        from siamese_bench.sweep.pool import PRELOAD
+
+        quiet_libraries(verbose=False, command="sweep")  # the sweep's INFO lines go to the job's log
+        forkserver.start(PRELOAD)
+        from siamese_bench.infra.tracking import Tracker
+        from siamese_bench.sweep.runner import Sweep
+        from siamese_bench.sweep.storage import Heartbeats, resolve_storage_url
+
+        plugins.load_all(plugins.resolve(request.plugins))
+        opts = dict(request.options)
+        tracker = Tracker(
+            request.tracking_uri, system_metrics=opts.pop("system_metrics", False), outage=opts.get("outage", 300)
+        )
+        heartbeats = Heartbeats(opts.pop("heartbeat", 10), opts.pop("grace", 60))
+        workers = opts.pop("workers", None) or int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or 1
+        summary = Sweep(
+            request.spec(),
+            resolve_storage_url(request.storage),
+            tracker,
+            workers,
+            progress=False,
+            heartbeats=heartbeats,
+            seeds=request.seeds,
+            points=request.points,
+            plugin_names=request.plugins,
+            **opts,
+        ).run()
+        return asdict(summary)
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """With --requeue, a timed-out or preempted job comes back as the same sweep: its cut trials are found
+        dead (PID gone, or silent past the grace) and re-run, the finished ones kept. Without it, None: submitit
+        then ends the job, and the other jobs (or the next launch) recover its points."""
+        if not self.requeue:
+            return None
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(SweepJob(self.request, requeue=True))
+
+
+# -- submitting ------------------------------------------------------------------------------
+OPTION_OF = (
+    ("invalid partition", "--slurm-partition"),
+    ("time limit", "--slurm-time"),
+    ("memory", "--slurm-mem"),
+    ("gres", "--slurm-gpus"),
+    ("gpu", "--slurm-gpus"),
+    ("node configuration is not available", "--slurm-cpus / --slurm-gpus / --slurm-mem"),
+    ("cpu count", "--slurm-cpus"),
+)
+
+
+def sbatch_error(message: str) -> SlurmError:
+    """sbatch's refusal as one line naming the option to change."""
+    lines = [ln.strip() for ln in message.splitlines() if "error" in ln.lower()] or [message.strip()]
+    detail = re.sub(r"^.*?sbatch: error: ", "", lines[0])  # sbatch's first line is the specific one
+    option = next((opt for needle, opt in OPTION_OF if needle in detail.lower()), None)
+    hint = f" (check {option})" if option else ""
+    return SlurmError(f"sbatch refused the job: {detail}{hint}")
+
+
+def submit(request: JobRequest, options: SlurmOptions, name: str) -> list[Any]:
+    """Submit `options.jobs` jobs running `request`; their submitit Job handles."""
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError(
+            "--launcher slurm needs submitit: pip install 'siamese-bench[slurm]' (or the venv's requirements.lock)"
+        ) from None
+    if subprocess.run(["which", "sbatch"], capture_output=True).returncode != 0:
+        raise ConfigError("--launcher slurm: sbatch not found; run this on a SLURM login node (docs/scale-out.md)")
+    executor = submitit.SlurmExecutor(folder=str(options.logs.absolute() / "%j"), max_num_timeout=MAX_TIMEOUTS)
+    executor.update_parameters(**options.parameters(name))
+    jobs = []
+    with without_secrets():
+        for _ in range(options.jobs):
+            failed = None
+            with captured_stderr() as stderr:
+                try:
+                    jobs.append(executor.submit(SweepJob(request, requeue=options.requeue)))
+                except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError) as err:
+                    output = getattr(err, "output", None) or str(err)
+                    output = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
+                    failed = stderr.read_text(errors="replace") + "\n" + output
+            if failed is not None:
+                cancel([job.job_id for job in jobs])
+                raise sbatch_error(failed)
+    return jobs
+
+
+@contextmanager
+def captured_stderr() -> Iterator[Path]:
+    """sbatch's own stderr (submitit lets it through to the terminal) into a file, for one line naming the option."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sbatch.err"
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with path.open("wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield path
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+
+
+def job_states(job_ids: Sequence[str]) -> dict[str, str]:
+    """Each job's state from squeue (finished jobs stay listed for the cluster's MinJobAge); a job squeue no longer
+    knows is ENDED. squeue, not sacct: many clusters keep no accounting database."""
+    if not job_ids:
+        return {}
+    proc = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", "%i|%T"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    states = {job: "ENDED" for job in job_ids}
+    if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
+        return {job: "UNKNOWN" for job in job_ids}
+    for line in proc.stdout.splitlines():
+        job, _, state = line.strip().partition("|")
+        if job in states:
+            states[job] = state
+    return states
+
+
+def cancel(job_ids: Sequence[str]) -> None:
+    if job_ids:
+        subprocess.run(["scancel", *job_ids], capture_output=True, timeout=60)
+
+
+# -- following -------------------------------------------------------------------------------
+@dataclass
+class Followed:
+    """How a launch ended: the points' states and the jobs' at the end, and the wait for the first trial."""
+
+    settled: bool
+    points: Counter[str]
+    jobs: dict[str, str]
+    seconds: float
+    first_running_s: float | None
+
+
+def follow(
+    read_points: Callable[[], dict[Point, str]],
+    job_ids: Sequence[str],
+    progress: bool,
+    poll: float = 2.0,
+    say: Callable[[str], None] = print,
+) -> Followed:
+    """Poll the study and squeue until every point is settled, or every job has ended with points left."""
+    from tqdm import tqdm
+
+    started = time.monotonic()
+    first_running: float | None = None
+    bar = None
+    last = ""
+    try:
+        while True:
+            states = read_points()
+            counts = Counter(states.values())
+            jobs = job_states(job_ids)
+            job_counts = Counter(jobs.values())
+            done = sum(counts[s] for s in SETTLED)
+            if first_running is None and (counts["running"] or done):
+                first_running = time.monotonic() - started
+            text = (
+                f"points: {done} done, {counts['running']} running, {counts['failed'] + counts['diverged']} "
+                f"failed, {counts['open']} open | jobs: {job_counts['PENDING']} pending, "
+                f"{job_counts['RUNNING'] + job_counts['COMPLETING']} running"
+            )
+            if progress:
+                if bar is None:
+                    bar = tqdm(total=len(states), desc="slurm", unit="point", file=sys.stderr)
+                bar.n = done
+                bar.set_postfix_str(text.split(" | ", 1)[1] + f", {counts['running']} points running", refresh=True)
+            elif text != last:
+                say(f"  {time.monotonic() - started:5.0f} s  {text}")
+                last = text
+            settled = done == len(states)
+            active = any(state in ACTIVE_STATES for state in jobs.values())
+            if settled or not active:
+                return Followed(settled, counts, jobs, time.monotonic() - started, first_running)
+            time.sleep(poll)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def ask_cancel(job_ids: Sequence[str], say: Callable[[str], None] = print) -> None:
+    """After Ctrl-C: cancel the jobs if the person says so; they keep running otherwise (or without a terminal)."""
+    ids = " ".join(job_ids)
+    if sys.stdin.isatty():
+        try:
+            answer = input(f"\ncancel the {len(job_ids)} SLURM jobs ({ids})? [y/N] ").strip().lower()
+        except (EOFError, KeyboardInterrupt):
+            answer = ""
+        if answer in ("y", "yes"):
+            cancel(job_ids)
+            say(f"cancelled jobs {ids}; their running points re-run in a later sweep")
+            return
+    say(f"jobs {ids} keep running; `scancel {ids}` stops them, the same command follows them again")
+
+
+@dataclass
+class Launch:
+    """One study's (or decide round's) jobs: submitted, announced, followed."""
+
+    request: JobRequest
+    options: SlurmOptions
+    name: str
+    progress: bool = True
+    say: Callable[[str], None] = print
+
+    def run(self, read_points: Callable[[], dict[Point, str]]) -> Followed:
+        jobs = submit(self.request, self.options, self.name)
+        ids = [job.job_id for job in jobs]
+        logs = self.options.logs.absolute()
+        self.say(
+            f"submitted {len(ids)} SLURM job{'s' if len(ids) != 1 else ''} ({' '.join(ids)}); "
+            f"logs: {logs}/JOBID/JOBID_0_log.out"
+        )
+        try:
+            return follow(read_points, ids, self.progress, say=self.say)
+        except KeyboardInterrupt:
+            ask_cancel(ids, self.say)
+            raise
+
+
+def job_storage(options: SlurmOptions, storage: str | None, tracking_uri: str | None) -> tuple[str | None, str | None]:
+    """The storage and tracking URLs a job may be handed directly (those without a password); the env file must
+    supply the others. Refuses what would leave the jobs without a reachable storage."""
+    from siamese_bench.sweep.storage import is_rdb, resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    if not is_rdb(url) or url.startswith("sqlite"):
+        raise ConfigError(
+            f"--launcher slurm: storage {mask_url(url)} is a file on this machine; the jobs need the study's "
+            "PostgreSQL server: `make services-up SERVICES_HOST=0.0.0.0`, then --env-file .services/env "
+            "(docs/scale-out.md, On a SLURM cluster)"
+        )
+    for what, value in (("--storage", storage), ("--tracking-uri", tracking_uri)):
+        if value and mask_url(value) != value:
+            raise ConfigError(
+                f"--launcher slurm: {what} holds a password, which would be written into the jobs; put it in the "
+                "env file instead (--env-file; `siamese-bench services bundle` / `join` write one)"
+            )
+    if options.env_file is None and mask_url(url) != url:
+        raise ConfigError(
+            "--launcher slurm: the storage URL in SIAMESE_BENCH_STORAGE holds a password and no env file gives it "
+            f"to the jobs: pass --env-file (the file `services up` or `services join` wrote, e.g. {DEFAULT_ENV_FILE})"
+        )
+    return storage, tracking_uri
+
+
+def options_from(args: Any, spec_slurm: Any | None) -> SlurmOptions:
+    """SlurmOptions from the command line over the spec's `slurm:` section."""
+
+    def pick(arg: Any, key: str, default: Any) -> Any:
+        if arg is not None:
+            return arg
+        if spec_slurm is not None and getattr(spec_slurm, key, None) is not None:
+            return getattr(spec_slurm, key)
+        return default
+
+    env_file = args.env_file
+    if env_file is None and DEFAULT_ENV_FILE.exists():
+        env_file = DEFAULT_ENV_FILE
+    jobs = pick(args.jobs, "jobs", 2)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    cpus = pick(args.slurm_cpus, "cpus", 2)
+    if cpus < 1:
+        raise ConfigError(f"--slurm-cpus must be at least 1, got {cpus}")
+    gpus = pick(args.slurm_gpus, "gpus", 0)
+    if gpus < 0:
+        raise ConfigError(f"--slurm-gpus must be 0 or more, got {gpus}")
+    mem = pick(args.slurm_mem, "mem_gb", None)
+    if mem is not None and mem <= 0:
+        raise ConfigError(f"--slurm-mem must be more than 0 GB, got {mem:g}")
+    return SlurmOptions(
+        jobs=jobs,
+        partition=pick(args.slurm_partition, "partition", None),
+        minutes=parse_minutes(pick(args.slurm_time, "time", "60")),
+        cpus=cpus,
+        gpus=gpus,
+        mem_gb=mem,
+        requeue=bool(args.requeue or (spec_slurm is not None and spec_slurm.requeue)),
+        logs=Path(args.slurm_logs) if args.slurm_logs else DEFAULT_LOGS,
+        env_file=Path(env_file).absolute() if env_file else None,
+    )
+
+
+def study_points_reader(storage_url: str, study_name: str, points: Sequence[Point]) -> Callable[[], dict[Point, str]]:
+    """A function that reads the points' states (all open before the first job has created the study)."""
+    import optuna
+
+    from siamese_bench.sweep.storage import make_storage
+
+    storage = make_storage(storage_url, patience=60)
+
+    def read() -> dict[Point, str]:
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage)
+        except KeyError:
+            return dict.fromkeys(points, "open")
+        return point_states(study, points)
+
+    return read

@@ -1,0 +1,232 @@
+"""`--launcher slurm` against a real SLURM: a one-node cluster (Debian's slurmctld, slurmd and munge, started by
+infra/services/slurm.py, 2 CPUs as 2 job slots) and the secure services (TLS, accounts). Each study is audited
+point by point: every point COMPLETE exactly once, one FINISHED MLflow run each, no other run FINISHED."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from servers import audit_study, free_port, secrets_of, start_services, trial_states, write_study
+
+from siamese_bench.infra.services import Services
+from siamese_bench.infra.services.slurm import SlurmCluster, missing_slurm_tools
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="a local SLURM cluster runs as root"),
+    pytest.mark.skipif(bool(missing_slurm_tools()), reason="SLURM not installed (.ci/run installs it)"),
+]
+submitit = pytest.importorskip("submitit")
+BEATS = ("--heartbeat", "1", "--grace", "5")
+SUBMITTED = re.compile(r"submitted (\d+) SLURM jobs? \(([\d ]+)\)")
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    yield from start_services(tmp_path_factory, tls=True, auth=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    slurm = SlurmCluster(
+        tmp_path_factory.mktemp("slurm"), cpus=2, ctld_port=free_port(), node_port=free_port(), say=lambda _: None
+    )
+    try:
+        slurm.up()
+        yield slurm
+    finally:
+        subprocess.run(["scancel", "--user", "root"], env={**os.environ, **slurm.env()}, capture_output=True)
+        slurm.down()
+
+
+@pytest.fixture
+def audit_env(services: Services, monkeypatch) -> dict[str, str]:
+    """The credentials in this process only (the audit's clients); the launcher gets them from --env-file."""
+    values = services.client_env()
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def launcher_env(cluster: SlurmCluster) -> dict[str, str]:
+    """The submitting shell's environment: SLURM_CONF, and no storage or tracking variable at all."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SIAMESE_BENCH_STORAGE", "PG"))}
+    return {**env, **cluster.env()}
+
+
+def launch_command(spec: Path, services: Services, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "siamese_bench",
+        "sweep",
+        str(spec),
+        "--launcher",
+        "slurm",
+        "--env-file",
+        str(services.env_file),
+        "--threads",
+        "1",
+        "--no-progress",
+        *BEATS,
+        *extra,
+    ]
+
+
+def files_holding(secrets: dict[str, str], *folders: Path) -> list[str]:
+    """Every (file, secret name) where a secret's text appears, in every file under the folders."""
+    found = []
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                found += [f"{path}: {name}" for name, value in secrets.items() if value.encode() in data]
+    return found
+
+
+def wait_for(condition, what: str, log: Path, timeout: float = 240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.3)
+    pytest.fail(f"no {what} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def job_ids(log: Path) -> list[str]:
+    match = SUBMITTED.search(log.read_text())
+    return match.group(2).split() if match else []
+
+
+def test_eight_points_through_two_jobs_each_once_no_secret_written(
+    services: Services, cluster: SlurmCluster, audit_env: dict[str, str], tmp_path: Path
+) -> None:
+    storage = audit_env["SIAMESE_BENCH_STORAGE"]
+    study = "slurm-eight"
+    spec = write_study(tmp_path, study, epochs=2, seeds=[0, 1, 2, 3])  # 2 heads x 4 seeds
+    log = tmp_path / "launch.log"
+    started = time.monotonic()
+    launcher = subprocess.Popen(
+        launch_command(spec, services, "--jobs", "2", "--slurm-cpus", "1", "--slurm-time", "10"),
+        cwd=tmp_path,
+        env=launcher_env(cluster),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    secrets = secrets_of(services)
+    assert secrets and files_holding(secrets, services.services_dir)  # the search finds what is there
+    # midway, while slurmctld holds the jobs' scripts and environments: no secret anywhere the jobs wrote
+    wait_for(lambda: trial_states(storage, study).get("COMPLETE", 0) >= 1, "a first complete point", log)
+    midway = files_holding(secrets, tmp_path, cluster.folder)
+    assert launcher.wait(timeout=600) == 0, log.read_text()[-3000:]
+    wall = time.monotonic() - started
+    text = log.read_text()
+
+    assert not midway and not files_holding(secrets, tmp_path, cluster.folder)
+    ids = job_ids(log)
+    assert len(ids) == 2, text
+    audit = audit_study(storage, audit_env["MLFLOW_TRACKING_URI"], study, 8)
+    assert len(audit["finished"]) == 8
+    # both jobs trained points: the work was shared, each point in one job only
+    owners = {t.user_attrs.get("slurm_job") for t in audit["trials"] if t.state.name == "COMPLETE"}
+    assert owners == set(ids), owners
+    assert "8 points complete, 0 failed, 0 left" in text and "first trial running after" in text, text
+    for job in ids:  # each job's log: the sweep's own summary line, where the launcher said they land
+        job_log = tmp_path / "slurm-logs" / job / f"{job}_0_log.out"
+        assert "study slurm-eight" in job_log.read_text(), job_log.read_text()[-2000:]
+    summary = next(line for line in text.splitlines() if line.startswith(f"study {study}:"))
+    print(f"\n8 points, 2 jobs, wall {wall:.0f} s; {summary}")
+
+
+def cluster_states(cluster: SlurmCluster, ids: list[str]) -> dict[str, str]:
+    from siamese_bench.sweep.slurm import job_states
+
+    saved = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = cluster.env()["SLURM_CONF"]
+    try:
+        return job_states(ids)
+    finally:
+        if saved is None:
+            del os.environ["SLURM_CONF"]
+        else:
+            os.environ["SLURM_CONF"] = saved
+
+
+def test_cancelled_job_and_time_limit_with_requeue_lose_nothing_and_repeat_nothing(
+    services: Services, cluster: SlurmCluster, audit_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two jobs, one point at a time each: one is scancelled after the first point, the other runs past its 1-minute
+    limit (--requeue brings it back). The study settles with each point once, the cut ones re-run."""
+    storage = audit_env["SIAMESE_BENCH_STORAGE"]
+    study = "slurm-cut"
+    spec = write_study(tmp_path, study, epochs=25, seeds=[0, 1, 2, 3])  # 8 points of about 10 s each
+    log = tmp_path / "launch.log"
+    started = time.monotonic()
+    launcher = subprocess.Popen(
+        launch_command(
+            spec, services, "--jobs", "2", "--slurm-cpus", "1", "--slurm-time", "1", "--requeue", "--stack-seeds", "1"
+        ),
+        cwd=tmp_path,
+        env=launcher_env(cluster),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    ids = wait_for(lambda: job_ids(log), "job ids", log)
+    cancelled, survivor = ids
+    wait_for(
+        lambda: trial_states(storage, study).get("COMPLETE", 0) >= 1 and cancelled in running_jobs(storage, study),
+        f"a first complete point, and job {cancelled} training one",
+        log,
+    )
+    subprocess.run(["scancel", cancelled], env=launcher_env(cluster), check=True)
+    assert launcher.wait(timeout=600) == 0, log.read_text()[-3000:]
+    wall = time.monotonic() - started
+
+    audit = audit_study(storage, audit_env["MLFLOW_TRACKING_URI"], study, 8)
+    states = cluster_states(cluster, ids)
+    assert states[cancelled] == "CANCELLED", states
+    survivor_log = (tmp_path / "slurm-logs" / survivor / f"{survivor}_0_log.out").read_text()
+    assert "this job is timed-out" in survivor_log and states[survivor] == "COMPLETED", (states, survivor_log[-2000:])
+    failed = [t for t in audit["trials"] if t.state.name == "FAIL"]
+    cut_jobs = {t.user_attrs.get("slurm_job") for t in failed}
+    assert {cancelled, survivor} <= cut_jobs, cut_jobs  # a trial of each was cut, and its point done again once
+    killed = [r for r in audit["runs"] if r.data.tags.get("role") != "study" and r.info.status != "FINISHED"]
+    print(
+        f"\n8 points, 2 jobs, 1 cancelled, 1 timed out and requeued: {len(failed)} cut trials re-run, "
+        f"{len(killed)} unfinished runs, duplicates 0, lost 0, wall {wall:.0f} s"
+    )
+
+
+def running_jobs(storage: str, study: str) -> set[str]:
+    """The SLURM jobs that hold a RUNNING trial of the study."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from siamese_bench.sweep.storage import make_storage
+
+    trials = optuna.load_study(study_name=study, storage=make_storage(storage)).get_trials(states=(TrialState.RUNNING,))
+    return {str(t.user_attrs.get("slurm_job")) for t in trials}
+
+
+def test_no_such_partition_is_one_line_naming_the_option(
+    services: Services, cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    spec = write_study(tmp_path, "slurm-nopart", epochs=1, seeds=[0])
+    done = subprocess.run(
+        launch_command(spec, services, "--slurm-partition", "nosuch"),
+        cwd=tmp_path,
+        env=launcher_env(cluster),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    error = done.stderr.strip().splitlines()
+    assert len(error) == 1 and "--slurm-partition" in error[0] and "Traceback" not in done.stderr, done.stderr
