@@ -7,6 +7,7 @@ Loads no torch, and imports the services only when this subcommand runs, so `sia
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,16 @@ def cmd_services(args: argparse.Namespace) -> int:
     services = Services.from_state(args.dir, for_up=args.action == "up", **given)
     if args.action == "up":
         _up(services)
+        if args.slurm:
+            _slurm_up(services)
     elif args.action == "down":
+        _slurm_down(services)
         services.down()
     elif args.action == "status":
         for status in services.status():
             print(status.line())
         print(f"security:   {_security(services)}")
+        _slurm_status(services)
     elif args.action == "env":
         if not services.env_file.exists():
             raise ServiceError(f"no {_shown(services.env_file)} yet: run `{PROG} up` first")
@@ -84,6 +89,35 @@ def _up(services: Any) -> None:
             "file they need (docs/scale-out.md)"
         )
     print(f"source {_shown(env_file)}")
+
+
+def _cluster(services: Any) -> Any:
+    from siamese_bench.infra.services.slurm import SlurmCluster
+
+    return SlurmCluster(services.services_dir / "slurm", cpus=os.cpu_count() or 1, say=lambda _: None)
+
+
+def _slurm_up(services: Any) -> None:
+    """A one-node SLURM cluster on this machine (infra/services/slurm.py), for `--launcher slurm` without one."""
+    cluster = _cluster(services)
+    cluster.up()
+    print(f"slurm: one node, {cluster.cpus} CPUs, partition {cluster.partition}; for sbatch, squeue and the launcher:")
+    print(f"export SLURM_CONF={cluster.conf}")
+
+
+def _slurm_down(services: Any) -> None:
+    cluster = _cluster(services)
+    if cluster.folder.exists():
+        cluster.down()
+
+
+def _slurm_status(services: Any) -> None:
+    cluster = _cluster(services)
+    if not cluster.folder.exists():
+        return
+    daemons = ("munged", "slurmctld", "slurmd")
+    shown = ", ".join(f"{d} {'running' if cluster.running(d) else 'stopped'}" for d in daemons)
+    print(f"slurm:      {shown} (SLURM_CONF={_shown(cluster.conf)})")
 
 
 def _security(services: Any) -> str:
@@ -168,8 +202,16 @@ def register(sub: Any, full: bool) -> None:
         "server certificate and to the Host headers MLflow answers",
     )
     actions = p.add_subparsers(dest="action", required=True)
-    actions.add_parser("up", parents=[common], help="start PostgreSQL then MLflow (idempotent); print the URLs")
-    actions.add_parser("down", parents=[common], help="stop MLflow then PostgreSQL (fine when nothing runs)")
+    up = actions.add_parser("up", parents=[common], help="start PostgreSQL then MLflow (idempotent); print the URLs")
+    up.add_argument(
+        "--slurm",
+        action="store_true",
+        help="also start a one-node SLURM cluster here (munged, slurmctld, slurmd in DIR/slurm; as root; Debian's "
+        "slurm-wlm and munge) to try --launcher slurm without a cluster; `export SLURM_CONF=...` as printed",
+    )
+    actions.add_parser(
+        "down", parents=[common], help="stop MLflow then PostgreSQL, and the SLURM daemons of `up --slurm`"
+    )
     actions.add_parser("status", parents=[common], help="one line per service: running/stopped, pid, URL (masked)")
     actions.add_parser("env", parents=[common], help="print the path of the env file to `source`")
     b = actions.add_parser(

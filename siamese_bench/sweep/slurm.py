@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from siamese_bench.core.errors import ConfigError, UserError
+from siamese_bench.core.errors import ConfigError, UserError, missing_extra
 from siamese_bench.core.redact import mask_url
 from siamese_bench.sweep.claims import SETTLED, Point, point_states
 
@@ -57,25 +57,34 @@ class SlurmError(UserError, RuntimeError):
     """sbatch, squeue or scancel refused or failed; the message names the option to change."""
 
 
-def parse_minutes(text: str | int) -> int:
-    """A SLURM time limit in whole minutes: 90, 90m, 2h, 1:30:00 (h:mm:ss), 1-12:00:00 (days-h:mm:ss)."""
+def parse_minutes(text: str | int, what: str = "--slurm-time") -> int:
+    """A time limit in whole minutes (SLURM's unit, rounded up), in sbatch's formats (minutes, minutes:seconds,
+    hours:minutes:seconds, days-hours, days-hours:minutes, days-hours:minutes:seconds) or as 90m, 2h, 1d.
+    `what` names the option or key in the error."""
     value = str(text).strip()
+    number = r"\d+(?:\.\d+)?"
     try:
-        if re.fullmatch(r"\d+", value):
+        if re.fullmatch(number, value):
             minutes = float(value)
-        elif re.fullmatch(r"\d+(\.\d+)?[mhd]", value):
+        elif re.fullmatch(number + "[mhd]", value):
             minutes = float(value[:-1]) * {"m": 1, "h": 60, "d": 1440}[value[-1]]
+        elif match := re.fullmatch(r"(\d+)-(\d+)(?::(\d+))?(?::(\d+))?", value):
+            days, hours, mins, secs = (int(g or 0) for g in match.groups())
+            minutes = (days * 24 + hours) * 60 + mins + secs / 60
+        elif match := re.fullmatch(r"(\d+):(\d+)(?::(\d+))?", value):
+            first, second, third = match.groups()
+            if third is None:  # minutes:seconds
+                minutes = int(first) + int(second) / 60
+            else:  # hours:minutes:seconds
+                minutes = int(first) * 60 + int(second) + int(third) / 60
         else:
-            days, _, clock = value.rpartition("-")
-            parts = [float(p) for p in clock.split(":")]
-            if not 2 <= len(parts) <= 3 or (days and not days.isdigit()):
-                raise ValueError
-            h, m, s = ([0.0] * (3 - len(parts)) + parts) if len(parts) == 3 else (parts[0], parts[1], 0.0)
-            minutes = (int(days or 0) * 24 + h) * 60 + m + s / 60
+            raise ValueError
     except ValueError:
-        raise ConfigError(f"--slurm-time {value!r}: expected minutes (90), 90m, 2h, H:MM:SS or D-HH:MM:SS") from None
+        raise ConfigError(
+            f"{what} {value!r}: expected minutes (90), 90m, 2h, MM:SS, H:MM:SS, D-H, D-H:MM or D-H:MM:SS"
+        ) from None
     if minutes <= 0:
-        raise ConfigError(f"--slurm-time {value!r}: must be more than 0")
+        raise ConfigError(f"{what} {value!r}: must be more than 0")
     return max(1, math.ceil(minutes))
 
 
@@ -262,10 +271,8 @@ def submit(request: JobRequest, options: SlurmOptions, name: str) -> list[Any]:
     """Submit `options.jobs` jobs running `request`; their submitit Job handles."""
     try:
         import submitit
-    except ImportError:
-        raise ConfigError(
-            "--launcher slurm needs submitit: pip install 'siamese-bench[slurm]' (or the venv's requirements.lock)"
-        ) from None
+    except ImportError as err:
+        raise missing_extra(err, "slurm", "--launcher slurm") from None
     if subprocess.run(["which", "sbatch"], capture_output=True).returncode != 0:
         raise ConfigError("--launcher slurm: sbatch not found; run this on a SLURM login node (docs/scale-out.md)")
     executor = submitit.SlurmExecutor(folder=str(options.logs.absolute() / "%j"), max_num_timeout=MAX_TIMEOUTS)
@@ -483,7 +490,7 @@ def options_from(args: Any, spec_slurm: Any | None) -> SlurmOptions:
     return SlurmOptions(
         jobs=jobs,
         partition=pick(args.slurm_partition, "partition", None),
-        minutes=parse_minutes(pick(args.slurm_time, "time", "60")),
+        minutes=parse_minutes(pick(args.slurm_time, "time", "60"), "--slurm-time" if args.slurm_time else "slurm.time"),
         cpus=cpus,
         gpus=gpus,
         mem_gb=mem,

@@ -83,7 +83,12 @@ class SlurmSpec(Schema):
     @field_validator("time", mode="before")
     @classmethod
     def _time_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int | float) else value
+        from siamese_bench.sweep.slurm import parse_minutes
+
+        text = str(value) if isinstance(value, int | float) else value
+        if isinstance(text, str):
+            parse_minutes(text, "slurm.time")  # a bad limit is named here, with the spec's line, not at submission
+        return text
 
 
 @dataclass(frozen=True)

@@ -230,3 +230,27 @@ def test_no_such_partition_is_one_line_naming_the_option(
     assert done.returncode == 2, done.stdout + done.stderr
     error = done.stderr.strip().splitlines()
     assert len(error) == 1 and "--slurm-partition" in error[0] and "Traceback" not in done.stderr, done.stderr
+
+
+def test_services_up_slurm_starts_a_cluster_that_takes_jobs(services: Services, tmp_path: Path) -> None:
+    """The command a user without a cluster runs: `services up --slurm` (the servers are up already: idempotent)."""
+    from siamese_bench.infra.services.process import port_free
+    from siamese_bench.infra.services.slurm import DEFAULT_CTLD_PORT, DEFAULT_NODE_PORT
+
+    if not (port_free("127.0.0.1", DEFAULT_CTLD_PORT) and port_free("127.0.0.1", DEFAULT_NODE_PORT)):
+        pytest.skip("the default SLURM ports are taken on this machine")
+    cli = [sys.executable, "-m", "siamese_bench", "services"]
+    folder = ["--dir", str(services.services_dir)]
+    try:
+        up = subprocess.run([*cli, "up", "--slurm", *folder], capture_output=True, text=True, timeout=180)
+        assert up.returncode == 0, up.stdout + up.stderr
+        conf = re.search(r"^export SLURM_CONF=(\S+)$", up.stdout, re.M)
+        assert conf and Path(conf.group(1)).is_file(), up.stdout
+        status = subprocess.run([*cli, "status", *folder], capture_output=True, text=True, timeout=60).stdout
+        assert "munged running, slurmctld running, slurmd running" in status, status
+        out = tmp_path / "job.out"
+        env = {**os.environ, "SLURM_CONF": conf.group(1)}
+        subprocess.run(["sbatch", "--wait", "-o", str(out), "--wrap", "echo ran"], env=env, check=True, timeout=120)
+        assert out.read_text().strip() == "ran"
+    finally:
+        SlurmCluster(services.services_dir / "slurm", say=lambda _: None).down()
