@@ -56,7 +56,11 @@ def cmd_decide(args: argparse.Namespace) -> int:
     if args.name:
         plan.spec = plan.spec.model_copy(update={"name": args.name})
         plan.spec._path = plan.path
+    say = (lambda text: None) if args.json else print
     workers = args.workers or available_cores()
+    launch = None
+    if args.launcher == "slurm":  # first: it loads the env file, whose storage and tracking server are used below
+        launch, workers = slurm_rounds(args, plan, say)
     tracker = Tracker(args.tracking_uri, outage=args.outage)
     engine = Engine(
         resolve_storage_url(args.storage),
@@ -66,10 +70,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
         progress=show_progress(args),
         outage=args.outage,
         sweep_options={"heartbeats": Heartbeats(args.heartbeat, args.grace), "stack_seeds": args.stack_seeds},
+        launch=launch,
     )
-    say = (lambda text: None) if args.json else print
-    if args.launcher == "slurm":
-        engine.launch, engine.workers = slurm_rounds(args, plan, say)
     outcome = run(plan, engine, args.max_seeds, args.budget, say=say)
     finish_study(plan, tracker, outcome)
     report = build_report(

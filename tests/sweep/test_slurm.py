@@ -4,6 +4,7 @@ point by point: every point COMPLETE exactly once, one FINISHED MLflow run each,
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -159,48 +160,89 @@ def cluster_states(cluster: SlurmCluster, ids: list[str]) -> dict[str, str]:
             os.environ["SLURM_CONF"] = saved
 
 
-def test_cancelled_job_and_time_limit_with_requeue_lose_nothing_and_repeat_nothing(
-    services: Services, cluster: SlurmCluster, audit_env: dict[str, str], tmp_path: Path
-) -> None:
-    """Two jobs, one point at a time each: one is scancelled after the first point, the other runs past its 1-minute
-    limit (--requeue brings it back). The study settles with each point once, the cut ones re-run."""
-    storage = audit_env["SIAMESE_BENCH_STORAGE"]
-    study = "slurm-cut"
-    spec = write_study(tmp_path, study, epochs=25, seeds=[0, 1, 2, 3])  # 8 points of about 10 s each
-    log = tmp_path / "launch.log"
-    started = time.monotonic()
-    launcher = subprocess.Popen(
-        launch_command(
-            spec, services, "--jobs", "2", "--slurm-cpus", "1", "--slurm-time", "1", "--requeue", "--stack-seeds", "1"
-        ),
-        cwd=tmp_path,
+def launch(spec: Path, services: Services, cluster: SlurmCluster, log: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        launch_command(spec, services, "--slurm-cpus", "1", "--stack-seeds", "1", *extra),
+        cwd=spec.parent,
         env=launcher_env(cluster),
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
-    ids = wait_for(lambda: job_ids(log), "job ids", log)
-    cancelled, survivor = ids
-    wait_for(
-        lambda: trial_states(storage, study).get("COMPLETE", 0) >= 1 and cancelled in running_jobs(storage, study),
-        f"a first complete point, and job {cancelled} training one",
-        log,
+
+
+def job_log(tmp_path: Path, job: str) -> str:
+    return (tmp_path / "slurm-logs" / job / f"{job}_0_log.out").read_text()
+
+
+def timeline(trials) -> str:
+    """The trials in order, for a failure message: who trained what, when."""
+    return "\n".join(
+        f"{t.number} {t.state.name} job {t.user_attrs.get('slurm_job')} {t.user_attrs.get('cell')} "
+        f"seed {t.user_attrs.get('seed')} {t.datetime_start and t.datetime_start.time()}"
+        for t in sorted(trials, key=lambda t: t.number)
     )
-    subprocess.run(["scancel", cancelled], env=launcher_env(cluster), check=True)
+
+
+def test_cancelled_and_preempted_jobs_lose_nothing_and_repeat_nothing(
+    services: Services, cluster: SlurmCluster, audit_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two jobs, one point at a time each. While both train, one is scancelled and the other gets the signal SLURM
+    sends before a preemption or the time limit (USR2): it requeues itself (--requeue). Both cut points re-run once."""
+    storage = audit_env["SIAMESE_BENCH_STORAGE"]
+    study = "slurm-cut"
+    spec = write_study(tmp_path, study, epochs=60, seeds=[0, 1, 2])  # 6 points of about 6 s each
+    log = tmp_path / "launch.log"
+    started = time.monotonic()
+    launcher = launch(
+        spec, services, cluster, log, "--jobs", "2", "--slurm-time", "15", "--requeue"
+    )  # submitit: under 10 min every signal is a time-out
+    cancelled, preempted = wait_for(lambda: job_ids(log), "job ids", log)
+    wait_for(lambda: {cancelled, preempted} <= running_jobs(storage, study), "both jobs training a point", log)
+    env = launcher_env(cluster)
+    subprocess.run(["scancel", cancelled], env=env, check=True)
+    subprocess.run(["scancel", "--signal=USR2", preempted], env=env, check=True)
     assert launcher.wait(timeout=600) == 0, log.read_text()[-3000:]
     wall = time.monotonic() - started
 
-    audit = audit_study(storage, audit_env["MLFLOW_TRACKING_URI"], study, 8)
-    states = cluster_states(cluster, ids)
-    assert states[cancelled] == "CANCELLED", states
-    survivor_log = (tmp_path / "slurm-logs" / survivor / f"{survivor}_0_log.out").read_text()
-    assert "this job is timed-out" in survivor_log and states[survivor] == "COMPLETED", (states, survivor_log[-2000:])
+    audit = audit_study(storage, audit_env["MLFLOW_TRACKING_URI"], study, 6)
+    states = cluster_states(cluster, [cancelled, preempted])
+    text = job_log(tmp_path, preempted)
+    assert states == {cancelled: "CANCELLED", preempted: "COMPLETED"}, states
+    assert "this job is preempted" in text and f"Requeued job {preempted}" in text, text[-3000:]
     failed = [t for t in audit["trials"] if t.state.name == "FAIL"]
-    cut_jobs = {t.user_attrs.get("slurm_job") for t in failed}
-    assert {cancelled, survivor} <= cut_jobs, cut_jobs  # a trial of each was cut, and its point done again once
-    killed = [r for r in audit["runs"] if r.data.tags.get("role") != "study" and r.info.status != "FINISHED"]
+    cut = {t.user_attrs.get("slurm_job") for t in failed}
+    assert cut == {cancelled, preempted}, timeline(audit["trials"])  # one point cut in each, each done again once
     print(
-        f"\n8 points, 2 jobs, 1 cancelled, 1 timed out and requeued: {len(failed)} cut trials re-run, "
-        f"{len(killed)} unfinished runs, duplicates 0, lost 0, wall {wall:.0f} s"
+        f"\n6 points, 2 jobs, 1 cancelled, 1 preempted and requeued: {len(failed)} cut trials re-run, "
+        f"duplicates 0, lost 0, wall {wall:.0f} s"
+    )
+
+
+def test_a_job_over_its_time_limit_requeues_and_its_cut_point_runs_once(
+    services: Services, cluster: SlurmCluster, audit_env: dict[str, str], tmp_path: Path
+) -> None:
+    """One job with SLURM's shortest time limit (1 minute) and --requeue, for more work than one minute holds: SLURM
+    signals it before the limit, it requeues, and the next run re-runs what the limit cut."""
+    storage = audit_env["SIAMESE_BENCH_STORAGE"]
+    study = "slurm-timeout"
+    spec = write_study(tmp_path, study, epochs=25, seeds=[0, 1, 2, 3])  # 8 points of about 3 s each
+    log = tmp_path / "launch.log"
+    started = time.monotonic()
+    launcher = launch(spec, services, cluster, log, "--jobs", "1", "--slurm-time", "1", "--requeue")
+    assert launcher.wait(timeout=600) == 0, log.read_text()[-3000:]
+    wall = time.monotonic() - started
+
+    (job,) = job_ids(log)
+    audit = audit_study(storage, audit_env["MLFLOW_TRACKING_URI"], study, 8)
+    text = job_log(tmp_path, job)
+    timeouts = len(set(re.findall(r"\(([\d:, -]+)\) - Caught signal SIGUSR2 on \S+ this job is timed-out", text)))
+    requeues = len(set(re.findall(rf"\(([\d:, -]+)\) - Requeued job {job} ", text)))
+    assert timeouts >= 1 and requeues == timeouts, text[-3000:]
+    failed = [t for t in audit["trials"] if t.state.name == "FAIL"]
+    assert all(t.user_attrs.get("slurm_job") == job for t in failed), timeline(audit["trials"])
+    print(
+        f"\n8 points, 1 job with a 1-minute limit: {timeouts} time limits, each requeued; {len(failed)} points cut by "
+        f"the limit, each re-run once; duplicates 0, lost 0, wall {wall:.0f} s"
     )
 
 
@@ -211,7 +253,11 @@ def running_jobs(storage: str, study: str) -> set[str]:
 
     from siamese_bench.sweep.storage import make_storage
 
-    trials = optuna.load_study(study_name=study, storage=make_storage(storage)).get_trials(states=(TrialState.RUNNING,))
+    try:
+        loaded = optuna.load_study(study_name=study, storage=make_storage(storage))
+    except KeyError:  # no job has created the study yet
+        return set()
+    trials = loaded.get_trials(states=(TrialState.RUNNING,))
     return {str(t.user_attrs.get("slurm_job")) for t in trials}
 
 
@@ -230,6 +276,32 @@ def test_no_such_partition_is_one_line_naming_the_option(
     assert done.returncode == 2, done.stdout + done.stderr
     error = done.stderr.strip().splitlines()
     assert len(error) == 1 and "--slurm-partition" in error[0] and "Traceback" not in done.stderr, done.stderr
+
+
+def test_decide_rounds_through_slurm_jobs(
+    services: Services, cluster: SlurmCluster, audit_env: dict[str, str], tmp_path: Path
+) -> None:
+    """decide with --launcher slurm: each round's points done by the jobs, judged here; the example's verdicts."""
+    import shutil
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "own-head"
+    shutil.copytree(example, tmp_path / "own-head")
+    command = [sys.executable, "-m", "siamese_bench", "decide", "own-head/claims.yaml", "--name", "slurm-decide"]
+    command += ["--launcher", "slurm", "--jobs", "2", "--slurm-cpus", "1", "--env-file", str(services.env_file)]
+    done = subprocess.run(
+        [*command, "--threads", "1", "--no-progress", "--json", *BEATS],
+        cwd=tmp_path,
+        env=launcher_env(cluster),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    rows = {r["id"]: r["verdict"] for r in result["rows"]}
+    assert rows == {"product learns": "reproduced", "product vs concat": "reproduced"}, rows
+    audit = audit_study(audit_env["SIAMESE_BENCH_STORAGE"], audit_env["MLFLOW_TRACKING_URI"], "slurm-decide", 6)
+    assert len({t.user_attrs.get("slurm_job") for t in audit["trials"] if t.state.name == "COMPLETE"}) == 2
 
 
 def test_services_up_slurm_starts_a_cluster_that_takes_jobs(services: Services, tmp_path: Path) -> None:
