@@ -8,6 +8,7 @@ from typing import Any
 
 from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins, show_progress
 from siamese_bench.core.errors import ConfigError
+from siamese_bench.core.words import plural
 
 DESCRIPTION = (
     "Run every cell x seed of a study spec once, in parallel worker processes, tracked in MLflow "
@@ -39,7 +40,8 @@ def seed_list(text: str) -> list[int]:
 def print_dry_run(spec: Any, seeds: list[int]) -> None:
     cells = spec.cells()
     print(
-        f"study {spec.name}: {len(cells)} cells x {len(seeds)} seeds = {len(cells) * len(seeds)} trials"
+        f"study {spec.name}: {plural(len(cells), 'cell')} x {plural(len(seeds), 'seed')} = "
+        f"{plural(len(cells) * len(seeds), 'trial')}"
         f"{spec.seeds_note(seeds)}"
     )
     if spec.tune:
@@ -156,8 +158,9 @@ def launch_slurm_sweep(args: argparse.Namespace, spec: Any, seeds: list[int]) ->
     )
     points = [(cell.id, seed) for cell in spec.cells() for seed in seeds]
     print(
-        f"study {spec.name} ({mask_url(storage)}): {len(points)} points on {options.jobs} SLURM jobs of "
-        f"{options.cpus} CPUs, {options.gpus} GPUs, {options.minutes} min"
+        f"study {spec.name} ({mask_url(storage)}): {plural(len(points), 'point')} on "
+        f"{plural(options.jobs, 'SLURM job')} of {plural(options.cpus, 'CPU')}, {plural(options.gpus, 'GPU')}, "
+        f"{options.minutes} min"
         + (f", partition {options.partition}" if options.partition else "")
         + (", requeued on timeout or preemption" if options.requeue else "")
     )

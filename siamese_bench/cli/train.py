@@ -10,6 +10,7 @@ from typing import Any
 from siamese_bench.cli.common import add_plugin_argument, add_tracking_arguments, load_plugins, show_progress
 from siamese_bench.core.config import TrainConfig
 from siamese_bench.core.errors import ConfigError
+from siamese_bench.core.words import plural
 
 DESCRIPTION = (
     "Train one variant, evaluate it on the test split and record the run in MLflow. Prints "
@@ -92,7 +93,7 @@ def format_result(result: Any) -> str:
     m = result.metrics
     lines = [
         f"{result.config.head} + {result.config.loss} on {result.data_variant} "
-        f"(seed {result.config.seed}, {result.config.epochs} epochs, {m['seconds']:.1f} s)",
+        f"(seed {result.config.seed}, {plural(result.config.epochs, 'epoch')}, {m['seconds']:.1f} s)",
         f"model: {result.config.encoder} encoder + {result.config.head} head, {result.n_parameters:,} parameters",
     ]
     lines.append(f"{'split':<8} {'acc@0.5':>8} {'acc@val-thr':>11} {'ROC AUC':>8}")

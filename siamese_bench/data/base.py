@@ -41,7 +41,7 @@ class LabelledData:
     # "classes" (whole classes, so validation classes are unseen, as Omniglot's alphabets are)
     holdout: str = "images"
     # Extra scores of the trained model this dataset calls for, by name in EVALUATIONS
-    # (siamese_bench/evaluation/extras.py), e.g. Omniglot's one-shot runs
+    # (siamese_bench/training/evaluations.py), e.g. Omniglot's one-shot runs
     evaluations: tuple[str, ...] = ()
 
     @property

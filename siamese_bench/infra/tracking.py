@@ -3,7 +3,7 @@
 The default store is embedded: a SQLite file `mlruns.db` in the working directory, with
 artifacts beside it in `mlartifacts/`; `--tracking-uri` or MLFLOW_TRACKING_URI point
 elsewhere (e.g. the server `make services-up` starts, for sweeps on several machines).
-Every call rides out a short server outage (sweep.retry), and every message masks passwords.
+Every call rides out a short server outage (infra/retry.py), and every message masks passwords.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class Head(nn.Module):
     has_logit: ClassVar[bool] = False
     may_be_negative: ClassVar[bool] = False
     # d(a, b) == d(b, a) for every pair? The C3 account predicts that a head learns sameness
-    # only through a symmetric (even) feature; tests/test_heads.py checks what each head states.
+    # only through a symmetric (even) feature; tests/models/test_heads.py checks what each head states.
     symmetric: ClassVar[bool] = False  # only a learned linear "distance" (C4) breaks d >= 0
 
     def __init__(self, embedding_dim: int) -> None:

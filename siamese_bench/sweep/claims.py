@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from siamese_bench.core.words import plural
 from siamese_bench.sweep.heartbeat import HeartbeatThread
 from siamese_bench.sweep.optuna_api import create_running_trial, trial_handle, trial_id
 from siamese_bench.sweep.recovery import failure_kind, owner_attrs
@@ -31,8 +32,10 @@ def describe_points(points: Sequence[Point]) -> str:
     counts = sorted(set(per_cell.values()))
     if len(counts) <= 1:
         seeds = counts[0] if counts else 0
-        return f"{len(per_cell)} cells x {seeds} seeds = {len(points)} trials"
-    return f"{len(points)} trials over {len(per_cell)} cells ({counts[0]} to {counts[-1]} seeds each)"
+        return f"{plural(len(per_cell), 'cell')} x {plural(seeds, 'seed')} = {plural(len(points), 'trial')}"
+    return (
+        f"{plural(len(points), 'trial')} over {plural(len(per_cell), 'cell')} ({counts[0]} to {counts[-1]} seeds each)"
+    )
 
 
 def point_states(study: optuna.Study, points: Sequence[Point]) -> dict[Point, str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from servers import audit_study, free_port, secrets_of, start_services, trial_states, write_study
 
+from siamese_bench.core.words import plural
 from siamese_bench.infra.services import Services
 from siamese_bench.infra.services.slurm import SlurmCluster, missing_slurm_tools
 
@@ -241,8 +242,8 @@ def test_a_job_over_its_time_limit_requeues_and_its_cut_point_runs_once(
     failed = [t for t in audit["trials"] if t.state.name == "FAIL"]
     assert all(t.user_attrs.get("slurm_job") == job for t in failed), timeline(audit["trials"])
     print(
-        f"\n8 points, 1 job with a 1-minute limit: {timeouts} time limits, each requeued; {len(failed)} points cut by "
-        f"the limit, each re-run once; duplicates 0, lost 0, wall {wall:.0f} s"
+        f"\n8 points, 1 job with a 1-minute limit: {plural(timeouts, 'time limit')}, each requeued; "
+        f"{plural(len(failed), 'point')} cut by the limit, each re-run once; duplicates 0, lost 0, wall {wall:.0f} s"
     )
 
 
@@ -322,7 +323,13 @@ def test_services_up_slurm_starts_a_cluster_that_takes_jobs(services: Services, 
         assert "munged running, slurmctld running, slurmd running" in status, status
         out = tmp_path / "job.out"
         env = {**os.environ, "SLURM_CONF": conf.group(1)}
-        subprocess.run(["sbatch", "--wait", "-o", str(out), "--wrap", "echo ran"], env=env, check=True, timeout=120)
+        subprocess.run(
+            ["sbatch", "--wait", "-o", str(out), "--wrap", "echo ran"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         assert out.read_text().strip() == "ran"
     finally:
         SlurmCluster(services.services_dir / "slurm", say=lambda _: None).down()

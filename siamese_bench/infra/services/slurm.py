@@ -154,7 +154,7 @@ class SlurmCluster:
     # -- pieces ------------------------------------------------------------------------------
     def conf_text(self) -> str:
         memory_mb = int(psutil.virtual_memory().total / 2**20 * 0.9)
-        auth = f"socket={self.socket},cred_expire=20"  # also how long a requeued job waits (default 120 s)
+        auth = f"socket={self.socket},cred_expire=10"  # also how long a requeued job waits (default 120 s)
         lines = {
             "ClusterName": "siamesebench",
             "SlurmctldHost": f"{self.node}(127.0.0.1)",
