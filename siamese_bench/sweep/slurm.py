@@ -48,7 +48,12 @@ SECRET_VARS = (
 )
 DEFAULT_ENV_FILE = Path(".services/env")
 DEFAULT_LOGS = Path("slurm-logs")
-ACTIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED")
+# A job in any other state (PENDING, RUNNING, SIGNALING, REQUEUED, COMPLETING, ..., or UNKNOWN when squeue did not
+# answer) may still train; these are the ends (squeue's long names; ENDED: squeue no longer lists the job).
+ENDED_STATES = frozenset(
+    ("BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED")
+    + ("REVOKED", "TIMEOUT", "ENDED")
+)
 MAX_TIMEOUTS = 20  # --requeue: how many times one job may reach its time limit and come back (preemptions are free)
 SIGNAL_BEFORE_END_S = 60  # submitit's USR2 this long before the time limit (requeue's checkpoint)
 
@@ -387,7 +392,7 @@ def follow(
                 say(f"  {time.monotonic() - started:5.0f} s  {text}")
                 last = text
             settled = done == len(states)
-            active = any(state in ACTIVE_STATES for state in jobs.values())
+            active = any(state not in ENDED_STATES for state in jobs.values())
             if settled or not active:
                 return Followed(settled, counts, jobs, time.monotonic() - started, first_running)
             time.sleep(poll)

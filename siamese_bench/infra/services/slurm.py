@@ -182,6 +182,7 @@ class SlurmCluster:
             "KillWait": self.kill_wait,
             "MinJobAge": 600,
             "MailProg": "/bin/true",
+            "SchedulerParameters": "sched_interval=2",  # a requeued job starts within seconds once eligible
             "SlurmctldTimeout": 30,
             "SlurmdTimeout": 60,
         }
