@@ -40,8 +40,8 @@ venv: $(STAMP) ## create the virtual environment from requirements.lock (once; a
 lock: ## refresh requirements.lock: resolve pyproject.toml's dependencies and extras in a fresh venv (~5 min)
 	rm -rf .lock-venv && python3 -m venv .lock-venv
 	.lock-venv/bin/python -m pip install -q --upgrade pip
-	.lock-venv/bin/python -m pip install -q '.[dev,postgres,sequences,slurm]'
-	{ echo "# pip freeze of pyproject.toml's dependencies and extras dev, postgres, sequences, slurm (make lock)"; \
+	.lock-venv/bin/python -m pip install -q '.[dev,postgres,sequences,slurm,dashboard]'
+	{ echo "# pip freeze of pyproject.toml's dependencies and extras dev, postgres, sequences, slurm, dashboard (make lock)"; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^siamese-bench' ; } > requirements.lock
 	rm -rf .lock-venv
 
@@ -115,7 +115,6 @@ services-restore: $(STAMP) ## rebuild the services from ARCHIVE=... (refuses to 
 
 DASHBOARD_PORT ?= 8080
 dashboard: $(STAMP) ## optuna-dashboard on the study storage (SIAMESE_BENCH_STORAGE, else ./optuna.journal) at http://127.0.0.1:8080
-	@$(PY) -c "import optuna_dashboard" 2>/dev/null || $(PY) -m pip install -q 'optuna-dashboard>=0.17'
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port $(DASHBOARD_PORT) "$${SIAMESE_BENCH_STORAGE:-$(CURDIR)/optuna.journal}"
 
 soak: $(STAMP) ## fault soak, audited: 2 sweeps on one study under kills and restarts (journal, then PostgreSQL with TLS and accounts; as root, ~13 min)

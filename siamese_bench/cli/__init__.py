@@ -50,6 +50,8 @@ def quiet_libraries(verbose: bool, command: str = "train") -> None:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        # where SLURM is installed Lightning suggests srun at every fit; training is one process (training/run.py)
+        warnings.filterwarnings("ignore", message="The `srun` command is available")
         if command in OPTUNA_COMMANDS:  # the others never import it: untracked training runs without it
             import optuna
 

@@ -111,7 +111,12 @@ def make_trainer(
         from pytorch_lightning.callbacks import TQDMProgressBar
 
         bars = [TQDMProgressBar(refresh_rate=max(1, loader_items // 20))]  # ~20 redraws/epoch
+    from lightning_fabric.plugins.environments import LightningEnvironment
+
     return pl.Trainer(
+        # one process, one device, whether or not it runs in a SLURM job: Lightning would otherwise read the job's
+        # SLURM_* variables as a cluster it must join, warn where srun is installed, and requeue on SIGUSR1
+        plugins=[LightningEnvironment()],
         max_epochs=cfg.epochs,
         max_steps=cfg.max_steps or -1,
         precision=cfg.precision,
