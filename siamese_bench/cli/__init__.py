@@ -4,6 +4,7 @@ one module a subcommand. Bad input gets one line on stderr and exit status 2; -v
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import sys
@@ -70,6 +71,22 @@ def start_worker_imports(args: argparse.Namespace) -> None:
         forkserver.start(PRELOAD)
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, except that an unknown option is refused in the subcommand's own usage, with the nearest option
+    it has (`train --heads x`: did you mean --head?), not in the top-level usage argparse gives."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = next(
+            (a.choices[args.command] for a in parser._actions if isinstance(a, argparse._SubParsersAction)), parser
+        )
+        unknown = next((a.split("=", 1)[0] for a in extra if a.startswith("-")), None)
+        options = [o for action in sub._actions for o in action.option_strings]
+        near = difflib.get_close_matches(unknown, options, n=1, cutoff=0.6) if unknown else []
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        sub.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from siamese_bench.infra.allocator import keep_freed_memory
 
@@ -77,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), "")
-    args = build_parser(command).parse_args(argv)
+    args = parse(build_parser(command), argv)
     start_worker_imports(args)
     quiet_libraries(args.verbose, args.command)
     keep_freed_memory()

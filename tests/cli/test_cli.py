@@ -116,3 +116,17 @@ def test_bad_encoder_option_value(capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "bogus" in one_error_line(err)
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage", "near"),
+    [
+        (["train", "--heads", "x"], "usage: siamese-bench train", "(did you mean --head?)"),
+        (["docs", "--chek"], "usage: siamese-bench docs", "(did you mean --check?)"),
+    ],
+)
+def test_an_unknown_option_is_refused_in_the_subcommands_usage_with_the_nearest(capsys, argv, usage, near):
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    text = capsys.readouterr().err
+    assert err.value.code == 2 and text.startswith(usage) and near in text.splitlines()[-1], text
