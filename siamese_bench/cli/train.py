@@ -89,7 +89,21 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return check_config(TrainConfig.parse({**values, "encoder_options": options}, flags=True))
 
 
-def format_result(result: Any) -> str:
+def run_location(tracker: Any, experiment: str, run_id: str) -> str:
+    """Where a tracked run is: the store (password masked), the experiment, and the UI address of the run (the
+    server's own, or `make mlflow-ui`'s for a local store)."""
+    from siamese_bench.core.redact import mask_url
+
+    exp_id = tracker.experiment_id(experiment)
+    server = tracker.uri if tracker.uri.startswith(("http://", "https://")) else None
+    base = mask_url(server) if server else "http://127.0.0.1:5000"
+    page = f"{base.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}"
+    how = page if server else f"{page} after `make mlflow-ui`"
+    return f"MLflow run: {run_id} (store {mask_url(tracker.uri)}, experiment {experiment}; {how})"
+
+
+def format_result(result: Any, where: str | None = None) -> str:
+    """The result table; `where` replaces the bare run id (run_location)."""
     m = result.metrics
     lines = [
         f"{result.config.head} + {result.config.loss} on {result.data_variant} "
@@ -116,7 +130,9 @@ def format_result(result: Any) -> str:
         )
     if result.collapsed:
         lines.append("COLLAPSED: the embeddings shrank to nearly one point; these numbers are not a model's")
-    if result.run_id:
+    if where:
+        lines.append(where)
+    elif result.run_id:
         lines.append(f"MLflow run: {result.run_id}")
     return "\n".join(lines)
 
@@ -130,14 +146,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     tracker = None if args.no_track else Tracker(args.tracking_uri, system_metrics=args.system_metrics)
     if args.seeds is None and args.stack_seeds is None:
+        experiment = args.experiment or DEFAULT_EXPERIMENT
         result = run_training(
-            cfg,
-            tracker=tracker,
-            experiment=args.experiment or DEFAULT_EXPERIMENT,
-            progress=show_progress(args),
-            extra_tags=plugins.tags(loaded),
+            cfg, tracker=tracker, experiment=experiment, progress=show_progress(args), extra_tags=plugins.tags(loaded)
         )
-        print(format_result(result))
+        where = run_location(tracker, experiment, result.run_id) if tracker and result.run_id else None
+        print(format_result(result, where))
         return 0
     return _train_seeds(args, cfg, tracker, plugins.tags(loaded))
 
@@ -151,13 +165,17 @@ def _train_seeds(args: argparse.Namespace, cfg: TrainConfig, tracker: Any, tags:
 
     seeds = parse_seeds(args.seeds) if args.seeds is not None else [cfg.seed]
 
+    experiment = args.experiment or DEFAULT_EXPERIMENT
+
     def show(outcome: Any) -> None:
         if outcome.result is not None:
-            print(format_result(outcome.result), end="\n\n", flush=True)
+            run_id = outcome.result.run_id
+            where = run_location(tracker, experiment, run_id) if tracker and run_id else None
+            print(format_result(outcome.result, where), end="\n\n", flush=True)
 
     outcomes = run_seeds(
         cfg,
-        seed_runs(seeds, tracker=tracker, experiment=args.experiment or DEFAULT_EXPERIMENT, tags=tags),
+        seed_runs(seeds, tracker=tracker, experiment=experiment, tags=tags),
         stack_size=args.stack_seeds,
         progress=show_progress(args),
         accelerator=training_device().type,

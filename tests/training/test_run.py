@@ -168,6 +168,9 @@ def test_cli_train_run(capsys, tmp_path):
     run_id = out.split("MLflow run:")[1].split()[0]
     run = Tracker(uri).client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.params["epochs"] == "2"
+    # where to look: the store, the experiment and the run's page in the UI
+    page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id} after `make mlflow-ui`"
+    assert f"(store {uri}, experiment cli-e2e; {page})" in out, out
     n = int(run.data.params["n_parameters"])
     assert f"model: mlp encoder + euclidean head, {n:,} parameters" in out
 
