@@ -96,7 +96,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 def slurm_rounds(args: argparse.Namespace, plan: Any, say: Any) -> tuple[Any, int]:
     """Each round's points done by SLURM jobs (sweep/slurm.py): the round function and the workers it gives."""
-    from siamese_bench.cli.sweep import slurm_request
+    from siamese_bench.cli.sweep import slurm_job, slurm_request
     from siamese_bench.sweep.slurm import Launch, study_points_reader
 
     request, options, storage = slurm_request(
@@ -107,9 +107,8 @@ def slurm_rounds(args: argparse.Namespace, plan: Any, say: Any) -> tuple[Any, in
         read = study_points_reader(storage, plan.spec.name, points)
         before = sum(state == "complete" for state in read().values())
         request.points = points
-        followed = Launch(request, options, f"siamese-{plan.spec.name}", progress=show_progress(args), say=say).run(
-            read
-        )
+        job = slurm_job(request, options)
+        followed = Launch(job, options, f"siamese-{plan.spec.name}", progress=show_progress(args), say=say).run(read)
         if not followed.settled:
             raise ConfigError(
                 "the SLURM jobs ended with points of this round left (cancelled, or out of time without "

@@ -116,8 +116,9 @@ def slurm_request(args: argparse.Namespace, path: str, **fields: Any) -> tuple[A
     """The jobs' request and the storage URL this process follows them on; loads the env file here too."""
     import os
 
+    from siamese_bench.cli.slurm_job import JobRequest, job_storage, options_from
     from siamese_bench.core import plugins
-    from siamese_bench.sweep.slurm import JobRequest, job_storage, options_from, read_env_file
+    from siamese_bench.sweep.slurm import read_env_file
     from siamese_bench.sweep.storage import resolve_storage_url
 
     options = options_from(args, fields.pop("spec_slurm", None))
@@ -145,6 +146,13 @@ def slurm_request(args: argparse.Namespace, path: str, **fields: Any) -> tuple[A
     return request, options, resolve_storage_url(args.storage)
 
 
+def slurm_job(request: Any, options: Any) -> Any:
+    """The picklable callable each SLURM job runs."""
+    from siamese_bench.cli.slurm_job import SweepJob
+
+    return SweepJob(request, requeue=options.requeue)
+
+
 def launch_slurm_sweep(args: argparse.Namespace, spec: Any, seeds: list[int]) -> int:
     """`sweep --launcher slurm`: the study's points done by SLURM jobs; returns when the study is settled."""
     import optuna
@@ -165,7 +173,8 @@ def launch_slurm_sweep(args: argparse.Namespace, spec: Any, seeds: list[int]) ->
         + (", requeued on timeout or preemption" if options.requeue else "")
     )
     read = study_points_reader(storage, spec.name, points)
-    followed = Launch(request, options, f"siamese-{spec.name}", progress=show_progress(args)).run(read)
+    job = slurm_job(request, options)
+    followed = Launch(job, options, f"siamese-{spec.name}", progress=show_progress(args)).run(read)
     counts = followed.points
     first = f"{followed.first_running_s:.0f} s" if followed.first_running_s is not None else "never"
     print(

@@ -9,14 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from siamese_bench.cli.slurm_job import JobRequest, SweepJob, job_storage, options_from
 from siamese_bench.core.errors import ConfigError
 from siamese_bench.sweep.slurm import (
-    JobRequest,
     SlurmOptions,
-    SweepJob,
     ask_cancel,
-    job_storage,
-    options_from,
     parse_minutes,
     read_env_file,
     sbatch_error,
