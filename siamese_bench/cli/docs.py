@@ -58,8 +58,58 @@ def _names(field_name: str) -> str:
     return ", ".join(f"`{n}`" for n in registry.names() if registry.is_builtin(n))  # not a loaded plugin's
 
 
+def _nested(annotation: Any) -> list[type]:
+    """The pydantic models inside a field's type (list[Row], Tune | None, ...): each gets a table of its own."""
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _nested(arg)]
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    if field.default_factory is dict:
+        return "{}"
+    if field.default_factory is list:
+        return "[]"
+    if field.default_factory:
+        return f"`{field.default_factory().__class__.__name__}()`"
+    return f"`{field.default}`"
+
+
+def _table(format_name: str, model: Any) -> tuple[list[str], list[tuple[str, type]]]:
+    """One model's table, and the nested models its keys hold (with the key that holds each)."""
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    nested: list[tuple[str, type]] = []
+    for key, field in model.model_fields.items():
+        meaning = (field.description or "").replace("|", "\\|").strip()
+        if meaning and not meaning.endswith("."):
+            meaning += "."
+        if format_name == "train-config" and (valid := _names(key)):
+            meaning += f" Built-in names: {valid}."
+        elif typing.get_origin(field.annotation) is typing.Literal:
+            meaning += " One of " + ", ".join(f"`{a}`" for a in typing.get_args(field.annotation)) + "."
+        inner = _nested(field.annotation)
+        type_text = _type(field.annotation)
+        formats = {_model(n): FORMATS[n][2] for n in FORMATS}
+        for sub in inner:
+            type_text = type_text.replace(
+                f"{sub.__module__.replace('siamese_bench.', '')}.{sub.__name__}", sub.__name__
+            )
+            if sub in formats:  # another format's model: its own section has the keys
+                meaning += f" Its keys: those of {formats[sub].split(' (')[0]}, above."
+                continue
+            nested.append((key, sub))
+            meaning += f" Its keys: [{sub.__name__}](#{sub.__name__.lower()})."
+        lines.append(f"| `{key}` | {type_text.replace('|', 'or')} | {_default(field)} | {meaning.strip()} |")
+    return lines, nested
+
+
 def specs_md() -> str:
-    """Every key of every format: type, default, valid names, meaning."""
+    """Every key of every format, nested entries included (claim rows, exclusions, tuning, checks, slurm): type,
+    default, valid names, meaning."""
     parts = [
         "# File formats and options",
         "",
@@ -68,38 +118,22 @@ def specs_md() -> str:
         "the key.",
         "",
     ]
+    done: set[type] = set()
     for name, (_, _, title) in FORMATS.items():
         model = _model(name)
-        parts += [
-            f"## {title}",
-            "",
-            f"Schema: [schemas/{name}.schema.json](schemas/{name}.schema.json).",
-            "",
-            "| key | type | default | meaning |",
-            "|---|---|---|---|",
-        ]
-        for key, field in model.model_fields.items():
-            default = (
-                "required"
-                if field.is_required()
-                else (
-                    "{}"
-                    if field.default_factory is dict
-                    else "[]"
-                    if field.default_factory is list
-                    else f"`{field.default_factory().__class__.__name__}()`"
-                    if field.default_factory
-                    else f"`{field.default}`"
-                )
-            )
-            meaning = (field.description or "").replace("|", "\\|")
-            meaning += "." if meaning and not meaning.endswith((".", ")")) else ""
-            if name == "train-config" and (valid := _names(key)):
-                meaning += f" Built-in names: {valid}."
-            elif typing.get_origin(field.annotation) is typing.Literal:
-                meaning += " One of " + ", ".join(f"`{a}`" for a in typing.get_args(field.annotation)) + "."
-            parts.append(f"| `{key}` | {_type(field.annotation).replace('|', 'or')} | {default} | {meaning.strip()} |")
-        parts.append("")
+        parts += [f"## {title}", "", f"Schema: [schemas/{name}.schema.json](schemas/{name}.schema.json).", ""]
+        table, todo = _table(name, model)
+        parts += [*table, ""]
+        while todo:
+            key, sub = todo.pop(0)
+            if sub in done:
+                continue
+            done.add(sub)
+            doc = " ".join((sub.__doc__ or "").split())
+            parts += [f"### {sub.__name__}", "", f"The entries of `{key}`. {doc}".strip(), ""]
+            table, more = _table(name, sub)
+            parts += [*table, ""]
+            todo += more
     return "\n".join(parts)
 
 

@@ -57,7 +57,11 @@ class TrainConfig(Schema):
         help="encoder option KEY=VALUE, e.g. dropout=0.5 (repeatable)", factory=dict
     )
     head: str = option("euclidean", "how a pair of embeddings becomes a dissimilarity", "head")
-    loss: str = option("contrastive", "", "loss")
+    loss: str = option(
+        "contrastive",
+        "what training minimises: a pair loss on the head's output, or a triplet loss on the embeddings",
+        "loss",
+    )
     margin: float = option(1.0, "margin of contrastive/triplet loss (C1: 1; unused by bce)")
     triplet_squared: bool = option(True, "triplet loss on squared distances, as FaceNet")
     triplet_negatives: NegativePolicy = option("other", "'any' may draw the anchor's class (C6)")

@@ -25,8 +25,8 @@ T = TypeVar("T")
 class Baseline(Schema):
     """What a trivial model scores on the check's metric: the threshold must fail it."""
 
-    value: float
-    what: str = "baseline"
+    value: float = Field(description="the trivial model's score on the metric")
+    what: str = Field("baseline", description="which trivial model, in words")
 
 
 class Calibration(Schema):
@@ -34,19 +34,19 @@ class Calibration(Schema):
 
     rule: str = Field(description="the bound, in words")
     data: str = Field(description="the data variant measured; a check on other data fails (WRONG DATA)")
-    mean: float
-    sd: float = Field(ge=0)
-    min: float
-    max: float
+    mean: float = Field(description="mean of the metric over the calibration seeds")
+    sd: float = Field(ge=0, description="its standard deviation")
+    min: float = Field(description="the lowest seed's value")
+    max: float = Field(description="the highest seed's value")
     n: int = Field(ge=2, description="calibration seeds")
     k: int = Field(ge=1, description="check seeds")
-    t: float = Field(gt=0)
+    t: float = Field(gt=0, description="the Student t quantile of the prediction bound")
     detectable_90: float = Field(ge=0, description="the drop of the true mean caught with 90 % power")
-    values: list[float] = []
+    values: list[float] = Field([], description="every calibration seed's value")
 
 
 class Check(Schema):
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, description="the check's name, as `regress` prints it")
     claim: str = Field(description="the claim the check guards, in words")
     cell: dict[str, Any] = Field(description="training options (and encoder.<option> keys) of the checked cell")
     metric: str = Field(description="a final metric of the run, e.g. test/acc")
@@ -56,7 +56,7 @@ class Check(Schema):
     base: dict[str, Any] = Field({}, description="training options overriding the file's base")
     seeds: list[int] | None = Field(None, description="overrides the file's check seeds")
     detect: float | None = Field(None, gt=0, description="the drop the check must catch with 90 % power")
-    baseline: Baseline | None = None
+    baseline: Baseline | None = Field(None, description="a trivial model's score, which the bound must fail")
     calibration: Calibration | None = Field(None, description="written by --calibrate: the measured distribution")
 
     @model_validator(mode="after")
@@ -97,11 +97,11 @@ def _calibrated(threshold: T | None) -> T:
 
 
 class RegressChecks(Schema):
-    notes: str = ""
+    notes: str = Field("", description="free text about the file")
     base: dict[str, Any] = Field({}, description="training options of every check")
     seeds: list[int] = Field([0], min_length=1, description="the check seeds (k)")
     calibration_seeds: list[int] = Field([], description="the calibration seeds (n), disjoint from the check seeds")
-    checks: list[Check] = []
+    checks: list[Check] = Field([], description="the checks, one per claim guarded")
     _path: Path = PrivateAttr(default=Path("<checks>"))
 
     @property

@@ -94,7 +94,7 @@ class ClaimsFile(Schema):
     """A claims file: its rows, and, for `decide`, what to train them with."""
 
     name: str | None = Field(None, description="decide's study name (default: the file's stem)")
-    notes: str = ""
+    notes: str = Field("", description="free text about the file, kept with the study")
     base: dict[str, Any] = Field({}, description="decide: the training options every row's cell starts from")
     plugins: list[str] = Field([], description="decide: plugin files (relative to this file) or modules to load")
     first_seed: int = Field(
@@ -103,7 +103,7 @@ class ClaimsFile(Schema):
         description="decide: the first seed its cells run (then the next ones): a confirming decide of a "
         "cell chosen on seeds 0 to k of an earlier study starts past k, so it is judged on fresh runs",
     )
-    rows: list[ClaimRow] = Field(min_length=1)
+    rows: list[ClaimRow] = Field(min_length=1, description="the claims to decide, one row each")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ClaimsFile:

@@ -43,9 +43,9 @@ class Exclusion(Schema):
 
 
 class ParamRange(Schema):
-    low: float
-    high: float
-    log: bool = False
+    low: float = Field(description="the smallest value tried")
+    high: float = Field(description="the largest value tried")
+    log: bool = Field(False, description="sample on a log scale (learning rates)")
 
     @model_validator(mode="after")
     def _ordered(self) -> ParamRange:
@@ -60,9 +60,9 @@ class TuneSpec(Schema):
     """Per-cell TPE tuning with equal budgets before the grid (sweep/tuning.py)."""
 
     params: dict[str, ParamRange] = Field(min_length=1, description="TrainConfig field -> {low, high[, log]}")
-    trials_per_cell: int = Field(ge=1)
+    trials_per_cell: int = Field(ge=1, description="tuning trials per cell: the same budget for every cell")
     seed: int = Field(0, description="the seed tuning trials train with")
-    pruner: Pruner = "median"
+    pruner: Pruner = Field("median", description="how tuning trials are stopped early (none: never)")
     metric: str = Field("val/auc", description="maximised; never a test metric")
 
 
@@ -104,13 +104,13 @@ class StudySpec(Schema):
     """A study: the base training options, the factors crossed into cells, the seeds."""
 
     name: str = Field(min_length=1, description="the study's name: Optuna study, MLflow experiment, report")
-    description: str = ""
+    description: str = Field("", description="what the study asks, in words (shown in the report)")
     base: TrainConfig = Field(default_factory=TrainConfig, description="training options every cell starts from")
     factors: dict[str, list[Any]] = Field({}, description="option -> values; cells are their product")
     seeds: list[int] = Field(min_length=1, description="every cell runs once per seed")
-    exclude: list[Exclusion] = []
+    exclude: list[Exclusion] = Field([], description="cells of the product not run, each with its reason")
     include: list[dict[str, Any]] = Field([], description="extra cells beyond the product")
-    tune: TuneSpec | None = None
+    tune: TuneSpec | None = Field(None, description="tune some options per cell before the grid")
     slurm: SlurmSpec | None = Field(None, description="the SLURM jobs of `sweep --launcher slurm`")
     plugins: list[str] = Field(
         [],
