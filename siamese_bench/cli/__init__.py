@@ -39,8 +39,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def quiet_libraries(verbose: bool, command: str = "train") -> None:
+    """Warnings and errors always; INFO only with -v, except a sweep's own lines (each point as it ends, and what
+    recovery did), which are its progress where no bar is drawn."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("siamese_bench").setLevel(logging.INFO if verbose else logging.WARNING)
     if not verbose:
+        logging.getLogger("siamese_bench.sweep").setLevel(logging.INFO)
         if command in TORCH_COMMANDS:
             import pytorch_lightning  # noqa: F401  (its import sets its loggers to INFO: import first)
 

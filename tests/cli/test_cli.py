@@ -130,3 +130,24 @@ def test_an_unknown_option_is_refused_in_the_subcommands_usage_with_the_nearest(
         main(argv)
     text = capsys.readouterr().err
     assert err.value.code == 2 and text.startswith(usage) and near in text.splitlines()[-1], text
+
+
+def test_info_lines_only_with_verbose_except_a_sweeps_own():
+    import logging
+
+    from siamese_bench.cli import quiet_libraries
+
+    root = logging.getLogger("siamese_bench")
+    saved = {n: logging.getLogger(n).level for n in ("siamese_bench", "siamese_bench.sweep")}
+    try:
+        quiet_libraries(verbose=False, command="report")
+        assert not logging.getLogger("siamese_bench.training.run").isEnabledFor(logging.INFO)
+        assert logging.getLogger("siamese_bench.data.images").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("siamese_bench.sweep.runner").isEnabledFor(logging.INFO)  # its progress lines
+        root.setLevel(logging.NOTSET)
+        logging.getLogger("siamese_bench.sweep").setLevel(logging.NOTSET)
+        quiet_libraries(verbose=True, command="report")
+        assert logging.getLogger("siamese_bench.training.run").isEnabledFor(logging.INFO)
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
