@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -120,20 +119,31 @@ class SlurmCluster:
         self.say(f"slurm: one node ({self.node}, {self.cpus} CPUs), partition {self.partition}; SLURM_CONF={self.conf}")
 
     def down(self) -> None:
-        """Stop slurmd, slurmctld, then munged; the folder (state, logs) stays."""
+        """Cancel this cluster's jobs, then stop slurmd, slurmctld and munged; the folder (state, logs) stays.
+
+        Each daemon is followed by the PID read before it was signalled: slurmd removes its PID file as it starts to
+        shut down, and then waits for the job steps still running."""
+        if self.running("slurmctld"):
+            env = {**os.environ, **self.env()}
+            subprocess.run([_tool("scancel"), "--full", "--user", str(os.getuid())], env=env, capture_output=True)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                queue = subprocess.run([_tool("squeue"), "-h"], env=env, capture_output=True, text=True, timeout=30)
+                if queue.returncode != 0 or not queue.stdout.strip():
+                    break
+                time.sleep(0.5)
         for daemon in ("slurmd", "slurmctld", "munged"):
-            pid = self.pid(daemon)
+            pid = self.pid(daemon) if self.running(daemon) else None
             if pid is None:
                 continue
             try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
+                process = psutil.Process(pid)
+                process.terminate()
+                process.wait(15)
+            except psutil.TimeoutExpired:
+                process.kill()
+            except psutil.Error:
                 continue
-            deadline = time.monotonic() + 15
-            while self.running(daemon) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if self.running(daemon):
-                os.kill(pid, signal.SIGKILL)
 
     def pid(self, daemon: str) -> int | None:
         try:
