@@ -53,7 +53,7 @@ $(C4_DATA): $(STAMP)
 # pytest processes for make test: most end-to-end tests wait on process start-up and servers,
 # so two share 2 cores well (each test file stays in one process: its fixtures are shared)
 TEST_WORKERS ?= 2
-test: $(STAMP) $(C4_DATA) ## the accuracy regression checks (make regress), then the test suite (9.5 min with the venv made, 11-12 min from a fresh clone, up to 24 on a slow host: docs/performance.md)
+test: $(STAMP) $(C4_DATA) ## the accuracy regression checks (make regress), then the test suite, SLURM tests included as root (17 min with the venv made, 22 from a fresh clone: docs/performance.md)
 	$(BIN)/siamese-bench regress regress
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
