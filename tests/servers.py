@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -172,3 +173,14 @@ def audit_study(storage: str, tracking: str, study: str, points: int) -> dict:
         listed = {f.path for f in client.list_artifacts(run_id, "outputs")}
         assert ARTIFACTS <= listed, (run_id, listed)
     return {"trials": trials, "runs": runs, "finished": finished}
+
+
+def wait_for(condition, what: str, log: Path, timeout: float = 300):
+    """Poll `condition` until it returns something true (returned), or fail the test with the end of `log`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"no {what} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")

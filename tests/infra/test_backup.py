@@ -10,12 +10,20 @@ import signal
 import stat
 import subprocess
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from servers import ARTIFACTS, audit_study, secrets_of, start_services, sweep_command, trial_states, write_study
+from servers import (
+    ARTIFACTS,
+    audit_study,
+    secrets_of,
+    start_services,
+    sweep_command,
+    trial_states,
+    wait_for,
+    write_study,
+)
 
 from siamese_bench.infra.services import ServiceError, Services
 from siamese_bench.infra.services.backup import backup, read_manifest, restore
@@ -39,16 +47,6 @@ def client_env(services: Services, monkeypatch) -> dict[str, str]:
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     return {**os.environ, **values}
-
-
-def wait_for(condition, what: str, log: Path, timeout: float = 300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.2)
-    pytest.fail(f"no {what} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 def test_backup_mid_study_destroy_restore_resume(services: Services, tmp_path: Path, monkeypatch) -> None:

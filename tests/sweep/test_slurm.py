@@ -14,7 +14,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from servers import audit_study, free_port, secrets_of, start_services, trial_states, write_study
+from servers import (
+    audit_study,
+    free_port,
+    secrets_of,
+    start_services,
+    sweep_command,
+    trial_states,
+    wait_for,
+    write_study,
+)
 
 from siamese_bench.core.words import plural
 from siamese_bench.infra.services import Services
@@ -63,22 +72,8 @@ def launcher_env(cluster: SlurmCluster) -> dict[str, str]:
 
 
 def launch_command(spec: Path, services: Services, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "siamese_bench",
-        "sweep",
-        str(spec),
-        "--launcher",
-        "slurm",
-        "--env-file",
-        str(services.env_file),
-        "--threads",
-        "1",
-        "--no-progress",
-        *BEATS,
-        *extra,
-    ]
+    """A sweep launched on SLURM: the jobs read the credentials from the env file (this process has none)."""
+    return sweep_command(spec, "--launcher", "slurm", "--env-file", str(services.env_file), *BEATS, *extra)
 
 
 def files_holding(secrets: dict[str, str], *folders: Path) -> list[str]:
@@ -90,16 +85,6 @@ def files_holding(secrets: dict[str, str], *folders: Path) -> list[str]:
                 data = path.read_bytes()
                 found += [f"{path}: {name}" for name, value in secrets.items() if value.encode() in data]
     return found
-
-
-def wait_for(condition, what: str, log: Path, timeout: float = 240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.3)
-    pytest.fail(f"no {what} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 def job_ids(log: Path) -> list[str]:
