@@ -12,14 +12,6 @@ import torch
 # when another job shares the 2-core machine (OpenMP oversubscription made steps 100x slower).
 torch.set_num_threads(1)
 
-# The longest test files start first: with `-n 2 --dist loadfile` (make test) the other process then runs the rest
-# beside them, instead of one process running them alone at the end (test_slurm.py takes about 6 minutes).
-FIRST = ("tests/sweep/test_slurm.py",)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(FIRST))  # stable: the rest keep their order
-
 
 @pytest.fixture(autouse=True)
 def _no_default_tracking_store(tmp_path, monkeypatch):
