@@ -21,6 +21,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -188,7 +189,7 @@ def submit(job: Callable[[], Any], options: SlurmOptions, name: str) -> list[Any
         import submitit
     except ImportError as err:
         raise missing_extra(err, "slurm", "--launcher slurm") from None
-    if subprocess.run(["which", "sbatch"], capture_output=True).returncode != 0:
+    if shutil.which("sbatch") is None:
         raise ConfigError("--launcher slurm: sbatch not found; run this on a SLURM login node (docs/scale-out.md)")
     executor = submitit.SlurmExecutor(folder=str(options.logs.absolute() / "%j"), max_num_timeout=MAX_TIMEOUTS)
     executor.update_parameters(**options.parameters(name))

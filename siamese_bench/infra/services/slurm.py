@@ -31,14 +31,18 @@ DEFAULT_CTLD_PORT = 16817
 DEFAULT_NODE_PORT = 16818
 
 
+def _find(name: str) -> str | None:
+    """A SLURM or munge program on PATH, or in /usr/sbin and /sbin where Debian puts the daemons."""
+    return shutil.which(name, path=os.pathsep.join((os.environ.get("PATH", ""), "/usr/sbin", "/sbin")))
+
+
 def missing_slurm_tools() -> list[str]:
     """The daemons and commands a local cluster needs that are not on PATH (nor in /usr/sbin)."""
-    path = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin" + os.pathsep + "/sbin"
-    return [tool for tool in SLURM_TOOLS if shutil.which(tool, path=path) is None]
+    return [tool for tool in SLURM_TOOLS if _find(tool) is None]
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name, path=os.environ.get("PATH", "") + os.pathsep + "/usr/sbin" + os.pathsep + "/sbin")
+    found = _find(name)
     if found is None:
         raise ServiceError(f"{name} not found: {MISSING_SLURM}")
     return found
